@@ -1,0 +1,43 @@
+import { and, desc, eq, lt } from "drizzle-orm";
+import type { Db } from "./db";
+import { auditEvents } from "./db/schema";
+import type { RequestMeta } from "./request";
+
+/** Security event types written by the core; plugins add their own names. */
+export type AuditType =
+  | "sign_in"
+  | "sign_in_failed"
+  | "sign_up"
+  | "refresh_reuse"
+  | "logout"
+  | "session_revoked"
+  | "account_deleted"
+  | "profile_updated"
+  | (string & {});
+
+export type AuditEvent = { type: AuditType; userId?: string | null; meta?: RequestMeta; data?: Record<string, unknown> };
+
+export class AuditLog {
+  constructor(private readonly db: Db) {}
+
+  async record(event: AuditEvent): Promise<void> {
+    await this.db.insert(auditEvents).values({
+      type: event.type,
+      userId: event.userId ?? null,
+      ip: event.meta?.ip ?? null,
+      userAgent: event.meta?.userAgent ?? null,
+      data: event.data ?? null,
+    });
+  }
+
+  /** A user's own events, newest first; `before` is the id cursor from the previous page. */
+  async listForUser(userId: string, opts: { limit: number; before?: number }) {
+    const rows = await this.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, userId), opts.before ? lt(auditEvents.id, opts.before) : undefined))
+      .orderBy(desc(auditEvents.id))
+      .limit(opts.limit);
+    return rows;
+  }
+}

@@ -1,0 +1,194 @@
+import { z } from "zod";
+
+export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
+export type PluginName = (typeof ALL_PLUGINS)[number];
+
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])])
+  .transform((v) => v === true || v === "true" || v === "1");
+
+const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
+
+/** `COUNT/SECONDS`, e.g. `20/60`. */
+const limit = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .transform((v, ctx) => {
+      const m = /^(\d+)\/(\d+)$/.exec(v.trim());
+      if (!m || Number(m[2]) === 0) {
+        ctx.addIssue({ code: "custom", message: "must be COUNT/SECONDS, e.g. 20/60" });
+        return z.NEVER;
+      }
+      return { count: Number(m[1]), windowS: Number(m[2]) };
+    });
+
+const list = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === "" ? undefined : v));
+
+export const settingsSchema = z
+  .object({
+    PORT: int(3000),
+    HOST: z.string().default("0.0.0.0"),
+    DATABASE_URL: optionalString,
+    DATA_DIR: z.string().default("./data"),
+    REDIS_URL: optionalString,
+    KV_PREFIX: z.string().default(""),
+    AUTH_PLUGINS: z
+      .string()
+      .default(ALL_PLUGINS.join(","))
+      .transform((v, ctx) => {
+        const names = v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+        for (const n of names) {
+          if (!(ALL_PLUGINS as readonly string[]).includes(n)) {
+            ctx.addIssue({ code: "custom", message: `unknown plugin "${n}" (known: ${ALL_PLUGINS.join(", ")})` });
+            return z.NEVER;
+          }
+        }
+        return names as PluginName[];
+      }),
+    AUTH_BASE_PATH: z
+      .string()
+      .default("/auth")
+      .refine((v) => /^\/[A-Za-z0-9/_-]*$/.test(v) && !v.endsWith("/"), "must start with / and not end with /"),
+    APP_URL: z.url().default("http://localhost:3000"),
+    JWT_ALG: z.enum(["EdDSA", "HS256"]).default("EdDSA"),
+    JWT_SECRET: optionalString,
+    JWT_ISSUER: optionalString,
+    JWT_AUDIENCE: optionalString,
+    ACCESS_TOKEN_TTL_S: int(900),
+    REFRESH_TOKEN_TTL_S: int(2592000),
+    REFRESH_REUSE_GRACE_S: int(10),
+    SESSION_MAX_AGE_S: int(7776000),
+    SESSION_IDLE_TIMEOUT_S: int(2592000),
+    REQUIRE_EMAIL_VERIFICATION: bool.default(false),
+    PASSWORD_MIN_LENGTH: z.coerce.number().int().min(1).max(128).default(8),
+    PASSWORD_REQUIRE_COMPLEXITY: bool.default(false),
+    PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
+    PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(1).default(2),
+    PASSWORD_RESET_PATH: z.string().default("/reset-password"),
+    INVITATION_PATH: z.string().default("/accept-invitation"),
+    SMTP_URL: optionalString,
+    MAIL_FROM: z.string().default("Auth <no-reply@localhost>"),
+    TRUSTED_REDIRECT_ORIGINS: list,
+    CORS_ORIGINS: list,
+    OAUTH_GOOGLE_CLIENT_ID: optionalString,
+    OAUTH_GOOGLE_CLIENT_SECRET: optionalString,
+    OAUTH_GITHUB_CLIENT_ID: optionalString,
+    OAUTH_GITHUB_CLIENT_SECRET: optionalString,
+    OAUTH_MICROSOFT_CLIENT_ID: optionalString,
+    OAUTH_MICROSOFT_CLIENT_SECRET: optionalString,
+    OAUTH_MICROSOFT_TENANT: z.string().default("common"),
+    OAUTH_FACEBOOK_CLIENT_ID: optionalString,
+    OAUTH_FACEBOOK_CLIENT_SECRET: optionalString,
+    OIDC_ISSUER: optionalString,
+    OIDC_CLIENT_ID: optionalString,
+    OIDC_CLIENT_SECRET: optionalString,
+    WEBAUTHN_RP_ID: optionalString,
+    WEBAUTHN_RP_NAME: optionalString,
+    WEBAUTHN_ORIGIN: optionalString,
+    ENCRYPTION_KEY: optionalString,
+    CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
+    CAPTCHA_SECRET: optionalString,
+    CAPTCHA_VERIFY_URL: optionalString,
+    DEMO_MODE: bool.default(false),
+    ADMIN_EMAILS: list,
+    ANONYMOUS_TTL_DAYS: int(30),
+    RATE_LIMIT_LOGIN_IP: limit("20/60"),
+    RATE_LIMIT_LOGIN_EMAIL: limit("5/60"),
+    RATE_LIMIT_CODE_EMAIL: limit("3/600"),
+    RATE_LIMIT_EMAIL_CHECK_IP: limit("10/60"),
+    RATE_LIMIT_REFRESH_SESSION: limit("60/60"),
+    RATE_LIMIT_ANONYMOUS_IP: limit("10/60"),
+    TRUST_PROXY: bool.default(false),
+    BACKEND_TIMEOUT_MS: int(3000),
+    SHUTDOWN_TIMEOUT_MS: int(10000),
+    METRICS: bool.default(false),
+    LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  })
+  .superRefine((s, ctx) => {
+    if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
+      ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "is required with JWT_ALG=HS256 (32 characters at least)" });
+    }
+    if (s.CAPTCHA_PROVIDER && !s.CAPTCHA_SECRET) {
+      ctx.addIssue({ code: "custom", path: ["CAPTCHA_SECRET"], message: "is required when CAPTCHA_PROVIDER is set" });
+    }
+  });
+
+export type Settings = z.output<typeof settingsSchema>;
+/** What `createAuthServer(options)` accepts: any setting, by its variable name, as a string or its typed value. */
+export type AuthServerOptions = Partial<Record<keyof z.input<typeof settingsSchema>, string | number | boolean | string[]>>;
+
+export type Config = Settings & {
+  issuer: string;
+  audience: string;
+  trustedRedirectOrigins: string[];
+  corsOrigins: string[];
+  plugins: Set<PluginName>;
+  webauthn: { rpId: string; rpName: string; origin: string };
+};
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`Invalid setting ${variable}: ${detail}`);
+  }
+}
+
+function normaliseInput(input: AuthServerOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    out[key] = Array.isArray(value) ? value.join(",") : value;
+  }
+  return out;
+}
+
+/** Parses settings from the environment or from options; throws ConfigError naming the first bad variable. */
+export function loadConfig(input: AuthServerOptions | Record<string, string | undefined>): Config {
+  const known = Object.keys(settingsSchema.shape);
+  const picked: Record<string, unknown> = {};
+  const normalised = normaliseInput(input as AuthServerOptions);
+  for (const key of known) if (key in normalised) picked[key] = normalised[key];
+  const result = settingsSchema.safeParse(picked);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const variable = String(issue?.path[0] ?? "settings");
+    throw new ConfigError(variable, issue?.message ?? "invalid");
+  }
+  const s = result.data;
+  const appOrigin = new URL(s.APP_URL).origin;
+  const plugins = new Set(s.AUTH_PLUGINS);
+  return {
+    ...s,
+    issuer: s.JWT_ISSUER ?? s.APP_URL,
+    audience: s.JWT_AUDIENCE ?? s.APP_URL,
+    trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(
+      (o) => new URL(o).origin,
+    ),
+    corsOrigins: s.CORS_ORIGINS.length ? s.CORS_ORIGINS : [appOrigin],
+    plugins,
+    webauthn: {
+      rpId: s.WEBAUTHN_RP_ID ?? new URL(s.APP_URL).hostname,
+      rpName: s.WEBAUTHN_RP_NAME ?? new URL(s.APP_URL).hostname,
+      origin: s.WEBAUTHN_ORIGIN ?? appOrigin,
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { AuditLog } from "./audit";
+import type { OneTimeCodes } from "./codes";
+import type { Config } from "./config";
+import type { Database, Db } from "./db";
+import type { UserRow } from "./db/schema";
+import type { KeyValueStore } from "./kv";
+import type { Mailer } from "./mail";
+import type { RateLimiter } from "./rate-limit";
+import type { RequestMeta } from "./request";
+import type { Sessions, TokenResponse } from "./sessions/service";
+import type { AccessTokens } from "./tokens/access";
+import type { Users } from "./users";
+
+export type MfaChallenge = { mfaRequired: true; mfaToken: string; methods: string[] };
+export type SignInResult = TokenResponse | MfaChallenge;
+
+export type Clock = { now(): Date };
+
+/** Extension points a plugin fills in, so the core calls them without knowing the plugin. */
+export type Hooks = {
+  /** Set by the mfa plugin: answers a sign-in of a user with MFA on. */
+  mfaChallenge?: (user: UserRow, opts: { amr: string[]; meta: RequestMeta }) => Promise<MfaChallenge>;
+  /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
+  maintenance: Array<() => Promise<void>>;
+};
+
+/** Everything a plugin needs, made once in server.ts; tests swap the ports. */
+export type AuthContext = {
+  /** Unique per server instance; seeds plugin names so several servers can live in one process. */
+  id: string;
+  config: Config;
+  database: Database;
+  db: Db;
+  kv: KeyValueStore;
+  mailer: Mailer;
+  clock: Clock;
+  audit: AuditLog;
+  rateLimit: RateLimiter;
+  codes: OneTimeCodes;
+  users: Users;
+  sessions: Sessions;
+  tokens: AccessTokens;
+  hooks: Hooks;
+  /** Finishes every sign-in path: an MfaChallenge for users with MFA, else a new session and its tokens. */
+  signIn(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string }): Promise<SignInResult>;
+};

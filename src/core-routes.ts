@@ -1,0 +1,176 @@
+import { Elysia } from "elysia";
+import { z } from "zod";
+import type { AuthContext } from "./context";
+import { AuthError } from "./errors";
+import { authGuard } from "./sessions/guard";
+import { nameField } from "./validation";
+
+const userSchema = z.object({
+  id: z.string(),
+  email: z.string().nullable(),
+  emailVerified: z.boolean(),
+  username: z.string().nullable(),
+  firstName: z.string().nullable(),
+  lastName: z.string().nullable(),
+  image: z.string().nullable(),
+  roles: z.array(z.string()),
+  isAnonymous: z.boolean(),
+  mfaEnabled: z.boolean(),
+  createdAt: z.string(),
+});
+
+export const errorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+
+export const tokenResponseSchema = z.object({
+  user: userSchema,
+  accessToken: z.string(),
+  refreshToken: z.string(),
+  tokenType: z.literal("Bearer"),
+  expiresIn: z.number(),
+  mfaEnabled: z.boolean(),
+});
+
+export const mfaChallengeSchema = z.object({
+  mfaRequired: z.literal(true),
+  mfaToken: z.string(),
+  methods: z.array(z.string()),
+});
+
+export const signInResponseSchema = z.union([tokenResponseSchema, mfaChallengeSchema]);
+
+export { userSchema };
+
+const usernameField = z
+  .string()
+  .trim()
+  .min(3)
+  .max(32)
+  .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.' and '-' only");
+
+const imageField = z
+  .string()
+  .max(2048)
+  .refine((v) => {
+    try {
+      return ["https:", "http:"].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, "must be an http(s) URL");
+
+const patchMeBody = z.object({
+  firstName: nameField.nullable().optional(),
+  lastName: nameField.nullable().optional(),
+  username: usernameField.nullable().optional(),
+  image: imageField.nullable().optional(),
+});
+
+const unauthorized = { 401: errorSchema };
+
+/** The routes every deployment has: the current user, sessions, refresh and logout. */
+export function coreRoutes(ctx: AuthContext) {
+  const { sessions, users, audit } = ctx;
+  return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
+    .use(authGuard(ctx))
+    .get(
+      "/me",
+      async ({ auth }) => {
+        const user = await users.findById(auth.userId);
+        if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+        return users.toPublic(user);
+      },
+      { auth: true, response: { 200: userSchema, ...unauthorized }, detail: { summary: "The signed-in user" } },
+    )
+    .patch(
+      "/me",
+      async ({ auth, body, meta }) => {
+        const user = await users.update(auth.userId, body);
+        await audit.record({ type: "profile_updated", userId: auth.userId, meta, data: { fields: Object.keys(body) } });
+        return users.toPublic(user);
+      },
+      {
+        auth: true,
+        body: patchMeBody,
+        response: { 200: userSchema, 400: errorSchema, 409: errorSchema, ...unauthorized },
+        detail: { summary: "Update the profile", description: "Unknown fields are ignored. `409 USERNAME_TAKEN`." },
+      },
+    )
+    .delete(
+      "/me",
+      async ({ auth, meta, set }) => {
+        await sessions.revokeAll(auth.userId);
+        await users.delete(auth.userId);
+        await audit.record({ type: "account_deleted", userId: auth.userId, meta });
+        set.status = 204;
+      },
+      { auth: true, detail: { summary: "Delete the account and all its data; its tokens die at once" } },
+    )
+    .get(
+      "/session",
+      async ({ auth }) => {
+        const { session, user } = await sessions.current(auth);
+        return {
+          valid: true as const,
+          user: users.toPublic(user),
+          session: {
+            id: session.id,
+            createdAt: session.createdAt.toISOString(),
+            expiresAt: session.expiresAt.toISOString(),
+            amr: session.amr,
+            teamId: auth.team?.id ?? null,
+          },
+        };
+      },
+      { auth: true, detail: { summary: "Check the access token and return its session" } },
+    )
+    .post(
+      "/refresh",
+      ({ body, meta }) => sessions.refresh(body.refreshToken, meta),
+      {
+        body: z.object({ refreshToken: z.string().min(1).max(512) }),
+        response: { 200: tokenResponseSchema, 400: errorSchema, 401: errorSchema, 429: errorSchema },
+        detail: {
+          summary: "Rotate a refresh token",
+          description:
+            "Each refresh token works once. Presenting a rotated token again within REFRESH_REUSE_GRACE_S returns the same successor pair; later, the whole session is revoked (`401 REFRESH_TOKEN_REUSED`).",
+        },
+      },
+    )
+    .post(
+      "/logout",
+      async ({ auth, meta, set }) => {
+        await sessions.revoke(auth.sessionId);
+        await audit.record({ type: "logout", userId: auth.userId, meta, data: { sessionId: auth.sessionId } });
+        set.status = 204;
+      },
+      { auth: true, detail: { summary: "Revoke the current session" } },
+    )
+    .get("/sessions", ({ auth }) => sessions.list(auth.userId, auth.sessionId), {
+      auth: true,
+      detail: { summary: "The user's live sessions" },
+    })
+    .delete(
+      "/sessions/:id",
+      async ({ auth, params, meta, set }) => {
+        const session = await sessions.findOwned(auth.userId, params.id);
+        if (!session) throw new AuthError(404, "NOT_FOUND", "Session not found");
+        await sessions.revoke(session.id);
+        await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { sessionId: session.id } });
+        set.status = 204;
+      },
+      { auth: true, params: z.object({ id: z.string().max(64) }), detail: { summary: "Revoke one of the user's sessions" } },
+    )
+    .delete(
+      "/sessions",
+      async ({ auth, meta, set }) => {
+        const count = await sessions.revokeAll(auth.userId, auth.sessionId);
+        await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { others: count } });
+        set.status = 204;
+      },
+      { auth: true, detail: { summary: "Revoke every session but the current one" } },
+    );
+}

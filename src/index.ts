@@ -1,0 +1,40 @@
+import { ConfigError, loadConfig } from "./config";
+import { createLogger } from "./logger";
+import { buildAuthServer } from "./server";
+
+async function main() {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+  const server = await buildAuthServer(process.env, { logger });
+  server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 1024 * 1024 });
+  logger.info("listening", { port: server.app.server?.port, host: config.HOST, db: server.ctx.database.kind, kv: server.ctx.kv.kind });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const forced = setTimeout(() => process.exit(1), config.SHUTDOWN_TIMEOUT_MS);
+    forced.unref();
+    // Stop accepting, let requests in flight finish, then release the pools.
+    await server.app.server?.stop(false);
+    await server.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((error) => {
+  process.stderr.write(`Failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,29 @@
+import { MemoryStore } from "./memory";
+import { RedisStore } from "./redis";
+import type { KeyValueStore } from "./types";
+
+export type { KeyValueStore } from "./types";
+export { MemoryStore } from "./memory";
+export { RedisStore } from "./redis";
+
+/** Namespaces every key, so several servers (or test apps) can share one Redis. */
+export function prefixed(store: KeyValueStore, prefix: string): KeyValueStore {
+  if (!prefix) return store;
+  const k = (key: string) => `${prefix}${key}`;
+  return {
+    kind: store.kind,
+    get: (key) => store.get(k(key)),
+    set: (key, value, ttl) => store.set(k(key), value, ttl),
+    setIfAbsent: (key, value, ttl) => store.setIfAbsent(k(key), value, ttl),
+    getDel: (key) => store.getDel(k(key)),
+    del: (key) => store.del(k(key)),
+    incr: (key, ttl) => store.incr(k(key), ttl),
+    ping: () => store.ping(),
+    close: () => store.close(),
+  };
+}
+
+export function openStore(opts: { url?: string; timeoutMs: number; prefix: string; now: () => number }): KeyValueStore {
+  const base = opts.url ? new RedisStore(opts.url, opts.timeoutMs) : new MemoryStore(opts.now);
+  return prefixed(base, opts.prefix);
+}

@@ -1,0 +1,65 @@
+import type { KeyValueStore } from "./types";
+
+type Entry = { value: string; expiresAt: number };
+
+/** In-process store for one instance (the embedded default). */
+export class MemoryStore implements KeyValueStore {
+  readonly kind = "memory";
+  private readonly entries = new Map<string, Entry>();
+  private readonly sweeper: ReturnType<typeof setInterval>;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.sweeper = setInterval(() => this.sweep(), 60_000);
+    this.sweeper.unref?.();
+  }
+
+  private live(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private sweep() {
+    const t = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= t) this.entries.delete(key);
+  }
+
+  async get(key: string) {
+    return this.live(key)?.value ?? null;
+  }
+  async set(key: string, value: string, ttlS: number) {
+    this.entries.set(key, { value, expiresAt: this.now() + ttlS * 1000 });
+  }
+  async setIfAbsent(key: string, value: string, ttlS: number) {
+    if (this.live(key)) return false;
+    this.entries.set(key, { value, expiresAt: this.now() + ttlS * 1000 });
+    return true;
+  }
+  async getDel(key: string) {
+    const entry = this.live(key);
+    this.entries.delete(key);
+    return entry?.value ?? null;
+  }
+  async del(key: string) {
+    this.entries.delete(key);
+  }
+  async incr(key: string, ttlS: number) {
+    const entry = this.live(key);
+    const t = this.now();
+    if (!entry) {
+      this.entries.set(key, { value: "1", expiresAt: t + ttlS * 1000 });
+      return { count: 1, ttlS };
+    }
+    entry.value = String(Number(entry.value) + 1);
+    return { count: Number(entry.value), ttlS: Math.max(1, Math.ceil((entry.expiresAt - t) / 1000)) };
+  }
+  async ping() {}
+  async close() {
+    clearInterval(this.sweeper);
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,29 @@
+import type { Config } from "./config";
+import { errors } from "./errors";
+import type { KeyValueStore } from "./kv";
+
+export type LimitName =
+  | "RATE_LIMIT_LOGIN_IP"
+  | "RATE_LIMIT_LOGIN_EMAIL"
+  | "RATE_LIMIT_CODE_EMAIL"
+  | "RATE_LIMIT_EMAIL_CHECK_IP"
+  | "RATE_LIMIT_REFRESH_SESSION"
+  | "RATE_LIMIT_ANONYMOUS_IP";
+
+export type Limit = { count: number; windowS: number };
+
+/** Fixed-window limits over the KV port, so every instance shares one count. */
+export class RateLimiter {
+  constructor(
+    private readonly kv: KeyValueStore,
+    private readonly config: Config,
+  ) {}
+
+  /** Counts one hit against `name` for `subject`; throws 429 with Retry-After once over the limit. */
+  async hit(name: LimitName | (string & {}), subject: string, limit?: Limit): Promise<void> {
+    const { count, windowS } = limit ?? (this.config[name as LimitName] as Limit);
+    const result = await this.kv.incr(`rl:${name}:${subject}`, windowS);
+    if (result.count > count) throw errors.rateLimited(result.ttlS);
+  }
+
+}

@@ -1,0 +1,204 @@
+import { cors } from "@elysiajs/cors";
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { anonymousPlugin } from "../plugins/anonymous";
+import { invitationsPlugin } from "../plugins/invitations";
+import { magicCodePlugin } from "../plugins/magic-code";
+import { mfaPlugin } from "../plugins/mfa";
+import { oauthPlugin } from "../plugins/oauth";
+import { passwordPlugin } from "../plugins/password";
+import { teamsPlugin } from "../plugins/teams";
+import { AuditLog } from "./audit";
+import { bodyParser } from "./body";
+import { OneTimeCodes } from "./codes";
+import { type AuthServerOptions, type Config, loadConfig } from "./config";
+import type { AuthContext, Clock, Hooks } from "./context";
+import { coreRoutes } from "./core-routes";
+import { type Database, openDatabase } from "./db";
+import { errorHandler } from "./errors";
+import { type KeyValueStore, openStore } from "./kv";
+import { createLogger, type Logger } from "./logger";
+import { createMailer, type Mailer } from "./mail";
+import { RateLimiter } from "./rate-limit";
+import { Sessions } from "./sessions/service";
+import { AccessTokens } from "./tokens/access";
+import { Users } from "./users";
+
+export type { AuthServerOptions } from "./config";
+export type { AuthContext } from "./context";
+
+/** Ports a host app or a test can hand in instead of the ones made from settings. */
+export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger };
+
+const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("timed out")), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
+  const clock = ports.clock ?? { now: () => new Date() };
+  const database =
+    ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
+  await database.migrate();
+  const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
+  if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
+  const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
+  const db = database.db;
+  const now = () => clock.now();
+  const tokens = new AccessTokens(config, db, now);
+  await tokens.init();
+  const audit = new AuditLog(db);
+  const rateLimit = new RateLimiter(kv, config);
+  const users = new Users(db, config);
+  const sessions = new Sessions(db, kv, config, tokens, users, audit, rateLimit, now);
+  const hooks: Hooks = { maintenance: [] };
+  return {
+    id: crypto.randomUUID(),
+    config,
+    database,
+    db,
+    kv,
+    mailer,
+    clock,
+    audit,
+    rateLimit,
+    codes: new OneTimeCodes(kv),
+    users,
+    sessions,
+    tokens,
+    hooks,
+    async signIn(user, { amr, meta, method }) {
+      if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, { amr, meta });
+      const response = await sessions.create(user, { amr, meta });
+      await audit.record({ type: "sign_in", userId: user.id, meta, data: { method } });
+      return response;
+    },
+  };
+}
+
+const PLUGINS = {
+  password: passwordPlugin,
+  "magic-code": magicCodePlugin,
+  anonymous: anonymousPlugin,
+  oauth: oauthPlugin,
+  mfa: mfaPlugin,
+  teams: teamsPlugin,
+  invitations: invitationsPlugin,
+} as const;
+
+function buildApp(ctx: AuthContext, logger: Logger) {
+  const { config } = ctx;
+  const allowedOrigins = new Set(config.corsOrigins);
+
+  let auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+  // Order matters: mfa installs the sign-in hook the others use, but only at request time, so any order works.
+  for (const name of config.AUTH_PLUGINS) auth = auth.use(PLUGINS[name](ctx)) as typeof auth;
+
+  return new Elysia({ name: "auth.server", seed: ctx.id })
+    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })))
+    .onRequest(({ set }) => {
+      set.headers["x-content-type-options"] = "nosniff";
+      set.headers["cache-control"] = "no-store";
+      set.headers["referrer-policy"] = "no-referrer";
+    })
+    .use(
+      cors({
+        origin: ({ headers }) => {
+          const origin = headers.get("origin");
+          return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
+        },
+        credentials: !allowedOrigins.has("*"),
+        allowedHeaders: ["authorization", "content-type", "x-request-id"],
+        methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        maxAge: 600,
+      }),
+    )
+    .use(bodyParser(ctx.id))
+    .use(
+      openapi({
+        path: "/docs",
+        mapJsonSchema: { zod: z.toJSONSchema },
+        documentation: {
+          info: {
+            title: "Auth server",
+            version: "0.1.0",
+            description:
+              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most.",
+          },
+          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+        },
+      }),
+    )
+    .get(
+      "/health",
+      async ({ set }) => {
+        const timeoutMs = Math.min(config.BACKEND_TIMEOUT_MS, 2000);
+        const probe = (p: Promise<void>) =>
+          withTimeout(p, timeoutMs).then(
+            () => "ok" as const,
+            () => "down" as const,
+          );
+        const [db, kv] = await Promise.all([probe(ctx.database.ping()), probe(ctx.kv.ping())]);
+        const ok = db === "ok" && kv === "ok";
+        if (!ok) set.status = 503;
+        return { status: ok ? ("ok" as const) : ("unavailable" as const), db, kv };
+      },
+      { detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
+    )
+    .get("/.well-known/jwks.json", ({ set }) => {
+      set.headers["cache-control"] = "public, max-age=300";
+      return ctx.tokens.jwks();
+    }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    .use(auth);
+}
+
+export type AuthServer = {
+  app: ReturnType<typeof buildApp>;
+  ctx: AuthContext;
+  close(): Promise<void>;
+};
+
+/** Builds the server and its context; `close()` releases the database, the KV store and the mailer. */
+export async function buildAuthServer(
+  options: AuthServerOptions | Record<string, string | undefined> = {},
+  ports: AuthServerPorts = {},
+): Promise<AuthServer> {
+  const config = loadConfig(options);
+  const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
+  const ctx = await buildContext(config, ports, logger);
+  const app = buildApp(ctx, logger);
+  const maintenance = setInterval(() => {
+    for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));
+  }, MAINTENANCE_INTERVAL_MS);
+  maintenance.unref?.();
+  return {
+    app,
+    ctx,
+    async close() {
+      clearInterval(maintenance);
+      await Promise.allSettled([
+        ports.kv ? Promise.resolve() : ctx.kv.close(),
+        ports.database ? Promise.resolve() : ctx.database.close(),
+        ports.mailer ? Promise.resolve() : ctx.mailer.close(),
+      ]);
+    },
+  };
+}
+
+/** The auth server as an Elysia app, to `.listen()` or to `.use()` inside another Elysia app. */
+export async function createAuthServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}) {
+  return (await buildAuthServer(options, ports)).app;
+}
+
+/** The app's type, for Eden treaty clients. */
+export type App = Awaited<ReturnType<typeof createAuthServer>>;

@@ -1,0 +1,150 @@
+import { eq, sql } from "drizzle-orm";
+import type { Config } from "./config";
+import { newId } from "./crypto";
+import type { Db } from "./db";
+import { type UserRow, users } from "./db/schema";
+import { AuthError } from "./errors";
+
+export type PublicUser = {
+  id: string;
+  email: string | null;
+  emailVerified: boolean;
+  username: string | null;
+  firstName: string | null;
+  lastName: string | null;
+  image: string | null;
+  roles: string[];
+  isAnonymous: boolean;
+  mfaEnabled: boolean;
+  createdAt: string;
+};
+
+const EMAIL_MAX = 254;
+// One local part and one domain, no quotes, no spaces or separators that could smuggle a second address.
+const EMAIL_SHAPE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+
+/** The one canonical form of an email (trim, NFC, lower-case), or null when it is not one plain address. */
+export function canonicalEmail(raw: unknown): string | null {
+  if (typeof raw !== "string") return null;
+  const email = raw.trim().normalize("NFC").toLowerCase();
+  if (email.length === 0 || email.length > EMAIL_MAX) return null;
+  if (!EMAIL_SHAPE.test(email)) return null;
+  if (email.includes("..") || email.startsWith(".") || email.split("@")[0]?.endsWith(".")) return null;
+  return email;
+}
+
+/** Parses an email from input or throws 400 VALIDATION_ERROR naming the field. */
+export function requireEmail(raw: unknown, field = "email"): string {
+  const email = canonicalEmail(raw);
+  if (!email) throw new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: field, message: "must be a single valid email address" }]);
+  return email;
+}
+
+export class Users {
+  constructor(
+    private readonly db: Db,
+    private readonly config: Config,
+  ) {}
+
+  /** Stored roles plus `admin` for ADMIN_EMAILS. */
+  rolesOf(row: Pick<UserRow, "roles" | "email" | "emailVerified">): string[] {
+    const roles = [...row.roles];
+    if (row.email && row.emailVerified && this.config.ADMIN_EMAILS.some((e) => canonicalEmail(e) === row.email) && !roles.includes("admin")) {
+      roles.push("admin");
+    }
+    return roles;
+  }
+
+  toPublic(row: UserRow): PublicUser {
+    return {
+      id: row.id,
+      email: row.email,
+      emailVerified: row.emailVerified,
+      username: row.username,
+      firstName: row.firstName,
+      lastName: row.lastName,
+      image: row.image,
+      roles: this.rolesOf(row),
+      isAnonymous: row.isAnonymous,
+      mfaEnabled: row.mfaEnabled,
+      createdAt: row.createdAt.toISOString(),
+    };
+  }
+
+  async findById(id: string, db: Db = this.db): Promise<UserRow | undefined> {
+    const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1);
+    return row;
+  }
+
+  async findByEmail(email: string, db: Db = this.db): Promise<UserRow | undefined> {
+    const [row] = await db.select().from(users).where(eq(users.email, email)).limit(1);
+    return row;
+  }
+
+  async findByUsername(username: string, db: Db = this.db): Promise<UserRow | undefined> {
+    const [row] = await db
+      .select()
+      .from(users)
+      .where(sql`lower(${users.username}) = ${username.toLowerCase()}`)
+      .limit(1);
+    return row;
+  }
+
+  /** Inserts a user; a taken email or username becomes 409. */
+  async create(fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
+    try {
+      const [row] = await db
+        .insert(users)
+        .values({ id: newId(), ...fields })
+        .returning();
+      if (!row) throw new Error("insert returned nothing");
+      return row;
+    } catch (error) {
+      throw uniqueViolation(error) ?? error;
+    }
+  }
+
+  /** Updates a user; a taken email or username becomes 409. */
+  async update(id: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
+    try {
+      const [row] = await db
+        .update(users)
+        .set({ ...fields, updatedAt: new Date() })
+        .where(eq(users.id, id))
+        .returning();
+      if (!row) throw new AuthError(404, "NOT_FOUND", "User not found");
+      return row;
+    } catch (error) {
+      throw uniqueViolation(error) ?? error;
+    }
+  }
+
+  /**
+   * Turns a guest into a full account in place: same id, so everything attached to it stays.
+   * 409 when the email already belongs to another account; both stay intact.
+   */
+  async upgradeGuest(guestId: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
+    const guest = await this.findById(guestId, db);
+    if (!guest?.isAnonymous) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
+    return this.update(guestId, { ...fields, isAnonymous: false }, db);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.delete(users).where(eq(users.id, id));
+  }
+}
+
+/** Maps a Postgres unique violation on users to the contract's 409. */
+export function uniqueViolation(error: unknown): AuthError | undefined {
+  let e = error as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown; message?: string } | undefined;
+  for (let i = 0; e && i < 4; i++) {
+    if (e.code === "23505") {
+      const name = `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
+      if (name.includes("username")) return new AuthError(409, "USERNAME_TAKEN", "This username is taken");
+      if (name.includes("users_email")) return new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
+      return new AuthError(409, "CONFLICT", "Conflict");
+    }
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}

@@ -1,0 +1,105 @@
+import { PGlite } from "@electric-sql/pglite";
+import type { AuthServerOptions } from "../../src/config";
+import { type Database, openPglite, openPostgres } from "../../src/db";
+import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
+import type { KeyValueStore } from "../../src/kv";
+import { MemoryMailer } from "../../src/mail";
+import { type AuthServer, type AuthServerPorts, buildAuthServer } from "../../src/server";
+
+/** Backends follow the environment: PGlite + memory by default, Postgres + Redis when DATABASE_URL and REDIS_URL are set. */
+export const backend = {
+  databaseUrl: process.env.DATABASE_URL || undefined,
+  redisUrl: process.env.REDIS_URL || undefined,
+};
+
+let template: Promise<Blob> | undefined;
+
+/** Migrating PGlite takes seconds; do it once per process and clone the result for each server. */
+async function pgliteTemplate(): Promise<Blob> {
+  template ??= (async () => {
+    const pg = await PGlite.create();
+    const db = openPglite(pg);
+    await db.migrate();
+    const dump = await pg.dumpDataDir("none");
+    await pg.close();
+    return dump;
+  })();
+  return template;
+}
+
+export async function testDatabase(): Promise<Database> {
+  if (backend.databaseUrl) return openPostgres(backend.databaseUrl, 3000);
+  return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate() }));
+}
+
+export function testStore(): KeyValueStore {
+  const prefix = `test:${crypto.randomUUID()}:`;
+  return backend.redisUrl ? prefixed(new RedisStore(backend.redisUrl, 3000), prefix) : new MemoryStore();
+}
+
+/** Limits high enough that only the tests about rate limits meet them. */
+const RELAXED_LIMITS: AuthServerOptions = {
+  RATE_LIMIT_LOGIN_IP: "10000/60",
+  RATE_LIMIT_LOGIN_EMAIL: "10000/60",
+  RATE_LIMIT_CODE_EMAIL: "10000/60",
+  RATE_LIMIT_EMAIL_CHECK_IP: "10000/60",
+  RATE_LIMIT_REFRESH_SESSION: "10000/60",
+  RATE_LIMIT_ANONYMOUS_IP: "10000/60",
+  // Tests run many hashes; the production default is 19 MiB, t=2.
+  PASSWORD_HASH_MEMORY_KIB: 4096,
+  PASSWORD_HASH_TIME_COST: 1,
+  LOG_LEVEL: "silent",
+};
+
+export type TestResponse<T = any> = { status: number; body: T; headers: Headers; text: string };
+
+export type RequestOptions = {
+  body?: unknown;
+  form?: Record<string, string>;
+  token?: string;
+  headers?: Record<string, string>;
+};
+
+export type TestServer = AuthServer & {
+  mailer: MemoryMailer;
+  request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<TestResponse<T>>;
+};
+
+/** A server on fresh backends with an in-memory outbox; `request` goes through `app.handle` like real HTTP. */
+export async function createTestServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}): Promise<TestServer> {
+  const mailer = new MemoryMailer();
+  const server = await buildAuthServer(
+    { ...RELAXED_LIMITS, ...options },
+    { database: await testDatabase(), kv: testStore(), mailer, ...ports },
+  );
+  const close = async () => {
+    await server.close();
+    await Promise.allSettled([server.ctx.database.close(), server.ctx.kv.close()]);
+  };
+  return {
+    ...server,
+    mailer,
+    close,
+    async request(method, path, opts = {}) {
+      const headers: Record<string, string> = { ...opts.headers };
+      let body: string | undefined;
+      if (opts.form) {
+        headers["content-type"] ??= "application/x-www-form-urlencoded";
+        body = new URLSearchParams(opts.form).toString();
+      } else if (opts.body !== undefined) {
+        headers["content-type"] ??= "application/json";
+        body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+      }
+      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+      const res = await server.app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {}
+      return { status: res.status, body: parsed as any, headers: res.headers, text };
+    },
+  };
+}
+
+export const uniqueEmail = (label = "user") => `${label}-${crypto.randomUUID().slice(0, 12)}@example.com`;
