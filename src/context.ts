@@ -1,5 +1,6 @@
 import type { AuditLog } from "./audit";
 import type { OneTimeCodes } from "./codes";
+import type { PasswordHasher } from "./passwords";
 import type { Config } from "./config";
 import type { Database, Db } from "./db";
 import type { UserRow } from "./db/schema";
@@ -40,6 +41,7 @@ export type AuthContext = {
   users: Users;
   sessions: Sessions;
   tokens: AccessTokens;
+  passwords: PasswordHasher;
   hooks: Hooks;
   /** Finishes every sign-in path: an MfaChallenge for users with MFA, else a new session and its tokens. */
   signIn(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string }): Promise<SignInResult>;

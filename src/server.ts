@@ -20,6 +20,7 @@ import { errorHandler } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer } from "./mail";
+import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
@@ -76,6 +77,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     users,
     sessions,
     tokens,
+    passwords: new PasswordHasher(config),
     hooks,
     async signIn(user, { amr, meta, method }) {
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, { amr, meta });

@@ -1,0 +1,29 @@
+import { Button, Link, Text } from "@react-email/components";
+import Layout, { styles } from "./layout";
+
+export type InvitationProps = { link: string; teamName: string | null; inviterEmail: string | null };
+
+export const subject = ({ teamName }: InvitationProps) =>
+  teamName ? `You have been invited to join ${teamName}` : "You have been invited";
+
+export default function Invitation({ link, teamName, inviterEmail }: InvitationProps) {
+  const who = inviterEmail ?? "Someone";
+  return (
+    <Layout preview={teamName ? `You have been invited to join ${teamName}` : "You have been invited"}>
+      <Text style={styles.text}>
+        {teamName ? `${who} invited you to join the team ${teamName}.` : `${who} invited you to join.`} Click the button
+        below to accept the invitation:
+      </Text>
+      <Button href={link} style={styles.button}>
+        Accept invitation
+      </Button>
+      <Text style={styles.muted}>Or copy and paste this link into your browser:</Text>
+      <Text style={styles.link}>
+        <Link href={link} style={styles.link}>
+          {link}
+        </Link>
+      </Text>
+      <Text style={styles.muted}>If you were not expecting this invitation, you can ignore this email.</Text>
+    </Layout>
+  );
+}

@@ -1,0 +1,104 @@
+import nodemailer, { type Transporter } from "nodemailer";
+import SMTPTransport from "nodemailer/lib/smtp-transport";
+import { renderEmail, type TemplateName, type TemplateProps } from "./render";
+
+export type { RenderedEmail, TemplateName, TemplateProps } from "./render";
+export { renderEmail, TEMPLATE_NAMES } from "./render";
+
+export type MailMessage = { to: string; subject: string; html: string; text: string };
+
+export interface Mailer {
+  send(message: MailMessage): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SMTP_TIMEOUT_MS = 5_000;
+
+/** Sends through an SMTP server given as a URL, e.g. `smtp://user:pass@host:587` or `smtps://host:465`. */
+export class SmtpMailer implements Mailer {
+  private readonly transport: Transporter;
+
+  constructor(
+    smtpUrl: string,
+    private readonly from: string,
+  ) {
+    // Not `createTransport(url, {...})`: its 2nd argument is message defaults, and an options object with `url`
+    // drops every other key. SMTPTransport merges `url` with the explicit options (URL query params win).
+    this.transport = nodemailer.createTransport(
+      new SMTPTransport({
+        url: smtpUrl,
+        connectionTimeout: SMTP_TIMEOUT_MS,
+        greetingTimeout: SMTP_TIMEOUT_MS,
+        socketTimeout: SMTP_TIMEOUT_MS,
+      }),
+    );
+  }
+
+  async send(message: MailMessage): Promise<void> {
+    await this.transport.sendMail({
+      from: this.from,
+      to: message.to,
+      subject: message.subject,
+      html: message.html,
+      text: message.text,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.transport.close();
+  }
+}
+
+/**
+ * Development fallback when no SMTP_URL is set: prints one JSON line per mail to stdout.
+ * The text body is included so that a developer can read the code/link and sign in.
+ */
+export class ConsoleMailer implements Mailer {
+  async send(message: MailMessage): Promise<void> {
+    process.stdout.write(
+      `${JSON.stringify({ level: "info", msg: "mail", to: message.to, subject: message.subject, text: message.text })}\n`,
+    );
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Keeps mails in memory; for tests. */
+export class MemoryMailer implements Mailer {
+  outbox: MailMessage[] = [];
+
+  async send(message: MailMessage): Promise<void> {
+    this.outbox.push(message);
+  }
+
+  /** The latest message sent to `to` (address compared case-insensitively). */
+  last(to: string): MailMessage | undefined {
+    const want = to.toLowerCase();
+    for (let i = this.outbox.length - 1; i >= 0; i--) {
+      const m = this.outbox[i];
+      if (m && m.to.toLowerCase() === want) return m;
+    }
+    return undefined;
+  }
+
+  clear(): void {
+    this.outbox = [];
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function createMailer(opts: { smtpUrl?: string; from: string }): Mailer {
+  return opts.smtpUrl ? new SmtpMailer(opts.smtpUrl, opts.from) : new ConsoleMailer();
+}
+
+/** Renders template `name` with `props` and sends it to `to`. */
+export async function sendEmail<K extends TemplateName>(
+  mailer: Mailer,
+  to: string,
+  name: K,
+  props: TemplateProps[K],
+): Promise<void> {
+  const { subject, html, text } = await renderEmail(name, props);
+  await mailer.send({ to, subject, html, text });
+}

@@ -1,0 +1,74 @@
+import type { Config } from "./config";
+import { AuthError } from "./errors";
+import commonPasswordsFile from "./data/common-passwords.txt" with { type: "file" };
+
+/**
+ * The common-password list (SecLists' "10 million passwords" top entries: the 10,000 most common, plus every
+ * 8+ character one of the top 300,000), loaded once into a Set on first use.
+ */
+let commonPasswords: Set<string> | undefined;
+async function loadCommonPasswords(): Promise<Set<string>> {
+  commonPasswords ??= new Set((await Bun.file(commonPasswordsFile).text()).split("\n").filter(Boolean));
+  return commonPasswords;
+}
+
+const weak = (message: string) => new AuthError(400, "WEAK_PASSWORD", message);
+
+/** Passwords are never trimmed; only NFC, so the same password typed on two keyboards matches. */
+export function normalisePassword(password: string): string {
+  return password.normalize("NFC");
+}
+
+/** NIST SP 800-63B: length, not common, not the email; complexity only when configured. Throws 400 WEAK_PASSWORD. */
+export async function assertPasswordPolicy(config: Config, password: string, email?: string | null): Promise<void> {
+  const pw = normalisePassword(password);
+  const length = [...pw].length;
+  if (length < config.PASSWORD_MIN_LENGTH) throw weak(`Password must be at least ${config.PASSWORD_MIN_LENGTH} characters`);
+  if (length > 128) throw weak("Password must be at most 128 characters");
+  const lower = pw.toLowerCase();
+  if ((await loadCommonPasswords()).has(lower)) throw weak("This password is too common");
+  if (email && (lower === email.toLowerCase() || lower === email.split("@")[0]?.toLowerCase())) {
+    throw weak("Password must not be your email");
+  }
+  if (config.PASSWORD_REQUIRE_COMPLEXITY) {
+    const ok = /\p{Lu}/u.test(pw) && /\p{Ll}/u.test(pw) && /\p{Nd}/u.test(pw) && /[^\p{L}\p{Nd}]/u.test(pw);
+    if (!ok) throw weak("Password needs an upper-case letter, a lower-case letter, a digit and a symbol");
+  }
+}
+
+/** argon2id via Bun.password, with the configured cost. */
+export class PasswordHasher {
+  private readonly dummy: Promise<string>;
+
+  constructor(private readonly config: Config) {
+    // Verified against for unknown accounts, so a miss costs the same time as a hit.
+    this.dummy = this.hash("dummy-password-for-timing");
+  }
+
+  private get params() {
+    return {
+      algorithm: "argon2id" as const,
+      memoryCost: this.config.PASSWORD_HASH_MEMORY_KIB,
+      timeCost: this.config.PASSWORD_HASH_TIME_COST,
+    };
+  }
+
+  hash(password: string): Promise<string> {
+    return Bun.password.hash(normalisePassword(password), this.params);
+  }
+
+  /** Verifies against `hash`, or against a dummy hash when there is none, so timing says nothing. */
+  async verify(password: string, hash: string | null | undefined): Promise<boolean> {
+    if (!hash) {
+      await Bun.password.verify(normalisePassword(password), await this.dummy).catch(() => false);
+      return false;
+    }
+    return Bun.password.verify(normalisePassword(password), hash).catch(() => false);
+  }
+
+  /** True when a stored hash was made with other parameters than the configured ones. */
+  needsRehash(hash: string): boolean {
+    const m = /^\$argon2id\$v=\d+\$m=(\d+),t=(\d+),p=\d+\$/.exec(hash);
+    return !m || Number(m[1]) !== this.params.memoryCost || Number(m[2]) !== this.params.timeCost;
+  }
+}
