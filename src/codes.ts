@@ -29,14 +29,17 @@ export class OneTimeCodes {
   async consume(purpose: string, subject: string, code: string): Promise<{ data?: Record<string, unknown> } | null> {
     if (!/^\d{6}$/.test(code)) return null;
     const attempts = await this.kv.incr(attemptsKey(purpose, subject), CODE_TTL_S);
-    if (attempts.count > MAX_CODE_ATTEMPTS) {
-      await this.kv.del(codeKey(purpose, subject));
-      return null;
-    }
     const raw = await this.kv.get(codeKey(purpose, subject));
     if (!raw) return null;
     const stored = JSON.parse(raw) as StoredCode;
-    if (!safeEqual(stored.hash, hashCode(purpose, subject, code))) return null;
+    const right = safeEqual(stored.hash, hashCode(purpose, subject, code));
+    if (attempts.count > MAX_CODE_ATTEMPTS) {
+      // Only a wrong try over the cap kills the code: a right one (a double submit) must not spoil the right answer
+      // still in flight among the first attempts, which then wins below.
+      if (!right) await this.kv.del(codeKey(purpose, subject));
+      return null;
+    }
+    if (!right) return null;
     // Of concurrent right answers, only the one whose get-and-delete still finds this code wins.
     const taken = await this.kv.getDel(codeKey(purpose, subject));
     if (taken !== raw) return null;

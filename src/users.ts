@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Config } from "./config";
 import { newId } from "./crypto";
 import type { Db } from "./db";
@@ -124,9 +124,18 @@ export class Users {
    * 409 when the email already belongs to another account; both stay intact.
    */
   async upgradeGuest(guestId: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
-    const guest = await this.findById(guestId, db);
-    if (!guest?.isAnonymous) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
-    return this.update(guestId, { ...fields, isAnonymous: false }, db);
+    try {
+      // The condition makes two concurrent upgrades of one guest safe: only the first still finds a guest.
+      const [row] = await db
+        .update(users)
+        .set({ ...fields, isAnonymous: false, updatedAt: new Date() })
+        .where(and(eq(users.id, guestId), eq(users.isAnonymous, true)))
+        .returning();
+      if (!row) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
+      return row;
+    } catch (error) {
+      throw uniqueViolation(error) ?? error;
+    }
   }
 
   async delete(id: string): Promise<void> {

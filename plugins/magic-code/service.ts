@@ -1,0 +1,90 @@
+import { assertCaptcha } from "../../src/captcha";
+import type { AuthContext, SignInResult } from "../../src/context";
+import type { UserRow } from "../../src/db/schema";
+import { AuthError, errors } from "../../src/errors";
+import type { Logger } from "../../src/logger";
+import { renderEmail } from "../../src/mail";
+import type { RequestMeta } from "../../src/request";
+import type { AuthInfo } from "../../src/sessions/service";
+
+/** The purpose under which sign-in codes live in `ctx.codes`. */
+export const MAGIC_CODE_PURPOSE = "magic";
+
+/** The authentication method reference of a code sign-in: proof of control of the email address. */
+export const MAGIC_CODE_AMR = ["email"];
+
+export type CodeRequest = { email: string; dashboard: boolean; captchaToken?: string; meta: RequestMeta };
+
+/**
+ * Issues a sign-in code and mails it. Without `dashboard` no user is looked up at all, so known and unknown
+ * emails take the same path and the same time; the mail is rendered here but handed to the mailer without waiting,
+ * so a slow SMTP server neither delays the answer nor tells anything about the address.
+ * With `dashboard`, the caller asked explicitly to sign in to an admin dashboard, and is told why not.
+ */
+export async function requestCode(ctx: AuthContext, logger: Logger, request: CodeRequest): Promise<void> {
+  const { email } = request;
+  await assertCaptcha(ctx.config, request.captchaToken, request.meta.ip);
+  await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  if (request.dashboard) {
+    const user = await ctx.users.findByEmail(email);
+    if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");
+    if (!ctx.users.rolesOf(user).includes("admin")) throw errors.forbidden("This account may not sign in to the dashboard");
+  }
+  const code = await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
+  const { subject, html, text } = await renderEmail("sign-in-code", { code });
+  ctx.mailer.send({ to: email, subject, html, text }).catch((error: unknown) => {
+    logger.error("sign-in code mail failed", { error: error instanceof Error ? error.message : String(error) });
+  });
+}
+
+/**
+ * Checks a code and signs in: the account with this email (now known to be verified), a new verified account for an
+ * unknown email, or, when a guest sends their Bearer token, the guest itself upgraded in place (same id).
+ * The code is spent before any account is looked at: checking for a conflict first would let anyone holding a
+ * guest token learn which emails are registered without owning them. So a 409 EMAIL_TAKEN costs the code.
+ */
+export async function verifyCode(
+  ctx: AuthContext,
+  input: { email: string; code: string; auth: AuthInfo | null; meta: RequestMeta },
+): Promise<SignInResult> {
+  const { email, meta } = input;
+  const consumed = await ctx.codes.consume(MAGIC_CODE_PURPOSE, email, input.code);
+  if (!consumed) {
+    await ctx.audit.record({ type: "sign_in_failed", meta, data: { method: "magic-code", reason: "invalid_code" } });
+    throw errors.invalidCode();
+  }
+
+  const caller = input.auth ? await ctx.users.findById(input.auth.userId) : undefined;
+  if (caller?.isAnonymous) {
+    const user = await upgradeGuest(ctx, caller, email, meta);
+    return ctx.signIn(user, { amr: MAGIC_CODE_AMR, meta, method: "magic-code" });
+  }
+
+  const user = await findOrCreateVerified(ctx, email, meta);
+  return ctx.signIn(user, { amr: MAGIC_CODE_AMR, meta, method: "magic-code" });
+}
+
+async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, meta: RequestMeta): Promise<UserRow> {
+  const owner = await ctx.users.findByEmail(email);
+  if (owner) throw new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
+  // A concurrent sign-up of the same email still ends in 409: `update` maps the unique violation.
+  const user = await ctx.users.upgradeGuest(guest.id, { email, emailVerified: true });
+  await ctx.audit.record({ type: "guest_upgraded", userId: user.id, meta, data: { method: "magic-code" } });
+  return user;
+}
+
+async function findOrCreateVerified(ctx: AuthContext, email: string, meta: RequestMeta): Promise<UserRow> {
+  const existing = await ctx.users.findByEmail(email);
+  if (existing) return existing.emailVerified ? existing : ctx.users.update(existing.id, { emailVerified: true });
+  try {
+    const user = await ctx.users.create({ email, emailVerified: true });
+    await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "magic-code" } });
+    return user;
+  } catch (error) {
+    // Someone registered this email between our lookup and insert; the code proves the address, so sign that account in.
+    if (!(error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
+    const raced = await ctx.users.findByEmail(email);
+    if (!raced) throw error;
+    return raced.emailVerified ? raced : ctx.users.update(raced.id, { emailVerified: true });
+  }
+}
