@@ -5,6 +5,7 @@ import type { Config } from "./config";
 import type { Database, Db } from "./db";
 import type { UserRow } from "./db/schema";
 import type { KeyValueStore } from "./kv";
+import type { Logger } from "./logger";
 import type { Mailer } from "./mail";
 import type { RateLimiter } from "./rate-limit";
 import type { RequestMeta } from "./request";
@@ -43,6 +44,8 @@ export type AuthContext = {
   tokens: AccessTokens;
   passwords: PasswordHasher;
   hooks: Hooks;
+  /** For work that outlives its request (e.g. mail sent in the background), whose failures no one else sees. */
+  logger: Logger;
   /** Finishes every sign-in path: an MfaChallenge for users with MFA, else a new session and its tokens. */
   signIn(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string }): Promise<SignInResult>;
 };

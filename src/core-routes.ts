@@ -44,7 +44,7 @@ export const signInResponseSchema = z.union([tokenResponseSchema, mfaChallengeSc
 
 export { userSchema };
 
-const usernameField = z
+export const usernameField = z
   .string()
   .trim()
   .min(3)

@@ -1,0 +1,298 @@
+import { and, eq, gt, isNull } from "drizzle-orm";
+import { assertCaptcha } from "../../src/captcha";
+import type { AuthContext, SignInResult } from "../../src/context";
+import { newId, randomToken, sha256 } from "../../src/crypto";
+import type { UserRow } from "../../src/db/schema";
+import { AuthError, errors } from "../../src/errors";
+import { renderEmail, type TemplateName, type TemplateProps } from "../../src/mail";
+import { assertPasswordPolicy } from "../../src/passwords";
+import type { RequestMeta } from "../../src/request";
+import type { AuthInfo } from "../../src/sessions/service";
+import { type PublicUser, requireEmail } from "../../src/users";
+import { passwordResetTokens } from "./schema";
+
+export const RESET_TOKEN_TTL_S = 60 * 60;
+
+/** Every error code this plugin answers with, beyond the core's. */
+export const passwordErrors = {
+  invalidCredentials: () => new AuthError(401, "INVALID_CREDENTIALS", "Email or password is incorrect"),
+  passwordMismatch: () => new AuthError(400, "PASSWORD_MISMATCH", "The passwords do not match"),
+  emailNotVerified: () => new AuthError(403, "EMAIL_NOT_VERIFIED", "Confirm your email address before signing in"),
+  emailTaken: () => new AuthError(409, "EMAIL_TAKEN", "This email is already registered"),
+  invalidToken: () => new AuthError(400, "INVALID_TOKEN", "The reset link is invalid or has expired"),
+  guestCannotChangeEmail: () => new AuthError(403, "FORBIDDEN", "A guest account registers instead of changing its email"),
+};
+
+const CODE_PURPOSE = { verifyEmail: "verify-email", emailChange: "email-change" } as const;
+
+export type PendingConfirmation = { code: "PENDING_CONFIRMATION"; message: string };
+export type RegisterResult = { status: 201; body: SignInResult } | { status: 202; body: PendingConfirmation };
+
+export type RegisterInput = {
+  email: string;
+  password: string;
+  confirmPassword?: string;
+  firstName?: string;
+  lastName?: string;
+  username?: string;
+  captchaToken?: string;
+};
+
+function assertConfirmed(password: string, confirmPassword: string | undefined): void {
+  if (confirmPassword !== undefined && confirmPassword !== password) throw passwordErrors.passwordMismatch();
+}
+
+/**
+ * Renders the mail inside the request, so the work is the same whether or not it goes out, then hands it to the
+ * mailer without waiting: a slow SMTP server must not show in response times (and so reveal which emails exist).
+ * With no recipient nothing is sent.
+ */
+async function sendDetached<K extends TemplateName>(ctx: AuthContext, to: string | null | undefined, name: K, props: TemplateProps[K]): Promise<void> {
+  const rendered = await renderEmail(name, props);
+  if (!to) return;
+  ctx.mailer.send({ to, ...rendered }).catch((error: unknown) => {
+    ctx.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
+  });
+}
+
+async function sendVerificationCode(ctx: AuthContext, user: UserRow & { email: string }): Promise<void> {
+  const code = await ctx.codes.issue(CODE_PURPOSE.verifyEmail, user.email, { userId: user.id });
+  await sendDetached(ctx, user.email, "verify-email", { code });
+}
+
+const pendingConfirmation = (): PendingConfirmation => ({
+  code: "PENDING_CONFIRMATION",
+  message: "Check your inbox for a code to confirm your email address",
+});
+
+/**
+ * Creates an account, or turns the caller's guest account into one in place (same id) when a guest token is sent.
+ * Two registrations of one email race on the unique index: one wins, the other gets 409 EMAIL_TAKEN.
+ */
+export async function register(ctx: AuthContext, input: RegisterInput, caller: AuthInfo | null, meta: RequestMeta): Promise<RegisterResult> {
+  await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
+  const email = requireEmail(input.email);
+  assertConfirmed(input.password, input.confirmPassword);
+  await assertPasswordPolicy(ctx.config, input.password, email);
+  const fields = {
+    email,
+    emailVerified: false,
+    passwordHash: await ctx.passwords.hash(input.password),
+    firstName: input.firstName || null,
+    lastName: input.lastName || null,
+    username: input.username || null,
+  };
+  const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
+  const upgraded = guest?.isAnonymous === true;
+  const user = upgraded ? await ctx.users.upgradeGuest(guest.id, fields) : await ctx.users.create(fields);
+  await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "password", upgradedGuest: upgraded } });
+
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
+    await sendVerificationCode(ctx, { ...user, email });
+    return { status: 202, body: pendingConfirmation() };
+  }
+  return { status: 201, body: await ctx.signIn(user, { amr: ["pwd"], meta, method: "password" }) };
+}
+
+export type LoginInput = { email?: string; username?: string; password: string; captchaToken?: string };
+
+/**
+ * Email or username and password. Unknown accounts and wrong passwords answer alike, and both spend one hash
+ * verification. The per-account limit keys on the account name, so a changing client IP cannot dodge it.
+ */
+export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMeta): Promise<SignInResult> {
+  const email = input.email !== undefined ? requireEmail(input.email) : null;
+  const identifier = email ?? (input.username ?? "").trim().toLowerCase();
+  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown");
+  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", identifier);
+  await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
+
+  const user = email ? await ctx.users.findByEmail(email) : await ctx.users.findByUsername(identifier);
+  const ok = await ctx.passwords.verify(input.password, user?.passwordHash ?? null);
+  if (!user?.passwordHash || !ok) {
+    await ctx.audit.record({ type: "sign_in_failed", userId: user?.id ?? null, meta, data: { method: "password" } });
+    throw passwordErrors.invalidCredentials();
+  }
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION && !user.emailVerified) throw passwordErrors.emailNotVerified();
+  const current = ctx.passwords.needsRehash(user.passwordHash)
+    ? await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.password) })
+    : user;
+  return ctx.signIn(current, { amr: ["pwd"], meta, method: "password" });
+}
+
+/** Confirms an address with the code mailed at sign-up (or resent), and signs the user in. */
+export async function verifyEmail(ctx: AuthContext, input: { email: string; code: string }, meta: RequestMeta): Promise<SignInResult> {
+  const email = requireEmail(input.email);
+  const spent = await ctx.codes.consume(CODE_PURPOSE.verifyEmail, email, input.code);
+  const user = spent ? await ctx.users.findByEmail(email) : undefined;
+  // The code names the account it was sent for: one deleted and re-made with the same email does not inherit it.
+  if (!spent || !user || spent.data?.userId !== user.id) throw errors.invalidCode();
+  const verified = user.emailVerified ? user : await ctx.users.update(user.id, { emailVerified: true });
+  await ctx.audit.record({ type: "email_verified", userId: user.id, meta });
+  // The proof here is the mailed code, not the password, and the amr says so.
+  return ctx.signIn(verified, { amr: ["email"], meta, method: "email_verification" });
+}
+
+/** Mails a fresh code to an existing unverified account; answers the same for every email. */
+export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
+  const email = requireEmail(input.email);
+  await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  const user = await ctx.users.findByEmail(email);
+  await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
+  if (user && !user.emailVerified) {
+    await sendVerificationCode(ctx, { ...user, email });
+  } else {
+    // Same rendering work as a real send, so the answer takes the same time.
+    await sendDetached(ctx, null, "verify-email", { code: "000000" });
+  }
+}
+
+export async function isEmailAvailable(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<boolean> {
+  await ctx.rateLimit.hit("RATE_LIMIT_EMAIL_CHECK_IP", meta.ip ?? "unknown");
+  const email = requireEmail(input.email);
+  return !(await ctx.users.findByEmail(email));
+}
+
+async function signedInUser(ctx: AuthContext, auth: AuthInfo): Promise<UserRow> {
+  const user = await ctx.users.findById(auth.userId);
+  if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+  return user;
+}
+
+/**
+ * Asks for the password a user has (a stolen access token alone must not move the account elsewhere), counting
+ * wrong guesses against the same per-account limit as sign-in.
+ */
+async function assertCurrentPassword(ctx: AuthContext, user: UserRow, password: string): Promise<void> {
+  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
+  if (!(await ctx.passwords.verify(password, user.passwordHash))) throw passwordErrors.invalidCredentials();
+}
+
+/** Mails a code to the new address; the code is bound to this user and to that address. */
+export async function requestEmailChange(
+  ctx: AuthContext,
+  auth: AuthInfo,
+  input: { newEmail: string; password?: string },
+  meta: RequestMeta,
+): Promise<void> {
+  const newEmail = requireEmail(input.newEmail, "newEmail");
+  const user = await signedInUser(ctx, auth);
+  if (user.isAnonymous) throw passwordErrors.guestCannotChangeEmail();
+  if (user.passwordHash) {
+    if (!input.password) throw errors.validation([{ path: "password", message: "is required for an account with a password" }]);
+    await assertCurrentPassword(ctx, user, input.password);
+  }
+  if (newEmail === user.email) throw errors.validation([{ path: "newEmail", message: "is already your email" }]);
+  // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
+  await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
+  await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
+  if (await ctx.users.findByEmail(newEmail)) throw passwordErrors.emailTaken();
+  const code = await ctx.codes.issue(CODE_PURPOSE.emailChange, user.id, { newEmail });
+  await sendDetached(ctx, newEmail, "email-change", { code, newEmail });
+  await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
+}
+
+/** Moves the account to the new address (now verified) and tells the old address. */
+export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input: { code: string }, meta: RequestMeta): Promise<PublicUser> {
+  const spent = await ctx.codes.consume(CODE_PURPOSE.emailChange, auth.userId, input.code);
+  const newEmail = spent?.data?.newEmail;
+  if (typeof newEmail !== "string") throw errors.invalidCode();
+  const before = await signedInUser(ctx, auth);
+  const user = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true });
+  await sendDetached(ctx, before.email, "email-changed", { newEmail });
+  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
+  return ctx.users.toPublic(user);
+}
+
+/** Changes the password of the signed-in user; every other session dies. */
+export async function changePassword(
+  ctx: AuthContext,
+  auth: AuthInfo,
+  input: { currentPassword: string; newPassword: string; confirmPassword?: string },
+  meta: RequestMeta,
+): Promise<void> {
+  const user = await signedInUser(ctx, auth);
+  await assertCurrentPassword(ctx, user, input.currentPassword);
+  assertConfirmed(input.newPassword, input.confirmPassword);
+  await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
+  await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
+  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
+  await sendDetached(ctx, user.email, "password-changed", {});
+  await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
+}
+
+/**
+ * Mails a reset link when the account exists. Known and unknown emails do the same lookup, token, audit and
+ * rendering work and get the same answer; only the token insert and the (detached) send differ.
+ */
+export async function forgotPassword(ctx: AuthContext, input: { email: string; captchaToken?: string }, meta: RequestMeta): Promise<void> {
+  await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
+  const email = requireEmail(input.email);
+  await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  const user = await ctx.users.findByEmail(email);
+  const token = randomToken(32);
+  const now = ctx.clock.now();
+  if (user) {
+    await ctx.db.insert(passwordResetTokens).values({
+      id: newId(),
+      userId: user.id,
+      tokenHash: sha256(token),
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + RESET_TOKEN_TTL_S * 1000),
+    });
+  }
+  await ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
+  await sendDetached(ctx, user ? email : null, "password-reset", { link });
+}
+
+const liveToken = (tokenHash: string, now: Date) =>
+  and(eq(passwordResetTokens.tokenHash, tokenHash), isNull(passwordResetTokens.usedAt), gt(passwordResetTokens.expiresAt, now));
+
+async function findLiveResetToken(ctx: AuthContext, token: string) {
+  const [row] = await ctx.db
+    .select({ userId: passwordResetTokens.userId })
+    .from(passwordResetTokens)
+    .where(liveToken(sha256(token), ctx.clock.now()))
+    .limit(1);
+  return row;
+}
+
+export async function isResetTokenValid(ctx: AuthContext, input: { token: string }): Promise<boolean> {
+  return (await findLiveResetToken(ctx, input.token)) !== undefined;
+}
+
+/**
+ * Sets a new password with a reset token. The policy is checked before the token is spent (a weak choice does not
+ * burn the link); spending it is one conditional UPDATE, so of two concurrent resets exactly one wins.
+ */
+export async function resetPassword(ctx: AuthContext, input: { token: string; newPassword: string }, meta: RequestMeta): Promise<void> {
+  const found = await findLiveResetToken(ctx, input.token);
+  const user = found ? await ctx.users.findById(found.userId) : undefined;
+  if (!user) throw passwordErrors.invalidToken();
+  await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
+  const passwordHash = await ctx.passwords.hash(input.newPassword);
+
+  const now = ctx.clock.now();
+  const won = await ctx.db.transaction(async (tx) => {
+    const [spent] = await tx
+      .update(passwordResetTokens)
+      .set({ usedAt: now })
+      .where(liveToken(sha256(input.token), now))
+      .returning({ userId: passwordResetTokens.userId });
+    if (!spent) return false;
+    // Older links of this user die with the one used: a reset closes every other way back in.
+    await tx
+      .update(passwordResetTokens)
+      .set({ usedAt: now })
+      .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
+    // They proved they read the mailbox, so the address is verified too.
+    await ctx.users.update(spent.userId, { passwordHash, emailVerified: true }, tx);
+    return true;
+  });
+  if (!won) throw passwordErrors.invalidToken();
+
+  const revoked = await ctx.sessions.revokeAll(user.id);
+  await sendDetached(ctx, user.email, "password-changed", {});
+  await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
+}
