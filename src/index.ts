@@ -2,6 +2,19 @@ import { ConfigError, loadConfig } from "./config";
 import { createLogger } from "./logger";
 import { buildAuthServer } from "./server";
 
+/**
+ * `auth-server --healthcheck` asks the running server's /health and exits 0 or 1: container images without curl
+ * (distroless) use it as their HEALTHCHECK.
+ */
+async function healthcheck(port: number): Promise<never> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
+    process.exit(res.ok ? 0 : 1);
+  } catch {
+    process.exit(1);
+  }
+}
+
 async function main() {
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -13,6 +26,7 @@ async function main() {
     }
     throw error;
   }
+  if (process.argv.includes("--healthcheck")) await healthcheck(config.PORT);
   const logger = createLogger(config.LOG_LEVEL);
   const server = await buildAuthServer(process.env, { logger });
   server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 1024 * 1024 });

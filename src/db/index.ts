@@ -6,6 +6,9 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
+import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
 import * as schema from "./all-schema";
 
 export type Schema = typeof schema;
@@ -23,7 +26,11 @@ export type Database = {
 /** Arbitrary but fixed: every instance of this server takes the same lock before migrating. */
 const MIGRATION_LOCK_ID = 7_202_611;
 
-export const migrationsFolder = new URL("../../drizzle", import.meta.url).pathname;
+/**
+ * The compiled binary carries the migrations as `--asset ./drizzle` (the `build` script in package.json), readable with node:fs
+ * under its embedded root; from source they are the repository's folder. Both go through the same migrate().
+ */
+export const migrationsFolder = Bun.isStandaloneExecutable ? `${import.meta.dir}/drizzle` : new URL("../../drizzle", import.meta.url).pathname;
 
 export function openPostgres(url: string, timeoutMs: number): Database {
   const client = postgres(url, {
@@ -38,13 +45,15 @@ export function openPostgres(url: string, timeoutMs: number): Database {
     db,
     kind: "postgres",
     async migrate() {
-      const reserved = await client.reserve();
+      // A session-level lock needs one connection for lock, migration and unlock; drizzle cannot run on a reserved
+      // connection (no `options`, no `begin`), so a one-connection client of its own does it.
+      const single = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)) });
       try {
-        await reserved`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
-        await migratePostgres(drizzlePostgres(reserved, { schema }), { migrationsFolder });
+        await single`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
+        await migratePostgres(drizzlePostgres(single, { schema }), { migrationsFolder });
       } finally {
-        await reserved`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
-        reserved.release();
+        await single`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
+        await single.end({ timeout: 5 });
       }
     },
     async ping() {
@@ -74,9 +83,21 @@ export function openPglite(client: PGlite): Database {
   };
 }
 
+/**
+ * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
+ * there they are embedded (imported as files) and handed over instead.
+ */
+async function embeddedPgliteAssets() {
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([
+    Bun.file(pgliteWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
+    Bun.file(initdbWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
+  ]);
+  return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
+}
+
 export async function openDatabase(opts: { url?: string; dataDir: string; timeoutMs: number }): Promise<Database> {
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
-  const client = await PGlite.create(opts.dataDir);
+  const client = await PGlite.create(opts.dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {});
   return openPglite(client);
 }
 

@@ -1,0 +1,160 @@
+import { Elysia } from "elysia";
+import type { AuditEvent } from "./audit";
+import type { AuthContext } from "./context";
+import type { Logger } from "./logger";
+
+/** A client's request id is kept only when it cannot smuggle anything into a log line or a header. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Label values that come from events (sign-in methods) are bounded, so a plugin cannot blow up the series. */
+const SAFE_LABEL = /^[a-z0-9_-]{1,32}$/;
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`)
+    .join(",");
+}
+
+class Counter {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(labels: Labels): void {
+    const key = labelKey(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + 1);
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [key, value] of this.values) lines.push(`${this.name}{${key}} ${value}`);
+    return lines.join("\n");
+  }
+}
+
+class Histogram {
+  private readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  observe(labels: Labels, value: number): void {
+    const key = labelKey(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { buckets: DURATION_BUCKETS_S.map(() => 0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    for (let i = 0; i < DURATION_BUCKETS_S.length; i++) if (value <= (DURATION_BUCKETS_S[i] as number)) s.buckets[i] = (s.buckets[i] ?? 0) + 1;
+    s.sum += value;
+    s.count += 1;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const [key, s] of this.series) {
+      const sep = key ? "," : "";
+      DURATION_BUCKETS_S.forEach((le, i) => lines.push(`${this.name}_bucket{${key}${sep}le="${le}"} ${s.buckets[i]}`));
+      lines.push(`${this.name}_bucket{${key}${sep}le="+Inf"} ${s.count}`);
+      lines.push(`${this.name}_sum{${key}} ${s.sum}`);
+      lines.push(`${this.name}_count{${key}} ${s.count}`);
+    }
+    return lines.join("\n");
+  }
+}
+
+/** This process's counters, written by hand in the Prometheus text format (version 0.0.4). */
+class Metrics {
+  readonly requests = new Counter("auth_http_requests_total", "HTTP requests by method, route pattern and status.");
+  readonly durations = new Histogram("auth_http_request_duration_seconds", "HTTP request duration by method and route pattern.");
+  readonly signIns = new Counter("auth_sign_ins_total", "Sign-in attempts by method and outcome.");
+  readonly rateLimited = new Counter("auth_rate_limited_total", "Requests refused with 429 by route pattern.");
+
+  render(): string {
+    return `${[this.requests, this.durations, this.signIns, this.rateLimited].map((m) => m.render()).join("\n")}\n`;
+  }
+}
+
+/** Counts sign-ins where every sign-in path already reports them: the audit log. */
+function countSignIns(ctx: AuthContext, metrics: Metrics): void {
+  const record = ctx.audit.record.bind(ctx.audit);
+  ctx.audit.record = async (event: AuditEvent) => {
+    await record(event);
+    if (event.type !== "sign_in" && event.type !== "sign_in_failed") return;
+    const method = typeof event.data?.method === "string" && SAFE_LABEL.test(event.data.method) ? event.data.method : "other";
+    metrics.signIns.inc({ method, outcome: event.type === "sign_in" ? "success" : "failure" });
+  };
+}
+
+function statusOf(status: unknown): number {
+  return typeof status === "number" ? status : 200;
+}
+
+/** The user a request acted for: the resolved Bearer token, else the user a sign-in answered with. */
+function userIdOf(context: object, response: unknown): string | undefined {
+  const auth = (context as { auth?: { userId?: unknown } | null }).auth;
+  if (auth && typeof auth.userId === "string") return auth.userId;
+  const user = (response as { user?: { id?: unknown } } | null)?.user;
+  return response && typeof response === "object" && !(response instanceof Response) && typeof user?.id === "string" ? user.id : undefined;
+}
+
+/**
+ * Request ids, one JSON log line per request (no body, header or query: nothing secret can leak) and, with
+ * METRICS=true, Prometheus metrics at GET /metrics.
+ */
+export function observability(ctx: AuthContext, logger: Logger) {
+  const metrics = new Metrics();
+  countSignIns(ctx, metrics);
+  const started = new WeakMap<Request, { at: number; requestId: string; status?: number }>();
+
+  const plugin = new Elysia({ name: "auth.observability", seed: ctx.id })
+    .onRequest(({ request, set }) => {
+      const sent = request.headers.get("x-request-id");
+      const requestId = sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+      set.headers["x-request-id"] = requestId;
+      started.set(request, { at: performance.now(), requestId });
+    })
+    // Elysia hands the Response that onError made (every error's status) to later hooks only through mapResponse.
+    .mapResponse({ as: "global" }, ({ request, responseValue, set }) => {
+      const start = started.get(request);
+      if (start) start.status = responseValue instanceof Response ? responseValue.status : statusOf(set.status);
+    })
+    .onAfterResponse({ as: "global" }, (context) => {
+      const { request, set, route, responseValue } = context;
+      const start = started.get(request);
+      if (!start) return;
+      const durationS = (performance.now() - start.at) / 1000;
+      // Errors raised before routing (an unknown path) skip mapResponse; their status is on the error itself.
+      const raised = (context as { error?: { status?: unknown } }).error;
+      const status = start.status ?? (typeof raised?.status === "number" ? raised.status : statusOf(set.status));
+      // The pattern, never the raw path: ids and tokens in paths stay out of logs and out of label values.
+      const routePattern = route || "unmatched";
+      const labels = { method: request.method, route: routePattern, status: String(status) };
+      metrics.requests.inc(labels);
+      metrics.durations.observe({ method: request.method, route: routePattern }, durationS);
+      if (status === 429) metrics.rateLimited.inc({ route: routePattern });
+      logger.info("request", {
+        method: request.method,
+        route: routePattern,
+        status,
+        durationMs: Math.round(durationS * 100_000) / 100,
+        requestId: start.requestId,
+        userId: userIdOf(context, responseValue),
+      });
+    });
+
+  if (!ctx.config.METRICS) return plugin;
+  return plugin.get(
+    "/metrics",
+    ({ set }) => {
+      set.headers["content-type"] = "text/plain; version=0.0.4; charset=utf-8";
+      return metrics.render();
+    },
+    { detail: { hide: true } },
+  );
+}
