@@ -110,6 +110,28 @@ export function coreRoutes(ctx: AuthContext) {
       { auth: true, detail: { summary: "Delete the account and all its data; its tokens die at once" } },
     )
     .get(
+      "/me/activity",
+      async ({ auth, query }) => {
+        const rows = await audit.listForUser(auth.userId, { limit: query.limit + 1, before: query.before });
+        const page = rows.slice(0, query.limit);
+        return {
+          events: page.map((e) => ({ id: e.id, type: e.type, ip: e.ip, userAgent: e.userAgent, createdAt: e.createdAt.toISOString() })),
+          nextCursor: rows.length > query.limit ? String(page[page.length - 1]?.id) : null,
+        };
+      },
+      {
+        auth: true,
+        query: z.object({
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+          before: z.coerce.number().int().positive().optional(),
+        }),
+        detail: {
+          summary: "The user's own recent security events",
+          description: "Newest first: sign-ins with IP and user agent, failed sign-ins, changes. Pass `nextCursor` as `before` for the next page.",
+        },
+      },
+    )
+    .get(
       "/session",
       async ({ auth }) => {
         const { session, user } = await sessions.current(auth);

@@ -20,6 +20,7 @@ import { errorHandler } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer } from "./mail";
+import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
 import { Sessions } from "./sessions/service";
@@ -79,6 +80,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     tokens,
     passwords: new PasswordHasher(config),
     hooks,
+    logger,
     async signIn(user, { amr, meta, method }) {
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, { amr, meta });
       const response = await sessions.create(user, { amr, meta });
@@ -102,12 +104,14 @@ function buildApp(ctx: AuthContext, logger: Logger) {
   const { config } = ctx;
   const allowedOrigins = new Set(config.corsOrigins);
 
-  let auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
   // Order matters: mfa installs the sign-in hook the others use, but only at request time, so any order works.
-  for (const name of config.AUTH_PLUGINS) auth = auth.use(PLUGINS[name](ctx)) as typeof auth;
+  // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
+  for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })))
+    .use(observability(ctx, logger))
     .onRequest(({ set }) => {
       set.headers["x-content-type-options"] = "nosniff";
       set.headers["cache-control"] = "no-store";
@@ -188,6 +192,7 @@ export async function buildAuthServer(
     ctx,
     async close() {
       clearInterval(maintenance);
+      ctx.sessions.close();
       await Promise.allSettled([
         ports.kv ? Promise.resolve() : ctx.kv.close(),
         ports.database ? Promise.resolve() : ctx.database.close(),
@@ -202,5 +207,19 @@ export async function createAuthServer(options: AuthServerOptions = {}, ports: A
   return (await buildAuthServer(options, ports)).app;
 }
 
+/** Every route of every plugin, chained statically, so Eden treaty clients see the whole API. Never called. */
+function typedApp(ctx: AuthContext) {
+  return buildApp(ctx, createLogger("silent")).group("", (app) =>
+    app
+      .use(passwordPlugin(ctx))
+      .use(magicCodePlugin(ctx))
+      .use(anonymousPlugin(ctx))
+      .use(oauthPlugin(ctx))
+      .use(mfaPlugin(ctx))
+      .use(teamsPlugin(ctx))
+      .use(invitationsPlugin(ctx)),
+  );
+}
+
 /** The app's type, for Eden treaty clients. */
-export type App = Awaited<ReturnType<typeof createAuthServer>>;
+export type App = ReturnType<typeof typedApp>;

@@ -491,3 +491,25 @@ describe("createAuthServer", () => {
     }
   });
 });
+
+describe("GET /auth/me/activity", () => {
+  test("the user's own events, newest first, paginated", async () => {
+    const { user, tokens } = await createSignedInUser(server);
+    const other = await createSignedInUser(server);
+    for (let i = 0; i < 3; i++) {
+      await server.ctx.audit.record({ type: "sign_in", userId: user.id, meta: { ip: `192.0.2.${i}`, userAgent: "ua" } });
+    }
+    await server.ctx.audit.record({ type: "sign_in", userId: other.user.id, meta: { ip: "198.51.100.9", userAgent: "other" } });
+    const first = await server.request("GET", "/auth/me/activity?limit=2", { token: tokens.accessToken });
+    expect(first.status).toBe(200);
+    expect(first.body.events).toHaveLength(2);
+    expect(first.body.events[0]).toEqual({ id: expect.any(Number), type: "sign_in", ip: "192.0.2.2", userAgent: "ua", createdAt: expect.any(String) });
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    const second = await server.request("GET", `/auth/me/activity?limit=2&before=${first.body.nextCursor}`, { token: tokens.accessToken });
+    expect(second.body.events.map((e: { ip: string }) => e.ip)).toEqual(["192.0.2.0"]);
+    expect(second.body.nextCursor).toBeNull();
+    expect(JSON.stringify([first.body, second.body])).not.toContain("198.51.100.9");
+    expect((await server.request("GET", "/auth/me/activity?limit=5000", { token: tokens.accessToken })).status).toBe(400);
+    expect((await server.request("GET", "/auth/me/activity")).status).toBe(401);
+  });
+});

@@ -2,7 +2,7 @@ import { MemoryStore } from "./memory";
 import { RedisStore } from "./redis";
 import type { KeyValueStore } from "./types";
 
-export type { KeyValueStore } from "./types";
+export type { KeyValueStore, Subscription } from "./types";
 export { MemoryStore } from "./memory";
 export { RedisStore } from "./redis";
 
@@ -18,6 +18,10 @@ export function prefixed(store: KeyValueStore, prefix: string): KeyValueStore {
     getDel: (key) => store.getDel(k(key)),
     del: (key) => store.del(k(key)),
     incr: (key, ttl) => store.incr(k(key), ttl),
+    addExpiring: (key, member, ttl) => store.addExpiring(k(key), member, ttl),
+    liveMembers: (key) => store.liveMembers(k(key)),
+    publish: (channel, message) => store.publish(k(channel), message),
+    subscribe: (channel, onMessage, onReady) => store.subscribe(k(channel), onMessage, onReady),
     ping: () => store.ping(),
     close: () => store.close(),
   };

@@ -1,4 +1,4 @@
-import type { KeyValueStore } from "./types";
+import type { KeyValueStore, Subscription } from "./types";
 
 type Entry = { value: string; expiresAt: number };
 
@@ -6,6 +6,8 @@ type Entry = { value: string; expiresAt: number };
 export class MemoryStore implements KeyValueStore {
   readonly kind = "memory";
   private readonly entries = new Map<string, Entry>();
+  private readonly sets = new Map<string, Map<string, number>>();
+  private readonly channels = new Map<string, Set<(message: string) => void>>();
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   constructor(private readonly now: () => number = Date.now) {
@@ -26,6 +28,7 @@ export class MemoryStore implements KeyValueStore {
   private sweep() {
     const t = this.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= t) this.entries.delete(key);
+    for (const members of this.sets.values()) for (const [m, expiresAt] of members) if (expiresAt <= t) members.delete(m);
   }
 
   async get(key: string) {
@@ -57,9 +60,34 @@ export class MemoryStore implements KeyValueStore {
     entry.value = String(Number(entry.value) + 1);
     return { count: Number(entry.value), ttlS: Math.max(1, Math.ceil((entry.expiresAt - t) / 1000)) };
   }
+  async addExpiring(key: string, member: string, ttlS: number) {
+    let members = this.sets.get(key);
+    if (!members) this.sets.set(key, (members = new Map()));
+    members.set(member, this.now() + ttlS * 1000);
+  }
+  async liveMembers(key: string) {
+    const t = this.now();
+    return [...(this.sets.get(key) ?? [])].filter(([, expiresAt]) => expiresAt > t).map(([m]) => m);
+  }
+  /** Delivered synchronously, so every instance sharing this store knows before `publish` returns. */
+  async publish(channel: string, message: string) {
+    for (const handler of this.channels.get(channel) ?? []) handler(message);
+  }
+  subscribe(channel: string, onMessage: (message: string) => void, onReady: () => Promise<void> | void): Subscription {
+    const handlers = this.channels.get(channel) ?? new Set<(message: string) => void>();
+    this.channels.set(channel, handlers);
+    handlers.add(onMessage);
+    const subscription = { live: false, close: () => void handlers.delete(onMessage) };
+    void Promise.resolve(onReady()).then(() => {
+      subscription.live = true;
+    });
+    return subscription;
+  }
   async ping() {}
   async close() {
     clearInterval(this.sweeper);
     this.entries.clear();
+    this.sets.clear();
+    this.channels.clear();
   }
 }

@@ -1,6 +1,6 @@
 import Redis from "ioredis";
 import { UnavailableError } from "../errors";
-import type { KeyValueStore } from "./types";
+import type { KeyValueStore, Subscription } from "./types";
 
 const INCR_WITH_TTL = `
 local n = redis.call('INCR', KEYS[1])
@@ -13,6 +13,7 @@ return {n, t}`;
 export class RedisStore implements KeyValueStore {
   readonly kind = "redis";
   readonly client: Redis;
+  private readonly subscribers = new Set<Redis>();
 
   constructor(url: string, timeoutMs: number) {
     this.client = new Redis(url, {
@@ -58,10 +59,63 @@ export class RedisStore implements KeyValueStore {
     );
     return { count, ttlS: ttl };
   }
+  async addExpiring(key: string, member: string, ttlS: number) {
+    const t = Date.now();
+    const ttlMs = Math.max(1, Math.ceil(ttlS)) * 1000;
+    await this.run(() =>
+      this.client
+        .multi()
+        .zadd(key, t + ttlMs, member)
+        .zremrangebyscore(key, "-inf", t)
+        .pexpire(key, ttlMs, "GT")
+        .pexpire(key, ttlMs, "NX")
+        .exec(),
+    );
+  }
+  liveMembers(key: string) {
+    return this.run(() => this.client.zrangebyscore(key, `(${Date.now()}`, "+inf"));
+  }
+  async publish(channel: string, message: string) {
+    await this.run(() => this.client.publish(channel, message));
+  }
+  subscribe(channel: string, onMessage: (message: string) => void, onReady: () => Promise<void> | void): Subscription {
+    // A subscribed connection can run nothing else, so each subscription has its own; it queues while reconnecting.
+    const subscriber = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false });
+    this.subscribers.add(subscriber);
+    const subscription = {
+      live: false,
+      close: () => {
+        this.subscribers.delete(subscriber);
+        subscriber.disconnect();
+      },
+    };
+    subscriber.on("error", () => {});
+    subscriber.on("close", () => {
+      subscription.live = false;
+    });
+    subscriber.on("message", (ch: string, message: string) => {
+      if (ch === channel) onMessage(message);
+    });
+    // Resync only once the channel is subscribed again, so nothing published in between is lost.
+    subscriber.on("ready", () => {
+      subscriber
+        .subscribe(channel)
+        .then(() => onReady())
+        .then(
+          () => {
+            subscription.live = subscriber.status === "ready";
+          },
+          () => subscriber.disconnect(true),
+        );
+    });
+    return subscription;
+  }
   async ping() {
     await this.run(() => this.client.ping());
   }
   async close() {
+    for (const subscriber of this.subscribers) subscriber.disconnect();
+    this.subscribers.clear();
     this.client.disconnect();
   }
 }

@@ -13,6 +13,24 @@ export interface KeyValueStore {
   del(key: string): Promise<void>;
   /** Increments a counter; the first increment starts its TTL. Returns the new count and seconds left. */
   incr(key: string, ttlS: number): Promise<{ count: number; ttlS: number }>;
+  /** Adds a member to a set whose members each expire on their own after `ttlS`. */
+  addExpiring(key: string, member: string, ttlS: number): Promise<void>;
+  /** The members of an expiring set that have not expired yet. */
+  liveMembers(key: string): Promise<string[]>;
+  /** Sends a message to every subscriber of `channel`, on every instance, this one included. */
+  publish(channel: string, message: string): Promise<void>;
+  /**
+   * Delivers the messages of `channel` to `onMessage`. `onReady` runs each time the subscription is (re)established,
+   * so the subscriber can resync what it may have missed while disconnected; the subscription counts as live once
+   * `onReady` has settled.
+   */
+  subscribe(channel: string, onMessage: (message: string) => void, onReady: () => Promise<void> | void): Subscription;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+export type Subscription = {
+  /** False while the subscription is down: messages may be missed, so callers must not rely on it alone. */
+  readonly live: boolean;
+  close(): void;
+};

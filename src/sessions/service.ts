@@ -1,11 +1,11 @@
-import { and, desc, eq, gt, isNull, ne } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, ne, sql } from "drizzle-orm";
 import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
 import { refreshTokens, sessions, type UserRow, users } from "../db/schema";
 import { AuthError } from "../errors";
-import type { KeyValueStore } from "../kv";
+import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
@@ -26,8 +26,50 @@ export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
 const revokedKey = (sessionId: string) => `revoked:${sessionId}`;
 const graceKey = (tokenHash: string) => `refresh-grace:${tokenHash}`;
+/** Every instance listens here for revoked session ids (comma-separated) and resyncs from REVOKED_SET on reconnect. */
+const REVOKED_CHANNEL = "revoked";
+const REVOKED_SET = "revoked-sessions";
+/** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
+const VERIFIED_CACHE_MAX = 10_000;
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
+
+type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number };
+
+/** Rows of a raw query: postgres-js answers an array of rows, PGlite an object holding them. */
+function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+function prepareQueries(db: Db) {
+  return {
+    current: db
+      .select({ session: sessions, user: users })
+      .from(sessions)
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(and(eq(sessions.id, sql.placeholder("sid")), isNull(sessions.revokedAt)))
+      .limit(1)
+      .prepare("sessions_current"),
+    refreshLookup: db
+      .select({ token: refreshTokens, session: sessions, user: users })
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .innerJoin(users, eq(users.id, sessions.userId))
+      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
+      .limit(1)
+      .prepare("sessions_refresh_lookup"),
+  };
+}
 
 export class Sessions {
+  /** Verified Authorization headers until their token expires, least recently used first. */
+  private readonly verified = new Map<string, VerifiedToken>();
+  /** Revoked session ids, with the time after which no access token of theirs can still be valid. */
+  private readonly revokedIds = new Map<string, number>();
+  private readonly revocations: Subscription;
+  /** Built once: building a drizzle query per request costs as much as running it. */
+  private readonly queries: ReturnType<typeof prepareQueries>;
+
   constructor(
     private readonly db: Db,
     private readonly kv: KeyValueStore,
@@ -37,7 +79,61 @@ export class Sessions {
     private readonly audit: AuditLog,
     private readonly rateLimit: RateLimiter,
     private readonly now: () => Date,
-  ) {}
+  ) {
+    this.revocations = kv.subscribe(
+      REVOKED_CHANNEL,
+      (message) => {
+        for (const sid of message.split(",")) this.forget(sid);
+      },
+      () => this.resyncRevoked(),
+    );
+    this.queries = prepareQueries(db);
+  }
+
+  /** True while revocations reach this instance through the channel; otherwise each check asks the store. */
+  get listening(): boolean {
+    return this.revocations.live;
+  }
+
+  /** Stops listening for revocations. */
+  close(): void {
+    this.revocations.close();
+  }
+
+  private get revocationTtlS() {
+    return this.config.ACCESS_TOKEN_TTL_S + 60;
+  }
+
+  /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
+  private forget(sessionId: string): void {
+    if (!sessionId) return;
+    const t = this.now().getTime();
+    this.revokedIds.set(sessionId, t + this.revocationTtlS * 1000);
+    // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
+    if (this.revokedIds.size % 1024 === 0) for (const [sid, until] of this.revokedIds) if (until <= t) this.revokedIds.delete(sid);
+  }
+
+  /** After a (re)connect: messages may have been missed, so reload every revocation still in force. */
+  private async resyncRevoked(): Promise<void> {
+    const live = await this.kv.liveMembers(REVOKED_SET);
+    for (const sid of live) this.forget(sid);
+  }
+
+  private async isRevoked(sessionId: string): Promise<boolean> {
+    // While the subscription is down a revocation may be missed, so ask the store itself.
+    if (!this.revocations.live) return (await this.kv.get(revokedKey(sessionId))) !== null;
+    const until = this.revokedIds.get(sessionId);
+    return until !== undefined && until > this.now().getTime();
+  }
+
+  /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
+  private async announceRevoked(sessionIds: string[]): Promise<void> {
+    if (sessionIds.length === 0) return;
+    for (const sid of sessionIds) this.forget(sid);
+    const ttl = this.revocationTtlS;
+    await Promise.all(sessionIds.flatMap((sid) => [this.kv.set(revokedKey(sid), "1", ttl), this.kv.addExpiring(REVOKED_SET, sid, ttl)]));
+    await this.kv.publish(REVOKED_CHANNEL, sessionIds.join(","));
+  }
 
   /** Starts a session for a user and returns the first token pair. */
   async create(user: UserRow, opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim }): Promise<TokenResponse> {
@@ -97,14 +193,9 @@ export class Sessions {
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenResponse> {
     if (refreshToken.length < 20 || refreshToken.length > 200) throw invalidRefresh();
     const tokenHash = sha256(refreshToken);
-    const [found] = await this.db
-      .select({ token: refreshTokens, session: sessions })
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .where(eq(refreshTokens.tokenHash, tokenHash))
-      .limit(1);
+    const [found] = await this.queries.refreshLookup.execute({ tokenHash });
     if (!found) throw invalidRefresh();
-    const { token, session } = found;
+    const { token, session, user } = found;
     const now = this.now();
     await this.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", session.id);
     if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now) throw invalidRefresh();
@@ -114,20 +205,27 @@ export class Sessions {
     }
     if (token.rotatedAt) return this.replayOrTheft(refreshToken, tokenHash, token.rotatedAt, session.id, session.userId, meta);
 
-    const user = await this.users.findById(session.userId);
-    if (!user) throw invalidRefresh();
     const successor = randomToken(32);
-    const won = await this.db.transaction(async (tx) => {
-      const rotated = await tx
-        .update(refreshTokens)
-        .set({ rotatedAt: now })
-        .where(and(eq(refreshTokens.id, token.id), isNull(refreshTokens.rotatedAt)))
-        .returning({ id: refreshTokens.id });
-      if (rotated.length === 0) return false;
-      await tx.insert(refreshTokens).values(this.refreshRow(session.id, successor, now));
-      await tx.update(sessions).set({ lastUsedAt: now }).where(eq(sessions.id, session.id));
-      return true;
-    });
+    const next = this.refreshRow(session.id, successor, now);
+    // One statement is one transaction and one commit: the four writes of a rotation cost a single round trip.
+    // Only the request whose UPDATE finds the token unrotated writes the successor.
+    const result = await this.db.execute(sql`
+      with rotated as (
+        update refresh_tokens set rotated_at = ${now.toISOString()}
+        where id = ${token.id} and rotated_at is null
+        returning session_id
+      ), inserted as (
+        insert into refresh_tokens (id, session_id, token_hash, created_at, expires_at)
+        select ${next.id}, session_id, ${next.tokenHash}, ${now.toISOString()}, ${next.expiresAt.toISOString()} from rotated
+        returning id
+      ), touched_session as (
+        update sessions set last_used_at = ${now.toISOString()} where id in (select session_id from rotated)
+      ), touched_user as (
+        -- Keeps a guest who only ever refreshes from being swept as unused.
+        update users set last_active_at = ${now.toISOString()} where id = ${session.userId} and exists (select 1 from rotated)
+      )
+      select count(*)::int as won from inserted`);
+    const won = rowsOf<{ won: number }>(result)[0]?.won === 1;
     // Another request rotated this token a moment ago: answer as it did.
     if (!won) return this.replayOrTheft(refreshToken, tokenHash, now, session.id, session.userId, meta);
 
@@ -165,20 +263,47 @@ export class Sessions {
     throw new AuthError(401, "REFRESH_TOKEN_REUSED", "The refresh token was already used; the session has been revoked");
   }
 
-  /** Verifies a Bearer token: signature and expiry in process, revocation in one KV round trip. */
+  /**
+   * Verifies a Bearer token. A token verified once is kept until it expires, so the signature is checked once per
+   * token, not per request; revocation is checked on every call against the ids this instance holds in memory
+   * (kept current by the `revoked` channel), so no round trip is needed while the subscription is live.
+   */
   async authenticate(authorization: string | null | undefined): Promise<AuthInfo> {
     if (!authorization) throw new AuthError(401, "UNAUTHORIZED", "Authentication required");
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization);
+    const nowMs = this.now().getTime();
+    let entry = this.verified.get(authorization);
+    if (entry && entry.expiresAtMs > nowMs) {
+      this.verified.delete(authorization);
+      this.verified.set(authorization, entry);
+    } else {
+      if (entry) this.verified.delete(authorization);
+      entry = await this.verifyHeader(authorization);
+      this.verified.set(authorization, entry);
+      if (this.verified.size > VERIFIED_CACHE_MAX) {
+        const oldest = this.verified.keys().next().value;
+        if (oldest !== undefined) this.verified.delete(oldest);
+      }
+    }
+    if (await this.isRevoked(entry.info.sessionId)) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    return entry.info;
+  }
+
+  private async verifyHeader(authorization: string): Promise<VerifiedToken> {
+    const match = BEARER.exec(authorization);
     if (!match?.[1]) throw new AuthError(401, "INVALID_TOKEN", "The access token is invalid or has expired");
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
-    if (await this.kv.get(revokedKey(claims.sid))) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
-    return { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    // Shared by every request presenting this token, so nobody may change it.
+    Object.freeze(info.roles);
+    Object.freeze(info.amr);
+    if (info.team) Object.freeze(info.team);
+    return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000 };
   }
 
   /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
   async revoke(sessionId: string): Promise<void> {
-    await this.kv.set(revokedKey(sessionId), "1", this.config.ACCESS_TOKEN_TTL_S + 60);
+    await this.announceRevoked([sessionId]);
     await this.db.update(sessions).set({ revokedAt: this.now() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
   }
 
@@ -194,7 +319,7 @@ export class Sessions {
           exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined,
         ),
       );
-    for (const s of live) await this.kv.set(revokedKey(s.id), "1", this.config.ACCESS_TOKEN_TTL_S + 60);
+    await this.announceRevoked(live.map((s) => s.id));
     if (live.length > 0) {
       await this.db
         .update(sessions)
@@ -232,19 +357,14 @@ export class Sessions {
 
   /** The current session with its user, for GET /auth/session. */
   async current(auth: AuthInfo) {
-    const [row] = await this.db
-      .select({ session: sessions, user: users })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(and(eq(sessions.id, auth.sessionId), isNull(sessions.revokedAt)))
-      .limit(1);
+    const [row] = await this.queries.current.execute({ sid: auth.sessionId });
     if (!row || row.session.userId !== auth.userId) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
     return row;
   }
 
   /** Sets the team a session acts for; later refreshes keep it. */
-  async setTeam(sessionId: string, team: TeamClaim | null): Promise<void> {
-    await this.db
+  async setTeam(sessionId: string, team: TeamClaim | null, db: Db = this.db): Promise<void> {
+    await db
       .update(sessions)
       .set({ teamId: team?.id ?? null, teamRole: team?.role ?? null })
       .where(eq(sessions.id, sessionId));
@@ -272,13 +392,21 @@ export class Sessions {
   }
 
   /** Drops the team from every session of a user acting for it; used when a member leaves or is removed. */
-  async dropTeam(userId: string, teamId: string): Promise<string[]> {
-    const rows = await this.db
+  async dropTeam(userId: string, teamId: string, db: Db = this.db): Promise<string[]> {
+    const rows = await db
       .update(sessions)
       .set({ teamId: null, teamRole: null })
       .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)))
       .returning({ id: sessions.id });
     return rows.map((r) => r.id);
+  }
+
+  /** Updates the team role remembered by every session of a user acting for the team; used when a member's role changes. */
+  async setTeamRole(userId: string, teamId: string, role: string, db: Db = this.db): Promise<void> {
+    await db
+      .update(sessions)
+      .set({ teamRole: role })
+      .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)));
   }
 
 }

@@ -1,0 +1,237 @@
+import { and, asc, eq, gt, inArray, isNull, type SQL } from "drizzle-orm";
+import type { AuthContext } from "../../src/context";
+import { newId, randomToken, sha256 } from "../../src/crypto";
+import type { Db } from "../../src/db";
+import type { UserRow } from "../../src/db/schema";
+import { AuthError, errors } from "../../src/errors";
+import { sendEmail } from "../../src/mail";
+import { assertPasswordPolicy } from "../../src/passwords";
+import type { RequestMeta } from "../../src/request";
+import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
+import { teamMembers } from "../teams/schema";
+import { addMember, isUuid, roleIn, type TeamRole, teamName } from "../teams/service";
+import { invitations } from "./schema";
+
+/** Invitation links live a week. */
+export const INVITATION_TTL_S = 7 * 24 * 60 * 60;
+
+/** The authentication method reference of a session started by accepting an invitation: proof of the invited email. */
+export const INVITATION_AMR = ["invite"];
+
+export type InvitationView = { id: string; email: string; teamId: string | null; role: TeamRole; expiresAt: string };
+export type PendingInvitation = InvitationView & { createdAt: string };
+
+type InvitationRow = typeof invitations.$inferSelect;
+
+const invalidToken = () => new AuthError(400, "INVALID_TOKEN", "The invitation is invalid, used, revoked or has expired");
+const invitationNotFound = () => errors.notFound("Invitation not found");
+
+const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
+
+const asRole = (role: string): TeamRole => (role === "owner" || role === "admin" ? role : "member");
+
+function view(row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "expiresAt">): InvitationView {
+  return { id: row.id, email: row.email, teamId: row.teamId, role: asRole(row.role), expiresAt: row.expiresAt.toISOString() };
+}
+
+const pendingView = (row: InvitationRow): PendingInvitation => ({ ...view(row), createdAt: row.createdAt.toISOString() });
+
+/** Not accepted, not revoked, not expired. */
+const pending = (now: Date): SQL | undefined => and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt), gt(invitations.expiresAt, now));
+
+/**
+ * Invites an email, to a team or to none. Team admins and owners invite to their team (only owners invite owners);
+ * users with the global `admin` role invite to any team or to none. A new invitation replaces the pending ones for
+ * the same email and team, so only the latest link works.
+ */
+export async function createInvitation(
+  ctx: AuthContext,
+  auth: AuthInfo,
+  input: { email: string; teamId?: string; role: TeamRole; meta: RequestMeta },
+): Promise<InvitationView> {
+  const { email, role } = input;
+  const teamId = input.teamId ?? null;
+  let name: string | null = null;
+  if (teamId) {
+    const callerRole = await roleIn(ctx.db, teamId, auth.userId);
+    const mayInvite = isGlobalAdmin(auth) || callerRole === "owner" || callerRole === "admin";
+    if (!mayInvite) throw errors.forbidden("Only team admins and owners can invite to this team");
+    if (role === "owner" && callerRole !== "owner" && !isGlobalAdmin(auth)) throw errors.forbidden("Only owners can invite owners");
+    name = (await teamName(ctx.db, teamId)) ?? null;
+    if (name === null) throw errors.notFound("Team not found");
+  } else if (!isGlobalAdmin(auth)) {
+    throw errors.forbidden("Only administrators can invite without a team");
+  }
+
+  const token = randomToken(32);
+  const now = ctx.clock.now();
+  const row = {
+    id: newId(),
+    email,
+    teamId,
+    role,
+    tokenHash: sha256(token),
+    invitedBy: auth.userId,
+    createdAt: now,
+    expiresAt: new Date(now.getTime() + INVITATION_TTL_S * 1000),
+  };
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .update(invitations)
+      .set({ revokedAt: now })
+      .where(and(eq(invitations.email, email), teamId ? eq(invitations.teamId, teamId) : isNull(invitations.teamId), pending(now)));
+    await tx.insert(invitations).values(row);
+  });
+
+  const inviter = await ctx.users.findById(auth.userId);
+  const link = `${ctx.config.APP_URL.replace(/\/+$/, "")}${ctx.config.INVITATION_PATH}?token=${encodeURIComponent(token)}`;
+  await sendEmail(ctx.mailer, email, "invitation", { link, teamName: name, inviterEmail: inviter?.email ?? null });
+  await ctx.audit.record({ type: "invitation_created", userId: auth.userId, meta: input.meta, data: { invitationId: row.id, teamId } });
+  return view(row);
+}
+
+/**
+ * Pending invitations the caller may see: those of one team (its admins and owners, or global admins), or without a
+ * team id every one the caller may see (global admins: all; others: those of the teams they administer).
+ */
+export async function listInvitations(ctx: AuthContext, auth: AuthInfo, teamId?: string): Promise<PendingInvitation[]> {
+  const now = ctx.clock.now();
+  let scope: SQL | undefined;
+  if (teamId) {
+    if (!isGlobalAdmin(auth)) {
+      const role = await roleIn(ctx.db, teamId, auth.userId);
+      if (role !== "owner" && role !== "admin") throw errors.forbidden("Only team admins and owners can see its invitations");
+    }
+    scope = eq(invitations.teamId, teamId);
+  } else if (!isGlobalAdmin(auth)) {
+    const administered = ctx.db
+      .select({ teamId: teamMembers.teamId })
+      .from(teamMembers)
+      .where(and(eq(teamMembers.userId, auth.userId), inArray(teamMembers.role, ["owner", "admin"])));
+    scope = inArray(invitations.teamId, administered);
+  }
+  const rows = await ctx.db
+    .select()
+    .from(invitations)
+    .where(and(scope, pending(now)))
+    .orderBy(asc(invitations.createdAt), asc(invitations.id));
+  return rows.map(pendingView);
+}
+
+/** Revokes an invitation the caller may manage; 404 for any other, so ids of other teams' invitations reveal nothing. */
+export async function revokeInvitation(ctx: AuthContext, auth: AuthInfo, id: string, meta: RequestMeta): Promise<void> {
+  if (!isUuid(id)) throw invitationNotFound();
+  const [row] = await ctx.db
+    .select()
+    .from(invitations)
+    .where(and(eq(invitations.id, id), isNull(invitations.acceptedAt), isNull(invitations.revokedAt)))
+    .limit(1);
+  if (!row) throw invitationNotFound();
+  if (!isGlobalAdmin(auth)) {
+    const role = row.teamId ? await roleIn(ctx.db, row.teamId, auth.userId) : undefined;
+    if (role !== "owner" && role !== "admin") throw invitationNotFound();
+  }
+  const revoked = await ctx.db
+    .update(invitations)
+    .set({ revokedAt: ctx.clock.now() })
+    .where(and(eq(invitations.id, id), isNull(invitations.acceptedAt), isNull(invitations.revokedAt)))
+    .returning({ id: invitations.id });
+  if (revoked.length === 0) throw invitationNotFound();
+  await ctx.audit.record({ type: "invitation_revoked", userId: auth.userId, meta, data: { invitationId: id, teamId: row.teamId } });
+}
+
+async function findPending(ctx: AuthContext, token: string): Promise<InvitationRow | undefined> {
+  const [row] = await ctx.db
+    .select()
+    .from(invitations)
+    .where(and(eq(invitations.tokenHash, sha256(token)), pending(ctx.clock.now())))
+    .limit(1);
+  return row;
+}
+
+/** Tells a client whether a token is still good, and for whom, so it can show the right form. */
+export async function validateInvitation(
+  ctx: AuthContext,
+  token: string,
+): Promise<{ valid: boolean; email?: string; teamName?: string }> {
+  const row = await findPending(ctx, token);
+  if (!row) return { valid: false };
+  const name = row.teamId ? await teamName(ctx.db, row.teamId) : undefined;
+  return name ? { valid: true, email: row.email, teamName: name } : { valid: true, email: row.email };
+}
+
+export type AcceptInput = {
+  token: string;
+  password?: string;
+  firstName?: string | null;
+  lastName?: string | null;
+  auth: AuthInfo | null;
+  meta: RequestMeta;
+};
+
+/**
+ * Accepts an invitation. Signed in as the invited email: the membership is added to that account. Not signed in:
+ * a new, verified account with the given password. Either way the token is consumed in the same transaction that
+ * makes the account and the membership, by an UPDATE that only one of two concurrent requests can win.
+ * Nothing is consumed when the answer is 403 (another user's token) or 409 (the email already has an account).
+ */
+export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Promise<TokenResponse> {
+  const invitation = await findPending(ctx, input.token);
+  if (!invitation) throw invalidToken();
+  const user = input.auth
+    ? await joinAsSignedInUser(ctx, invitation, input.auth)
+    : await joinWithNewAccount(ctx, invitation, input);
+  await ctx.audit.record({
+    type: "invitation_accepted",
+    userId: user.id,
+    meta: input.meta,
+    data: { invitationId: invitation.id, teamId: invitation.teamId },
+  });
+  return ctx.sessions.create(user, { amr: INVITATION_AMR, meta: input.meta });
+}
+
+async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
+  const caller = await ctx.users.findById(auth.userId);
+  if (!caller) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+  if (caller.email !== invitation.email) throw errors.forbidden("This invitation was sent to another email address");
+  return ctx.db.transaction(async (tx) => {
+    const now = ctx.clock.now();
+    await consume(tx, invitation.tokenHash, now);
+    if (invitation.teamId) await addMember(tx, invitation.teamId, caller.id, asRole(invitation.role), now);
+    // The token came by mail to this address, which proves it.
+    return caller.emailVerified ? caller : ctx.users.update(caller.id, { emailVerified: true }, tx);
+  });
+}
+
+async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
+  const email = invitation.email;
+  if (await ctx.users.findByEmail(email)) {
+    throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
+  }
+  if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);
+  await assertPasswordPolicy(ctx.config, input.password, email);
+  const passwordHash = await ctx.passwords.hash(input.password);
+  const user = await ctx.db.transaction(async (tx) => {
+    const now = ctx.clock.now();
+    await consume(tx, invitation.tokenHash, now);
+    // A concurrent sign-up of the same email fails here with 409 EMAIL_TAKEN, and the consumption rolls back.
+    const created = await ctx.users.create(
+      { email, emailVerified: true, passwordHash, firstName: input.firstName || null, lastName: input.lastName || null },
+      tx,
+    );
+    if (invitation.teamId) await addMember(tx, invitation.teamId, created.id, asRole(invitation.role), now);
+    return created;
+  });
+  await ctx.audit.record({ type: "sign_up", userId: user.id, meta: input.meta, data: { method: "invitation" } });
+  return user;
+}
+
+/** Spends the token, or 400 INVALID_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
+async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
+  const [won] = await tx
+    .update(invitations)
+    .set({ acceptedAt: now })
+    .where(and(eq(invitations.tokenHash, tokenHash), pending(now)))
+    .returning({ id: invitations.id });
+  if (!won) throw invalidToken();
+}

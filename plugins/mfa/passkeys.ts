@@ -1,0 +1,222 @@
+import { createHmac } from "node:crypto";
+import {
+  type AuthenticationResponseJSON,
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+} from "@simplewebauthn/server";
+import { and, asc, eq } from "drizzle-orm";
+import type { AuthContext } from "../../src/context";
+import { newId, randomToken, sha256 } from "../../src/crypto";
+import { AuthError, errors } from "../../src/errors";
+import type { RequestMeta } from "../../src/request";
+import type { TokenResponse } from "../../src/sessions/service";
+import { loadSecret } from "../../src/tokens/keys";
+import { passkeys } from "./schema";
+import { sendSecurityNotice } from "./service";
+
+const CHALLENGE_TTL_S = 300;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type LoginChallenge = { challenge: string; userId: string | null };
+export type PasskeySummary = { id: string; name: string | null; createdAt: string; lastUsedAt: string | null };
+
+const registrationKey = (userId: string) => `passkey-registration:${userId}`;
+const loginKey = (challengeId: string) => `passkey-login:${sha256(challengeId)}`;
+
+const invalidChallenge = (status: number) =>
+  new AuthError(status, "INVALID_CHALLENGE", "The passkey challenge is unknown, spent or expired; ask for new options");
+const passkeyRefused = () => new AuthError(401, "PASSKEY_INVALID", "The passkey could not be verified");
+
+function summary(row: typeof passkeys.$inferSelect): PasskeySummary {
+  return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), lastUsedAt: row.lastUsedAt?.toISOString() ?? null };
+}
+
+export async function hasPasskeys(ctx: AuthContext, userId: string): Promise<boolean> {
+  const rows = await ctx.db.select({ id: passkeys.id }).from(passkeys).where(eq(passkeys.userId, userId)).limit(1);
+  return rows.length > 0;
+}
+
+/** Options for navigator.credentials.create(); the challenge is kept for 5 minutes, one per user, single use. */
+export async function registrationOptions(ctx: AuthContext, userId: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const user = await ctx.users.findById(userId);
+  if (!user) throw errors.unauthorized();
+  const existing = await ctx.db.select().from(passkeys).where(eq(passkeys.userId, userId));
+  const { rpId, rpName } = ctx.config.webauthn;
+  const userName = user.email ?? user.username ?? user.id;
+  const options = await generateRegistrationOptions({
+    rpName,
+    rpID: rpId,
+    userName,
+    userID: new TextEncoder().encode(user.id),
+    userDisplayName: [user.firstName, user.lastName].filter(Boolean).join(" ") || userName,
+    timeout: CHALLENGE_TTL_S * 1000,
+    attestationType: "none",
+    excludeCredentials: existing.map((p) => ({ id: p.credentialId, transports: p.transports ?? undefined })),
+    authenticatorSelection: { residentKey: "preferred", userVerification: "preferred" },
+  });
+  await ctx.kv.set(registrationKey(userId), options.challenge, CHALLENGE_TTL_S);
+  return options;
+}
+
+export async function registerPasskey(
+  ctx: AuthContext,
+  input: { userId: string; response: RegistrationResponseJSON; name?: string; meta: RequestMeta },
+): Promise<PasskeySummary> {
+  const user = await ctx.users.findById(input.userId);
+  if (!user) throw errors.unauthorized();
+  const challenge = await ctx.kv.getDel(registrationKey(user.id));
+  if (!challenge) throw invalidChallenge(400);
+  const { rpId, origin } = ctx.config.webauthn;
+  const verification = await verifyRegistrationResponse({
+    response: input.response,
+    expectedChallenge: challenge,
+    expectedOrigin: origin,
+    expectedRPID: rpId,
+    requireUserVerification: false,
+  }).catch(() => null);
+  if (!verification?.verified) throw new AuthError(400, "PASSKEY_INVALID", "The passkey registration could not be verified");
+  const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
+  const [row] = await ctx.db
+    .insert(passkeys)
+    .values({
+      id: newId(),
+      userId: user.id,
+      credentialId: credential.id,
+      publicKey: Buffer.from(credential.publicKey).toString("base64url"),
+      counter: credential.counter,
+      transports: credential.transports ?? null,
+      deviceType: credentialDeviceType,
+      backedUp: credentialBackedUp,
+      name: input.name ?? "Passkey",
+      createdAt: ctx.clock.now(),
+    })
+    .onConflictDoNothing({ target: passkeys.credentialId })
+    .returning();
+  if (!row) throw new AuthError(409, "PASSKEY_EXISTS", "This passkey is already registered");
+  await ctx.audit.record({ type: "passkey_added", userId: user.id, meta: input.meta, data: { passkeyId: row.id } });
+  await sendSecurityNotice(ctx, user, `A passkey ("${row.name}") was added to your account.`);
+  return summary(row);
+}
+
+const decoyKeys = new WeakMap<AuthContext, Promise<Buffer>>();
+
+/**
+ * A stable, fake credential id for an email without passkeys, so that the options for a known and an unknown
+ * email look alike and the route does not tell which emails are registered.
+ */
+async function decoyCredentialId(ctx: AuthContext, email: string): Promise<string> {
+  let key = decoyKeys.get(ctx);
+  if (!key) {
+    key = loadSecret(ctx.db, "passkey-decoy");
+    key.catch(() => decoyKeys.delete(ctx));
+    decoyKeys.set(ctx, key);
+  }
+  return createHmac("sha256", await key).update(email).digest().subarray(0, 16).toString("base64url");
+}
+
+/**
+ * Options for navigator.credentials.get(). Without an email the browser offers its discoverable passkeys; with one,
+ * the account's passkeys are listed. The challenge lives under a random challengeId for 5 minutes and works once.
+ */
+export async function loginOptions(
+  ctx: AuthContext,
+  email: string | undefined,
+): Promise<{ challengeId: string; options: PublicKeyCredentialRequestOptionsJSON }> {
+  let userId: string | null = null;
+  let allowCredentials: { id: string; transports?: string[] }[] | undefined;
+  if (email) {
+    const user = await ctx.users.findByEmail(email);
+    const owned = user ? await ctx.db.select().from(passkeys).where(eq(passkeys.userId, user.id)) : [];
+    userId = user?.id ?? null;
+    allowCredentials =
+      owned.length > 0
+        ? owned.map((p) => ({ id: p.credentialId, transports: p.transports ?? undefined }))
+        : [{ id: await decoyCredentialId(ctx, email), transports: ["internal", "hybrid"] }];
+  }
+  const options = await generateAuthenticationOptions({
+    rpID: ctx.config.webauthn.rpId,
+    allowCredentials,
+    timeout: CHALLENGE_TTL_S * 1000,
+    // A passkey sign-in replaces password and second factor at once, so the authenticator must verify the user.
+    userVerification: "required",
+  });
+  const challengeId = randomToken();
+  const stored: LoginChallenge = { challenge: options.challenge, userId };
+  await ctx.kv.set(loginKey(challengeId), JSON.stringify(stored), CHALLENGE_TTL_S);
+  return { challengeId, options };
+}
+
+/**
+ * Signs in with a passkey. A verified user (UV flag) makes this a full sign-in: it skips the MFA challenge.
+ * The signature counter must move forward (unless the authenticator keeps none, i.e. both are 0: the library
+ * refuses anything else) and is stored with a compare-and-set, so a cloned authenticator cannot slip in between.
+ */
+export async function loginWithPasskey(
+  ctx: AuthContext,
+  input: { challengeId: string; response: AuthenticationResponseJSON; meta: RequestMeta },
+): Promise<TokenResponse> {
+  const { meta } = input;
+  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown");
+  const raw = await ctx.kv.getDel(loginKey(input.challengeId));
+  if (!raw) throw invalidChallenge(401);
+  const challenge = JSON.parse(raw) as LoginChallenge;
+  const refuse = async (reason: string, userId: string | null = null) => {
+    await ctx.audit.record({ type: "sign_in_failed", userId, meta, data: { method: "passkey", reason } });
+    return passkeyRefused();
+  };
+
+  const [passkey] = await ctx.db.select().from(passkeys).where(eq(passkeys.credentialId, input.response.id)).limit(1);
+  if (!passkey || (challenge.userId !== null && passkey.userId !== challenge.userId)) throw await refuse("unknown_credential");
+  const { rpId, origin } = ctx.config.webauthn;
+  const verification = await verifyAuthenticationResponse({
+    response: input.response,
+    expectedChallenge: challenge.challenge,
+    expectedOrigin: origin,
+    expectedRPID: rpId,
+    credential: {
+      id: passkey.credentialId,
+      publicKey: new Uint8Array(Buffer.from(passkey.publicKey, "base64url")),
+      counter: passkey.counter,
+      transports: passkey.transports ?? undefined,
+    },
+    requireUserVerification: false,
+  }).catch(() => null);
+  if (!verification?.verified) throw await refuse("invalid_assertion", passkey.userId);
+  const { newCounter, userVerified } = verification.authenticationInfo;
+  if (!userVerified) throw await refuse("no_user_verification", passkey.userId);
+
+  const advanced = await ctx.db
+    .update(passkeys)
+    .set({ counter: newCounter, lastUsedAt: ctx.clock.now() })
+    // Compare-and-set on the counter just verified against: of two concurrent uses, one moves it.
+    .where(and(eq(passkeys.id, passkey.id), eq(passkeys.counter, passkey.counter)))
+    .returning({ id: passkeys.id });
+  if (advanced.length === 0) throw await refuse("counter", passkey.userId);
+
+  const user = await ctx.users.findById(passkey.userId);
+  if (!user) throw await refuse("unknown_user");
+  const response = await ctx.sessions.create(user, { amr: ["passkey"], meta });
+  await ctx.audit.record({ type: "sign_in", userId: user.id, meta, data: { method: "passkey" } });
+  return response;
+}
+
+export async function listPasskeys(ctx: AuthContext, userId: string): Promise<PasskeySummary[]> {
+  const rows = await ctx.db.select().from(passkeys).where(eq(passkeys.userId, userId)).orderBy(asc(passkeys.createdAt), asc(passkeys.id));
+  return rows.map(summary);
+}
+
+/** Deletes one of the caller's passkeys; anyone else's (or an unknown id) is 404, the same answer. */
+export async function deletePasskey(ctx: AuthContext, userId: string, passkeyId: string, meta: RequestMeta): Promise<void> {
+  if (!UUID.test(passkeyId)) throw errors.notFound("Passkey not found");
+  const deleted = await ctx.db
+    .delete(passkeys)
+    .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))
+    .returning({ id: passkeys.id });
+  if (deleted.length === 0) throw errors.notFound("Passkey not found");
+  await ctx.audit.record({ type: "passkey_removed", userId, meta, data: { passkeyId } });
+}
