@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { type ReceivedMail, startSmtpServer } from "./support/smtp";
 import {
   ConsoleMailer,
   createMailer,
@@ -159,38 +160,18 @@ describe("createMailer / ConsoleMailer", () => {
 });
 
 describe("SmtpMailer against a real SMTP server", () => {
-  type Received = { from: string | undefined; to: string[]; raw: string };
-  const received: Received[] = [];
-  let server: SMTPServer;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let port = 0;
+  let received: ReceivedMail[] = [];
 
   beforeAll(async () => {
-    server = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ["STARTTLS"],
-      logger: false,
-      onData(stream, session, callback) {
-        const chunks: Buffer[] = [];
-        stream.on("data", (c: Buffer) => chunks.push(c));
-        stream.on("end", () => {
-          received.push({
-            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
-            to: session.envelope.rcptTo.map((r) => r.address),
-            raw: Buffer.concat(chunks).toString("utf8"),
-          });
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    port = (server.server.address() as AddressInfo).port;
+    smtp = await startSmtpServer();
+    port = smtp.port;
+    received = smtp.received;
   });
 
   afterAll(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await smtp.close();
   });
 
   test("delivers a rendered email", async () => {
@@ -202,7 +183,7 @@ describe("SmtpMailer against a real SMTP server", () => {
       await mailer.close();
     }
     expect(received).toHaveLength(1);
-    const msg = received[0] as Received;
+    const msg = received[0] as ReceivedMail;
     expect(msg.from).toBe("no-reply@example.com");
     expect(msg.to).toEqual(["user@example.com"]);
     expect(msg.raw).toMatch(/^To: user@example\.com\r?$/m);

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { AddressInfo } from "node:net";
 import { eq } from "drizzle-orm";
-import { SMTPServer } from "smtp-server";
 import { passwordResetTokens } from "../plugins/password/schema";
 import { sha256 } from "../src/crypto";
 import { auditEvents } from "../src/db/schema";
 import { createMailer, type MailMessage, MemoryMailer } from "../src/mail";
+import { type ReceivedMail, startSmtpServer } from "./support/smtp";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
 
@@ -714,26 +713,14 @@ describe("captcha", () => {
 });
 
 describe("mail through a real SMTP server", () => {
-  let smtp: SMTPServer;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let viaSmtp: TestServer;
-  const received: Array<{ to: string[]; raw: string }> = [];
+  let received: ReceivedMail[] = [];
 
   beforeAll(async () => {
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ["STARTTLS"],
-      logger: false,
-      onData(stream, session, callback) {
-        const chunks: Buffer[] = [];
-        stream.on("data", (c: Buffer) => chunks.push(c));
-        stream.on("end", () => {
-          received.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString("utf8") });
-          callback();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", () => resolve()));
-    const url = `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`;
+    smtp = await startSmtpServer();
+    received = smtp.received;
+    const url = smtp.url;
     viaSmtp = await createTestServer(
       { AUTH_PLUGINS: "password", REQUIRE_EMAIL_VERIFICATION: "true", SMTP_URL: url },
       { mailer: createMailer({ smtpUrl: url, from: "Auth <a@b.c>" }) },
@@ -742,7 +729,7 @@ describe("mail through a real SMTP server", () => {
   afterAll(async () => {
     await viaSmtp.close();
     await viaSmtp.ctx.mailer.close();
-    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await smtp.close();
   });
 
   test("register, read the code from the SMTP-received message, verify", async () => {
