@@ -38,6 +38,8 @@ const optionalString = z
   .optional()
   .transform((v) => (v === "" ? undefined : v));
 
+const optionalUrl = optionalString.pipe(z.url().optional());
+
 export const settingsSchema = z
   .object({
     PORT: int(3000),
@@ -99,6 +101,20 @@ export const settingsSchema = z
     OIDC_ISSUER: optionalString,
     OIDC_CLIENT_ID: optionalString,
     OIDC_CLIENT_SECRET: optionalString,
+    OAUTH_GOOGLE_AUTHORIZATION_URL: optionalUrl,
+    OAUTH_GOOGLE_TOKEN_URL: optionalUrl,
+    OAUTH_GOOGLE_JWKS_URL: optionalUrl,
+    OAUTH_GOOGLE_ISSUER: optionalString,
+    OAUTH_GITHUB_AUTHORIZATION_URL: optionalUrl,
+    OAUTH_GITHUB_TOKEN_URL: optionalUrl,
+    OAUTH_GITHUB_API_URL: optionalUrl,
+    OAUTH_MICROSOFT_AUTHORIZATION_URL: optionalUrl,
+    OAUTH_MICROSOFT_TOKEN_URL: optionalUrl,
+    OAUTH_MICROSOFT_JWKS_URL: optionalUrl,
+    OAUTH_MICROSOFT_ISSUER: optionalString,
+    OAUTH_FACEBOOK_AUTHORIZATION_URL: optionalUrl,
+    OAUTH_FACEBOOK_TOKEN_URL: optionalUrl,
+    OAUTH_FACEBOOK_GRAPH_URL: optionalUrl,
     WEBAUTHN_RP_ID: optionalString,
     WEBAUTHN_RP_NAME: optionalString,
     WEBAUTHN_ORIGIN: optionalString,
