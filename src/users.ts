@@ -113,6 +113,7 @@ export class Users {
         .where(eq(users.id, id))
         .returning();
       if (!row) throw new AuthError(404, "NOT_FOUND", "User not found");
+      this.changed(id);
       return row;
     } catch (error) {
       throw uniqueViolation(error) ?? error;
@@ -132,6 +133,7 @@ export class Users {
         .where(and(eq(users.id, guestId), eq(users.isAnonymous, true)))
         .returning();
       if (!row) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
+      this.changed(guestId);
       return row;
     } catch (error) {
       throw uniqueViolation(error) ?? error;
@@ -140,6 +142,18 @@ export class Users {
 
   async delete(id: string): Promise<void> {
     await this.db.delete(users).where(eq(users.id, id));
+    this.changed(id);
+  }
+
+  private readonly changeListeners: Array<(userId: string) => void> = [];
+
+  /** Runs `listener` with a user's id after the user changed or was deleted here (e.g. to drop cached copies). */
+  onChange(listener: (userId: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private changed(userId: string): void {
+    for (const listener of this.changeListeners) listener(userId);
   }
 }
 

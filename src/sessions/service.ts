@@ -3,7 +3,7 @@ import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
-import { refreshTokens, sessions, type UserRow, users } from "../db/schema";
+import { refreshTokens, type SessionRow, sessions, type UserRow, users } from "../db/schema";
 import { AuthError } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
@@ -32,8 +32,18 @@ const REVOKED_SET = "revoked-sessions";
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
 const VERIFIED_CACHE_MAX = 10_000;
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
+/** Messages on REVOKED_CHANNEL that start with this carry a changed user's id instead of session ids. */
+const USER_CHANGED = "user:";
+/**
+ * GET /auth/session answers from a copy of (session, user) at most this old. Revocation is still exact (checked by
+ * `authenticate` first) and a change made through `Users` drops the copies on every instance at once; the age
+ * bounds only what a missed message or a write racing a read could leave behind.
+ */
+const CURRENT_CACHE_TTL_MS = 1000;
+const CURRENT_CACHE_MAX = 10_000;
 
 type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number };
+type CurrentSession = { session: SessionRow; user: UserRow };
 
 /** Rows of a raw query: postgres-js answers an array of rows, PGlite an object holding them. */
 function rowsOf<T>(result: unknown): T[] {
@@ -67,6 +77,8 @@ export class Sessions {
   /** Revoked session ids, with the time after which no access token of theirs can still be valid. */
   private readonly revokedIds = new Map<string, number>();
   private readonly revocations: Subscription;
+  /** Recent answers of `current`, by session id. */
+  private readonly currentCache = new Map<string, { row: CurrentSession; cachedAtMs: number }>();
   /** Built once: building a drizzle query per request costs as much as running it. */
   private readonly queries: ReturnType<typeof prepareQueries>;
 
@@ -83,10 +95,16 @@ export class Sessions {
     this.revocations = kv.subscribe(
       REVOKED_CHANNEL,
       (message) => {
-        for (const sid of message.split(",")) this.forget(sid);
+        if (message.startsWith(USER_CHANGED)) this.dropCachedUser(message.slice(USER_CHANGED.length));
+        else for (const sid of message.split(",")) this.forget(sid);
       },
       () => this.resyncRevoked(),
     );
+    users.onChange((userId) => {
+      this.dropCachedUser(userId);
+      // Other instances drop theirs too; if the message is lost, their copies still expire within the TTL.
+      kv.publish(REVOKED_CHANNEL, `${USER_CHANGED}${userId}`).catch(() => {});
+    });
     this.queries = prepareQueries(db);
   }
 
@@ -109,8 +127,13 @@ export class Sessions {
     if (!sessionId) return;
     const t = this.now().getTime();
     this.revokedIds.set(sessionId, t + this.revocationTtlS * 1000);
+    this.currentCache.delete(sessionId);
     // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
     if (this.revokedIds.size % 1024 === 0) for (const [sid, until] of this.revokedIds) if (until <= t) this.revokedIds.delete(sid);
+  }
+
+  private dropCachedUser(userId: string): void {
+    for (const [sid, entry] of this.currentCache) if (entry.row.user.id === userId) this.currentCache.delete(sid);
   }
 
   /** After a (re)connect: messages may have been missed, so reload every revocation still in force. */
@@ -355,10 +378,22 @@ export class Sessions {
     return row;
   }
 
-  /** The current session with its user, for GET /auth/session. */
-  async current(auth: AuthInfo) {
+  /** The current session with its user, for GET /auth/session: one prepared query, or a copy under a second old. */
+  async current(auth: AuthInfo): Promise<CurrentSession> {
+    const nowMs = Date.now();
+    const cached = this.currentCache.get(auth.sessionId);
+    if (cached && nowMs - cached.cachedAtMs < CURRENT_CACHE_TTL_MS && cached.row.user.id === auth.userId) return cached.row;
     const [row] = await this.queries.current.execute({ sid: auth.sessionId });
     if (!row || row.session.userId !== auth.userId) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    // A revocation that arrived while the query ran must not be undone by caching the row read before it.
+    if (!this.revokedIds.has(auth.sessionId)) {
+      this.currentCache.delete(auth.sessionId);
+      this.currentCache.set(auth.sessionId, { row, cachedAtMs: nowMs });
+      if (this.currentCache.size > CURRENT_CACHE_MAX) {
+        const oldest = this.currentCache.keys().next().value;
+        if (oldest !== undefined) this.currentCache.delete(oldest);
+      }
+    }
     return row;
   }
 

@@ -1,0 +1,32 @@
+/**
+ * The reference for POST /auth/login: Bun.password.verify alone, argon2id with the server's parameters, 16 in flight,
+ * for DURATION_S seconds. Prints one JSON line {requests, rps, p50Ms, p99Ms}.
+ */
+export {};
+
+const memoryCost = Number(process.env.PASSWORD_HASH_MEMORY_KIB ?? 19456);
+const timeCost = Number(process.env.PASSWORD_HASH_TIME_COST ?? 2);
+const inFlight = Number(process.env.IN_FLIGHT ?? 16);
+const durationMs = Number(process.env.DURATION_S ?? 8) * 1000;
+
+const password = "correct-horse-battery-staple";
+const hash = await Bun.password.hash(password, { algorithm: "argon2id", memoryCost, timeCost });
+// Warm the worker pool the way the server's first requests do.
+await Promise.all(Array.from({ length: inFlight }, () => Bun.password.verify(password, hash)));
+
+const latencies: number[] = [];
+const end = performance.now() + durationMs;
+const started = performance.now();
+await Promise.all(
+  Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      if (!(await Bun.password.verify(password, hash))) throw new Error("verify failed");
+      latencies.push(performance.now() - t);
+    }
+  }),
+);
+const elapsedS = (performance.now() - started) / 1000;
+latencies.sort((x, y) => x - y);
+const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+console.log(JSON.stringify({ requests: latencies.length, rps: latencies.length / elapsedS, p50Ms: at(0.5), p99Ms: at(0.99) }));
