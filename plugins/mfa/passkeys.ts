@@ -1,13 +1,9 @@
 import { createHmac } from "node:crypto";
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from "@simplewebauthn/server";
 import { and, asc, eq } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
@@ -18,6 +14,9 @@ import type { TokenResponse } from "../../src/sessions/service";
 import { loadSecret } from "../../src/tokens/keys";
 import { passkeys } from "./schema";
 import { sendSecurityNotice } from "./service";
+
+/** Loaded on the first passkey request: the WebAuthn library costs ~18 MB that most servers never use. */
+const webauthn = () => import("@simplewebauthn/server");
 
 const CHALLENGE_TTL_S = 300;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -48,7 +47,7 @@ export async function registrationOptions(ctx: AuthContext, userId: string): Pro
   const existing = await ctx.db.select().from(passkeys).where(eq(passkeys.userId, userId));
   const { rpId, rpName } = ctx.config.webauthn;
   const userName = user.email ?? user.username ?? user.id;
-  const options = await generateRegistrationOptions({
+  const options = await (await webauthn()).generateRegistrationOptions({
     rpName,
     rpID: rpId,
     userName,
@@ -72,7 +71,7 @@ export async function registerPasskey(
   const challenge = await ctx.kv.getDel(registrationKey(user.id));
   if (!challenge) throw invalidChallenge(400);
   const { rpId, origin } = ctx.config.webauthn;
-  const verification = await verifyRegistrationResponse({
+  const verification = await (await webauthn()).verifyRegistrationResponse({
     response: input.response,
     expectedChallenge: challenge,
     expectedOrigin: origin,
@@ -138,7 +137,7 @@ export async function loginOptions(
         ? owned.map((p) => ({ id: p.credentialId, transports: p.transports ?? undefined }))
         : [{ id: await decoyCredentialId(ctx, email), transports: ["internal", "hybrid"] }];
   }
-  const options = await generateAuthenticationOptions({
+  const options = await (await webauthn()).generateAuthenticationOptions({
     rpID: ctx.config.webauthn.rpId,
     allowCredentials,
     timeout: CHALLENGE_TTL_S * 1000,
@@ -173,7 +172,7 @@ export async function loginWithPasskey(
   const [passkey] = await ctx.db.select().from(passkeys).where(eq(passkeys.credentialId, input.response.id)).limit(1);
   if (!passkey || (challenge.userId !== null && passkey.userId !== challenge.userId)) throw await refuse("unknown_credential");
   const { rpId, origin } = ctx.config.webauthn;
-  const verification = await verifyAuthenticationResponse({
+  const verification = await (await webauthn()).verifyAuthenticationResponse({
     response: input.response,
     expectedChallenge: challenge.challenge,
     expectedOrigin: origin,

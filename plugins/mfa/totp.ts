@@ -1,6 +1,5 @@
 import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { Secret, TOTP } from "otpauth";
-import QRCode from "qrcode";
 import type { AuthContext } from "../../src/context";
 import { decrypt, encrypt, keyFromSecret } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -67,7 +66,7 @@ export async function enrollTotp(ctx: AuthContext, user: UserRow): Promise<TotpE
       if (rows.length === 0) throw mfaAlreadyEnabled();
     });
   const otpauthUrl = totpFor(ctx, secret, user.email ?? user.username ?? user.id).toString();
-  return { secret: secret.base32, otpauthUrl, qrCode: await QRCode.toDataURL(otpauthUrl, { errorCorrectionLevel: "M" }) };
+  return { secret: secret.base32, otpauthUrl, qrCode: await (await import("qrcode")).default.toDataURL(otpauthUrl, { errorCorrectionLevel: "M" }) };
 }
 
 /**

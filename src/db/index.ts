@@ -1,14 +1,7 @@
-import { PGlite } from "@electric-sql/pglite";
-import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
-import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
-import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
-import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
 import * as schema from "./all-schema";
 
 export type Schema = typeof schema;
@@ -65,40 +58,11 @@ export function openPostgres(url: string, timeoutMs: number): Database {
   };
 }
 
-export function openPglite(client: PGlite): Database {
-  const db = drizzlePglite(client, { schema }) as unknown as Db;
-  return {
-    db,
-    kind: "pglite",
-    async migrate() {
-      // One process owns an embedded database, so there is nobody to race.
-      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder });
-    },
-    async ping() {
-      await db.execute(sql`select 1`);
-    },
-    async close() {
-      if (!client.closed) await client.close();
-    },
-  };
-}
-
-/**
- * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
- * there they are embedded (imported as files) and handed over instead.
- */
-async function embeddedPgliteAssets() {
-  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([
-    Bun.file(pgliteWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
-    Bun.file(initdbWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
-  ]);
-  return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
-}
-
 export async function openDatabase(opts: { url?: string; dataDir: string; timeoutMs: number }): Promise<Database> {
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
-  const client = await PGlite.create(opts.dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {});
-  return openPglite(client);
+  // Loaded only for the embedded default: PGlite weighs tens of MB that a Postgres deployment should not carry.
+  const { createPglite } = await import("./pglite");
+  return createPglite(opts.dataDir);
 }
 
 export { schema };

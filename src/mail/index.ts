@@ -1,5 +1,4 @@
-import nodemailer, { type Transporter } from "nodemailer";
-import SMTPTransport from "nodemailer/lib/smtp-transport";
+import type { Transporter } from "nodemailer";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
 export type { RenderedEmail, TemplateName, TemplateProps } from "./render";
@@ -16,26 +15,34 @@ const SMTP_TIMEOUT_MS = 5_000;
 
 /** Sends through an SMTP server given as a URL, e.g. `smtp://user:pass@host:587` or `smtps://host:465`. */
 export class SmtpMailer implements Mailer {
-  private readonly transport: Transporter;
+  private transport?: Promise<Transporter>;
 
   constructor(
-    smtpUrl: string,
+    private readonly smtpUrl: string,
     private readonly from: string,
-  ) {
-    // Not `createTransport(url, {...})`: its 2nd argument is message defaults, and an options object with `url`
-    // drops every other key. SMTPTransport merges `url` with the explicit options (URL query params win).
-    this.transport = nodemailer.createTransport(
-      new SMTPTransport({
-        url: smtpUrl,
-        connectionTimeout: SMTP_TIMEOUT_MS,
-        greetingTimeout: SMTP_TIMEOUT_MS,
-        socketTimeout: SMTP_TIMEOUT_MS,
-      }),
+  ) {}
+
+  /** nodemailer loads on the first email, so an idle server does not carry it. */
+  private connect(): Promise<Transporter> {
+    this.transport ??= Promise.all([import("nodemailer"), import("nodemailer/lib/smtp-transport")]).then(
+      ([{ default: nodemailer }, { default: SMTPTransport }]) =>
+        // Not `createTransport(url, {...})`: its 2nd argument is message defaults, and an options object with `url`
+        // drops every other key. SMTPTransport merges `url` with the explicit options (URL query params win).
+        nodemailer.createTransport(
+          new SMTPTransport({
+            url: this.smtpUrl,
+            connectionTimeout: SMTP_TIMEOUT_MS,
+            greetingTimeout: SMTP_TIMEOUT_MS,
+            socketTimeout: SMTP_TIMEOUT_MS,
+          }),
+        ),
     );
+    return this.transport;
   }
 
   async send(message: MailMessage): Promise<void> {
-    await this.transport.sendMail({
+    const transport = await this.connect();
+    await transport.sendMail({
       from: this.from,
       to: message.to,
       subject: message.subject,
@@ -45,7 +52,7 @@ export class SmtpMailer implements Mailer {
   }
 
   async close(): Promise<void> {
-    this.transport.close();
+    if (this.transport) (await this.transport).close();
   }
 }
 

@@ -1,17 +1,13 @@
-import { render } from "@react-email/render";
 import { createElement, type FunctionComponent } from "react";
-import EmailChange, { type EmailChangeProps, subject as emailChangeSubject } from "../../emails/email-change";
-import EmailChanged, { type EmailChangedProps, subject as emailChangedSubject } from "../../emails/email-changed";
-import Invitation, { type InvitationProps, subject as invitationSubject } from "../../emails/invitation";
-import NewSignIn, { type NewSignInProps, subject as newSignInSubject } from "../../emails/new-sign-in";
-import PasswordChanged, {
-  type PasswordChangedProps,
-  subject as passwordChangedSubject,
-} from "../../emails/password-changed";
-import PasswordReset, { type PasswordResetProps, subject as passwordResetSubject } from "../../emails/password-reset";
-import SecurityNotice, { type SecurityNoticeProps, subject as securityNoticeSubject } from "../../emails/security-notice";
-import SignInCode, { type SignInCodeProps, subject as signInCodeSubject } from "../../emails/sign-in-code";
-import VerifyEmail, { type VerifyEmailProps, subject as verifyEmailSubject } from "../../emails/verify-email";
+import type { EmailChangeProps } from "../../emails/email-change";
+import type { EmailChangedProps } from "../../emails/email-changed";
+import type { InvitationProps } from "../../emails/invitation";
+import type { NewSignInProps } from "../../emails/new-sign-in";
+import type { PasswordChangedProps } from "../../emails/password-changed";
+import type { PasswordResetProps } from "../../emails/password-reset";
+import type { SecurityNoticeProps } from "../../emails/security-notice";
+import type { SignInCodeProps } from "../../emails/sign-in-code";
+import type { VerifyEmailProps } from "../../emails/verify-email";
 
 /** Template name -> props type. */
 export type TemplateProps = {
@@ -28,18 +24,22 @@ export type TemplateProps = {
 
 export type TemplateName = keyof TemplateProps;
 
-type TemplateModule<P> = { component: FunctionComponent<P>; subject: (props: P) => string };
+type TemplateModule<P> = { default: FunctionComponent<P>; subject: (props: P) => string };
 
-const templates: { [K in TemplateName]: TemplateModule<TemplateProps[K]> } = {
-  "verify-email": { component: VerifyEmail, subject: verifyEmailSubject },
-  "sign-in-code": { component: SignInCode, subject: signInCodeSubject },
-  "password-reset": { component: PasswordReset, subject: passwordResetSubject },
-  "email-change": { component: EmailChange, subject: emailChangeSubject },
-  "email-changed": { component: EmailChanged, subject: emailChangedSubject },
-  "password-changed": { component: PasswordChanged, subject: passwordChangedSubject },
-  "new-sign-in": { component: NewSignIn, subject: newSignInSubject },
-  invitation: { component: Invitation, subject: invitationSubject },
-  "security-notice": { component: SecurityNotice, subject: securityNoticeSubject },
+/**
+ * Templates load on the first email, not at start: react-email's components weigh about 70 MB of memory,
+ * which a server that sends no mail (or has not yet) should not carry.
+ */
+const templates: { [K in TemplateName]: () => Promise<TemplateModule<TemplateProps[K]>> } = {
+  "verify-email": () => import("../../emails/verify-email"),
+  "sign-in-code": () => import("../../emails/sign-in-code"),
+  "password-reset": () => import("../../emails/password-reset"),
+  "email-change": () => import("../../emails/email-change"),
+  "email-changed": () => import("../../emails/email-changed"),
+  "password-changed": () => import("../../emails/password-changed"),
+  "new-sign-in": () => import("../../emails/new-sign-in"),
+  invitation: () => import("../../emails/invitation"),
+  "security-notice": () => import("../../emails/security-notice"),
 };
 
 export const TEMPLATE_NAMES = Object.keys(templates) as TemplateName[];
@@ -47,9 +47,10 @@ export const TEMPLATE_NAMES = Object.keys(templates) as TemplateName[];
 export type RenderedEmail = { subject: string; html: string; text: string };
 
 export async function renderEmail<K extends TemplateName>(name: K, props: TemplateProps[K]): Promise<RenderedEmail> {
-  const tpl = templates[name] as TemplateModule<TemplateProps[K]>;
-  if (!tpl) throw new Error(`unknown email template "${name}"`);
-  const element = createElement(tpl.component, props);
+  const load = templates[name] as (() => Promise<TemplateModule<TemplateProps[K]>>) | undefined;
+  if (!load) throw new Error(`unknown email template "${name}"`);
+  const [tpl, { render }] = await Promise.all([load(), import("@react-email/render")]);
+  const element = createElement(tpl.default, props);
   const [html, text] = await Promise.all([render(element), render(element, { plainText: true })]);
   return { subject: tpl.subject(props), html, text };
 }

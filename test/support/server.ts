@@ -1,6 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import type { AuthServerOptions } from "../../src/config";
-import { type Database, openPglite, openPostgres } from "../../src/db";
+import { type Database, openPostgres } from "../../src/db";
+import { openPglite } from "../../src/db/pglite";
 import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
 import type { KeyValueStore } from "../../src/kv";
 import { MemoryMailer } from "../../src/mail";

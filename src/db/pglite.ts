@@ -1,0 +1,44 @@
+import { PGlite } from "@electric-sql/pglite";
+import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
+import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
+import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { sql } from "drizzle-orm";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { type Database, type Db, migrationsFolder, schema } from "./index";
+
+export function openPglite(client: PGlite): Database {
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: "pglite",
+    async migrate() {
+      // One process owns an embedded database, so there is nobody to race.
+      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder });
+    },
+    async ping() {
+      await db.execute(sql`select 1`);
+    },
+    async close() {
+      if (!client.closed) await client.close();
+    },
+  };
+}
+
+/**
+ * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
+ * there they are embedded (imported as files) and handed over instead.
+ */
+async function embeddedPgliteAssets() {
+  const [pgliteWasmModule, initdbWasmModule] = await Promise.all([
+    Bun.file(pgliteWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
+    Bun.file(initdbWasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)),
+  ]);
+  return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
+}
+
+
+/** Opens (or creates) the embedded database in `dataDir`. */
+export async function createPglite(dataDir: string): Promise<Database> {
+  return openPglite(await PGlite.create(dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}));
+}
