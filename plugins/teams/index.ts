@@ -71,9 +71,9 @@ export function teamsPlugin(ctx: AuthContext) {
           description:
             "Answers a fresh token pair for the current session whose access token carries `team: {id, role}`; refreshes keep it. " +
             "`403 NOT_A_MEMBER` when the caller is not in the team (or the id is malformed), `403 DEMO_MODE` when `DEMO_MODE=true`. " +
-            "When the member is removed, leaves, or the team is deleted, the session forgets the team and the next refresh has no " +
-            "`team` claim; a role change updates the role the next refresh carries. An access token issued before stays valid until " +
-            `it expires, which is why: ${AUTHZ_NOTE}`,
+            "When the member is removed, leaves, or the team is deleted, access tokens carrying that `team` claim are refused at once " +
+            "(`401 TEAM_CLAIM_REVOKED`) on every instance; the session lives on and its next refresh has no `team` claim. A role change " +
+            `does the same, and the next refresh carries the new role. ${AUTHZ_NOTE}`,
         },
       },
     )

@@ -100,14 +100,18 @@ export async function renameTeam(ctx: AuthContext, userId: string, teamId: strin
 
 /** Deletes a team (owners only); every session acting for it forgets it in the same transaction. */
 export async function deleteTeam(ctx: AuthContext, userId: string, teamId: string): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+  const staleClaims = await ctx.db.transaction(async (tx) => {
     const members = isUuid(teamId) ? await lockMembers(tx, teamId) : [];
     const me = members.find((m) => m.userId === userId);
     if (!me) throw teamNotFound();
     if (me.role !== "owner") throw errors.forbidden("Only team owners can delete the team");
-    for (const m of members) await ctx.sessions.dropTeam(m.userId, teamId, tx);
+    const dropped: Array<{ sessionIds: string[]; role: string }> = [];
+    for (const m of members) dropped.push({ sessionIds: await ctx.sessions.dropTeam(m.userId, teamId, tx), role: m.role });
     await tx.delete(teams).where(eq(teams.id, teamId));
+    return dropped;
   });
+  // After the commit: access tokens claiming the team die at once on every instance.
+  for (const { sessionIds, role } of staleClaims) await ctx.sessions.revokeTeamClaims(sessionIds, { id: teamId, role });
 }
 
 export async function listMembers(ctx: AuthContext, userId: string, teamId: string): Promise<TeamMember[]> {
@@ -143,7 +147,8 @@ export async function changeMemberRole(
   targetId: string,
   role: TeamRole,
 ): Promise<TeamMember> {
-  return ctx.db.transaction(async (tx) => {
+  let staleClaims: { sessionIds: string[]; role: string } = { sessionIds: [], role };
+  const member = await ctx.db.transaction(async (tx) => {
     const members = isUuid(teamId) ? await lockMembers(tx, teamId) : [];
     const actor = members.find((m) => m.userId === actorId);
     if (!actor) throw teamNotFound();
@@ -156,10 +161,13 @@ export async function changeMemberRole(
     if (target.role === "owner" && role !== "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     if (target.role !== role) {
       await tx.update(teamMembers).set({ role }).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
-      await ctx.sessions.setTeamRole(targetId, teamId, role, tx);
+      staleClaims = { sessionIds: await ctx.sessions.setTeamRole(targetId, teamId, role, tx), role: target.role };
     }
     return memberView(tx, teamId, targetId);
   });
+  // After the commit: tokens claiming the old role die; the next refresh carries the new one.
+  await ctx.sessions.revokeTeamClaims(staleClaims.sessionIds, { id: teamId, role: staleClaims.role });
+  return member;
 }
 
 /**
@@ -167,7 +175,7 @@ export async function changeMemberRole(
  * can neither leave nor be removed (delete the team instead). The member's sessions forget the team.
  */
 export async function removeMember(ctx: AuthContext, actorId: string, teamId: string, targetId: string): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+  const staleClaims = await ctx.db.transaction(async (tx) => {
     const members = isUuid(teamId) ? await lockMembers(tx, teamId) : [];
     const actor = members.find((m) => m.userId === actorId);
     if (!actor) throw teamNotFound();
@@ -178,8 +186,10 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     if (!leaving && target.role === "owner" && actor.role !== "owner") throw errors.forbidden("Only an owner can remove an owner");
     if (target.role === "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
-    await ctx.sessions.dropTeam(targetId, teamId, tx);
+    return { sessionIds: await ctx.sessions.dropTeam(targetId, teamId, tx), role: target.role };
   });
+  // After the commit: access tokens claiming the team die at once on every instance.
+  await ctx.sessions.revokeTeamClaims(staleClaims.sessionIds, { id: teamId, role: staleClaims.role });
 }
 
 /**

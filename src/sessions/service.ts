@@ -42,7 +42,10 @@ const USER_CHANGED = "user:";
 const CURRENT_CACHE_TTL_MS = 1000;
 const CURRENT_CACHE_MAX = 10_000;
 
-type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number };
+type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS: number };
+
+/** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
+const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
 type CurrentSession = { session: SessionRow; user: UserRow };
 
 /** Rows of a raw query: postgres-js answers an array of rows, PGlite an object holding them. */
@@ -142,11 +145,15 @@ export class Sessions {
     for (const sid of live) this.forget(sid);
   }
 
-  private async isRevoked(sessionId: string): Promise<boolean> {
+  /** When an entry (a session, or a session's team claim) was revoked, in ms; undefined when it is not. */
+  private async revokedAt(id: string): Promise<number | undefined> {
     // While the subscription is down a revocation may be missed, so ask the store itself.
-    if (!this.revocations.live) return (await this.kv.get(revokedKey(sessionId))) !== null;
-    const until = this.revokedIds.get(sessionId);
-    return until !== undefined && until > this.now().getTime();
+    if (!this.revocations.live) {
+      const stored = await this.kv.get(revokedKey(id));
+      return stored === null ? undefined : Number(stored) || 0;
+    }
+    const until = this.revokedIds.get(id);
+    return until !== undefined && until > this.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
   }
 
   /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
@@ -154,7 +161,8 @@ export class Sessions {
     if (sessionIds.length === 0) return;
     for (const sid of sessionIds) this.forget(sid);
     const ttl = this.revocationTtlS;
-    await Promise.all(sessionIds.flatMap((sid) => [this.kv.set(revokedKey(sid), "1", ttl), this.kv.addExpiring(REVOKED_SET, sid, ttl)]));
+    const at = String(this.now().getTime());
+    await Promise.all(sessionIds.flatMap((sid) => [this.kv.set(revokedKey(sid), at, ttl), this.kv.addExpiring(REVOKED_SET, sid, ttl)]));
     await this.kv.publish(REVOKED_CHANNEL, sessionIds.join(","));
   }
 
@@ -307,7 +315,14 @@ export class Sessions {
         if (oldest !== undefined) this.verified.delete(oldest);
       }
     }
-    if (await this.isRevoked(entry.info.sessionId)) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if ((await this.revokedAt(entry.info.sessionId)) !== undefined) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if (entry.info.team) {
+      // Tokens from the second of the revocation are refused too: `iat` has no finer grain, and refusing is the safe side.
+      const at = await this.revokedAt(teamClaimEntry(entry.info.sessionId, entry.info.team));
+      if (at !== undefined && entry.issuedAtS <= Math.floor(at / 1000)) {
+        throw new AuthError(401, "TEAM_CLAIM_REVOKED", "The team in this token is no longer yours; refresh to get a new token");
+      }
+    }
     return entry.info;
   }
 
@@ -321,7 +336,15 @@ export class Sessions {
     Object.freeze(info.roles);
     Object.freeze(info.amr);
     if (info.team) Object.freeze(info.team);
-    return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000 };
+    return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000, issuedAtS: claims.iat };
+  }
+
+  /**
+   * Refuses, on every instance, the access tokens of these sessions that carry this team claim; the sessions live on, and
+   * their next refresh carries the team they now act for (none after dropTeam, the new role after setTeamRole).
+   */
+  async revokeTeamClaims(sessionIds: string[], team: TeamClaim): Promise<void> {
+    await this.announceRevoked(sessionIds.map((sid) => teamClaimEntry(sid, team)));
   }
 
   /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
@@ -437,11 +460,12 @@ export class Sessions {
   }
 
   /** Updates the team role remembered by every session of a user acting for the team; used when a member's role changes. */
-  async setTeamRole(userId: string, teamId: string, role: string, db: Db = this.db): Promise<void> {
-    await db
+  async setTeamRole(userId: string, teamId: string, role: string, db: Db = this.db): Promise<string[]> {
+    const rows = await db
       .update(sessions)
       .set({ teamRole: role })
-      .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)));
+      .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)))
+      .returning({ id: sessions.id });
+    return rows.map((r) => r.id);
   }
-
 }
