@@ -307,16 +307,18 @@ describe("POST /auth/teams/switch", () => {
     expect(teamClaim(form.body)).toEqual({ id: teamId, role: "member" });
   });
 
-  test("a removed member's next refresh has no team, and the old claim grants nothing", async () => {
+  test("a removed member's team claim dies at once; the session lives on and its next refresh has no team", async () => {
     const { owner, member, teamId } = await teamWithEveryRole();
     const switched = await switchTo(member, teamId);
+    expect((await server.request("GET", "/auth/me", { token: switched.accessToken })).status).toBe(200);
     expect((await server.request("DELETE", `/auth/teams/${teamId}/members/${member.id}`, { token: owner.token })).status).toBe(204);
+    const stale = await server.request("GET", "/auth/me", { token: switched.accessToken });
+    expect(stale.status).toBe(401);
+    expect(stale.body.code).toBe("TEAM_CLAIM_REVOKED");
     const refreshed = await refresh(switched.refreshToken);
     expect(teamClaim(refreshed)).toBeUndefined();
-    // The access token minted before the removal still says "member": membership is checked in the database, not the claim.
-    expect(teamClaim(switched)).toEqual({ id: teamId, role: "member" });
-    expect((await server.request("GET", `/auth/teams/${teamId}`, { token: switched.accessToken })).status).toBe(404);
-    expect((await server.request("GET", `/auth/teams/${teamId}/members`, { token: switched.accessToken })).status).toBe(404);
+    expect((await server.request("GET", "/auth/me", { token: refreshed.accessToken })).status).toBe(200);
+    expect((await server.request("GET", `/auth/teams/${teamId}`, { token: refreshed.accessToken })).status).toBe(404);
   });
 
   test("leaving, the team's deletion and a role change all reach the next refresh", async () => {
@@ -328,8 +330,9 @@ describe("POST /auth/teams/switch", () => {
     expect((await server.request("PATCH", `/auth/teams/${teamId}/members/${admin.id}`, { body: { role: "member" }, token: owner.token })).status).toBe(200);
     const demoted = await refresh(adminSwitch.refreshToken);
     expect(teamClaim(demoted)).toEqual({ id: teamId, role: "member" });
-    // The stale "admin" claim does not let the demoted user rename the team.
-    expect((await server.request("PATCH", `/auth/teams/${teamId}`, { body: { name: "x" }, token: adminSwitch.accessToken })).status).toBe(403);
+    // The token claiming "admin" died with the role change; the refreshed one says "member" and cannot rename.
+    expect((await server.request("PATCH", `/auth/teams/${teamId}`, { body: { name: "x" }, token: adminSwitch.accessToken })).status).toBe(401);
+    expect((await server.request("PATCH", `/auth/teams/${teamId}`, { body: { name: "x" }, token: demoted.accessToken })).status).toBe(403);
 
     expect((await server.request("DELETE", `/auth/teams/${teamId}/members/${member.id}`, { token: member.token })).status).toBe(204);
     expect(teamClaim(await refresh(memberSwitch.refreshToken))).toBeUndefined();
