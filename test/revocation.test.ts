@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { teamMembers } from "../plugins/teams/schema";
 import type { Database } from "../src/db";
 import { MemoryStore, prefixed, RedisStore } from "../src/kv";
 import type { KeyValueStore } from "../src/kv";
@@ -166,5 +167,36 @@ describe("revocation across instances", () => {
     expect((await call(b, "GET", "/auth/session", tampered)).status).toBe(401);
     expect((await call(a, "GET", "/auth/session", accessToken)).status).toBe(200);
     expect((await call(b, "GET", "/auth/session", accessToken)).status).toBe(200);
+  });
+});
+
+describe("team claims across instances", () => {
+  test("a member removed on A: the token claiming the team is refused on B; the refreshed one works there", async () => {
+    const owner = await signIn(a, uniqueEmail("owner"));
+    const member = await signIn(a, uniqueEmail("member"));
+    const team = await call(a, "POST", "/auth/teams", owner.accessToken, { name: "Revocation" });
+    const teamId = (team.body as unknown as { id: string }).id;
+    await a.ctx.db.insert(teamMembers).values({ teamId, userId: member.user.id, role: "member" });
+    const switched = await call(a, "POST", "/auth/teams/switch", member.accessToken, { teamId });
+    expect(switched.status).toBe(200);
+    const claimed = switched.body as unknown as TokenResponse;
+    await expectAcceptedOnB(claimed.accessToken);
+
+    expect((await call(a, "DELETE", `/auth/teams/${teamId}/members/${member.user.id}`, owner.accessToken)).status).toBe(204);
+    const stale = await call(b, "GET", "/auth/me", claimed.accessToken);
+    expect(stale.status).toBe(401);
+    expect(stale.body?.code).toBe("TEAM_CLAIM_REVOKED");
+
+    const refreshed = await b.app.handle(
+      new Request("http://localhost/auth/refresh", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refreshToken: claimed.refreshToken }),
+      }),
+    );
+    expect(refreshed.status).toBe(200);
+    const next = (await refreshed.json()) as TokenResponse;
+    expect((await call(b, "GET", "/auth/me", next.accessToken)).status).toBe(200);
+    expect((await call(a, "GET", "/auth/me", next.accessToken)).status).toBe(200);
   });
 });

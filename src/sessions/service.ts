@@ -44,6 +44,9 @@ const CURRENT_CACHE_MAX = 10_000;
 
 type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS: number };
 
+/** How long a revocation waits to hear its own message back before answering anyway. */
+const ECHO_TIMEOUT_MS = 250;
+
 /** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
 const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
 type CurrentSession = { session: SessionRow; user: UserRow };
@@ -82,6 +85,8 @@ export class Sessions {
   private readonly revocations: Subscription;
   /** Recent answers of `current`, by session id. */
   private readonly currentCache = new Map<string, { row: CurrentSession; cachedAtMs: number }>();
+  /** Revocation messages this instance published and waits to hear back, with who waits. */
+  private readonly echoes = new Map<string, Array<() => void>>();
   /** Built once: building a drizzle query per request costs as much as running it. */
   private readonly queries: ReturnType<typeof prepareQueries>;
 
@@ -100,6 +105,11 @@ export class Sessions {
       (message) => {
         if (message.startsWith(USER_CHANGED)) this.dropCachedUser(message.slice(USER_CHANGED.length));
         else for (const sid of message.split(",")) this.forget(sid);
+        const waiting = this.echoes.get(message);
+        if (waiting) {
+          this.echoes.delete(message);
+          for (const resolve of waiting) resolve();
+        }
       },
       () => this.resyncRevoked(),
     );
@@ -163,7 +173,28 @@ export class Sessions {
     const ttl = this.revocationTtlS;
     const at = String(this.now().getTime());
     await Promise.all(sessionIds.flatMap((sid) => [this.kv.set(revokedKey(sid), at, ttl), this.kv.addExpiring(REVOKED_SET, sid, ttl)]));
-    await this.kv.publish(REVOKED_CHANNEL, sessionIds.join(","));
+    const message = sessionIds.join(",");
+    const echoed = this.revocations.live ? this.echo(message) : undefined;
+    await this.kv.publish(REVOKED_CHANNEL, message);
+    // Redis writes a message to every subscriber's connection at once: once it is back here, the other instances have
+    // it too, so the caller's next request is refused wherever it lands. Bounded, so a lost message cannot hang us.
+    await echoed;
+  }
+
+  private echo(message: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const left = (this.echoes.get(message) ?? []).filter((w) => w !== done);
+        if (left.length > 0) this.echoes.set(message, left);
+        else this.echoes.delete(message);
+        resolve();
+      }, ECHO_TIMEOUT_MS);
+      this.echoes.set(message, [...(this.echoes.get(message) ?? []), done]);
+    });
   }
 
   /** Starts a session for a user and returns the first token pair. */
