@@ -26,4 +26,8 @@ export class RateLimiter {
     if (result.count > count) throw errors.rateLimited(result.ttlS);
   }
 
+  /** Forgets the hits against `name` for `subject`, e.g. once the owner proved themselves another way. */
+  async clear(name: LimitName | (string & {}), subject: string): Promise<void> {
+    await this.kv.del(`rl:${name}:${subject}`);
+  }
 }

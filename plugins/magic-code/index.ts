@@ -63,6 +63,8 @@ export function magicCodePlugin(ctx: AuthContext) {
           summary: "Sign in with an emailed code",
           description:
             'Signs in the account with this email (marking it verified) or creates a new, verified account; the session\'s `amr` is `["email"]`. ' +
+            "On an account whose email was never verified, this first proof of the mailbox also removes every credential set up " +
+            "without it (password, TOTP, passkeys, linked providers) and revokes its sessions, against account pre-hijacking. " +
             "Answers `200 TokenResponse`, or `200 MfaChallenge` when the account has MFA on. A wrong, expired or spent code is `400 INVALID_CODE`. " +
             "With a guest's Bearer token and an unknown email, the guest is upgraded in place (same id, everything attached kept). " +
             "If the email belongs to another account, `409 EMAIL_TAKEN` and both accounts stay as they were; the code is spent " +

@@ -74,6 +74,9 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const email = requireEmail(input.email);
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
+  // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
+  // address like any other mailed code, the same for taken and free emails.
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
   const fields = {
     email,
     emailVerified: false,
@@ -84,7 +87,18 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   };
   const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
   const upgraded = guest?.isAnonymous === true;
-  const user = upgraded ? await ctx.users.upgradeGuest(guest.id, fields) : await ctx.users.create(fields);
+  let user: UserRow;
+  try {
+    user = upgraded ? await ctx.users.upgradeGuest(guest.id, fields) : await ctx.users.create(fields);
+  } catch (error) {
+    // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
+    if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
+    await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
+    await sendDetached(ctx, email, "security-notice", {
+      event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
+    });
+    return { status: 202, body: pendingConfirmation() };
+  }
   await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "password", upgradedGuest: upgraded } });
 
   if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
@@ -108,6 +122,9 @@ export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMe
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
 
   const user = email ? await ctx.users.findByEmail(email) : await ctx.users.findByUsername(identifier);
+  // Also per account, whichever name it was reached by: alternating email and username must not double the guesses.
+  // Unknown names count under their own key, so both paths do the same work.
+  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", user ? `user:${user.id}` : `name:${identifier}`);
   const ok = await ctx.passwords.verify(input.password, user?.passwordHash ?? null);
   if (!user?.passwordHash || !ok) {
     await ctx.audit.record({ type: "sign_in_failed", userId: user?.id ?? null, meta, data: { method: "password" } });
@@ -293,6 +310,10 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   if (!won) throw passwordErrors.invalidToken();
 
   const revoked = await ctx.sessions.revokeAll(user.id);
+  // An attacker's wrong guesses locked the account's sign-in; the owner just proved the mailbox, so let them in now.
+  await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
+  if (user.email) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.email);
+  if (user.username) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.username.toLowerCase());
   await sendDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
 }
