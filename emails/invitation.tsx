@@ -1,5 +1,5 @@
-import { Button, Link, Text } from "@react-email/components";
-import Layout, { styles } from "./layout";
+import { Text } from "@react-email/components";
+import Layout, { ActionLink, styles } from "./layout";
 
 export type InvitationProps = { link: string; teamName: string | null; inviterEmail: string | null };
 
@@ -14,15 +14,7 @@ export default function Invitation({ link, teamName, inviterEmail }: InvitationP
         {teamName ? `${who} invited you to join the team ${teamName}.` : `${who} invited you to join.`} Click the button
         below to accept the invitation:
       </Text>
-      <Button href={link} style={styles.button}>
-        Accept invitation
-      </Button>
-      <Text style={styles.muted}>Or copy and paste this link into your browser:</Text>
-      <Text style={styles.link}>
-        <Link href={link} style={styles.link}>
-          {link}
-        </Link>
-      </Text>
+      <ActionLink href={link} label="Accept invitation" />
       <Text style={styles.muted}>If you were not expecting this invitation, you can ignore this email.</Text>
     </Layout>
   );

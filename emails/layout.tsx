@@ -1,4 +1,4 @@
-import { Body, Container, Head, Hr, Html, Preview, Section, Text } from "@react-email/components";
+import { Body, Button, Container, Head, Hr, Html, Link, Preview, Section, Text } from "@react-email/components";
 import type { CSSProperties, ReactNode } from "react";
 
 export type LayoutProps = {
@@ -53,5 +53,22 @@ export default function Layout({ preview, children, appName = "Auth" }: LayoutPr
         </Container>
       </Body>
     </Html>
+  );
+}
+
+/** A call-to-action button, with the same link spelled out for clients that block buttons. */
+export function ActionLink({ href, label }: { href: string; label: string }) {
+  return (
+    <>
+      <Button href={href} style={styles.button}>
+        {label}
+      </Button>
+      <Text style={styles.muted}>Or copy and paste this link into your browser:</Text>
+      <Text style={styles.link}>
+        <Link href={href} style={styles.link}>
+          {href}
+        </Link>
+      </Text>
+    </>
   );
 }

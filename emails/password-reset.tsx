@@ -1,5 +1,5 @@
-import { Button, Link, Text } from "@react-email/components";
-import Layout, { styles } from "./layout";
+import { Text } from "@react-email/components";
+import Layout, { ActionLink, styles } from "./layout";
 
 export type PasswordResetProps = { link: string };
 
@@ -9,15 +9,7 @@ export default function PasswordReset({ link }: PasswordResetProps) {
   return (
     <Layout preview="Reset your password">
       <Text style={styles.text}>We received a request to reset your password. Click the button below to choose a new one:</Text>
-      <Button href={link} style={styles.button}>
-        Reset password
-      </Button>
-      <Text style={styles.muted}>Or copy and paste this link into your browser:</Text>
-      <Text style={styles.link}>
-        <Link href={link} style={styles.link}>
-          {link}
-        </Link>
-      </Text>
+      <ActionLink href={link} label="Reset password" />
       <Text style={styles.muted}>
         This link expires in 1 hour. If you did not request a password reset, you can ignore this email; your password
         will not change.
