@@ -18,6 +18,8 @@ export type AuditType =
 export type AuditEvent = { type: AuditType; userId?: string | null; meta?: RequestMeta; data?: Record<string, unknown> };
 
 export class AuditLog {
+  private readonly listeners: Array<(event: AuditEvent) => void> = [];
+
   constructor(private readonly db: Db) {}
 
   async record(event: AuditEvent): Promise<void> {
@@ -28,6 +30,12 @@ export class AuditLog {
       userAgent: event.meta?.userAgent ?? null,
       data: event.data ?? null,
     });
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /** Runs `listener` after each recorded event (e.g. to count sign-ins in metrics). */
+  onRecord(listener: (event: AuditEvent) => void): void {
+    this.listeners.push(listener);
   }
 
   /** A user's own events, newest first; `before` is the id cursor from the previous page. */

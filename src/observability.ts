@@ -81,14 +81,10 @@ class Metrics {
 }
 
 /** Counts sign-ins where every sign-in path already reports them: the audit log. */
-function countSignIns(ctx: AuthContext, metrics: Metrics): void {
-  const record = ctx.audit.record.bind(ctx.audit);
-  ctx.audit.record = async (event: AuditEvent) => {
-    await record(event);
-    if (event.type !== "sign_in" && event.type !== "sign_in_failed") return;
-    const method = typeof event.data?.method === "string" && SAFE_LABEL.test(event.data.method) ? event.data.method : "other";
-    metrics.signIns.inc({ method, outcome: event.type === "sign_in" ? "success" : "failure" });
-  };
+function countSignIns(event: AuditEvent, metrics: Metrics): void {
+  if (event.type !== "sign_in" && event.type !== "sign_in_failed") return;
+  const method = typeof event.data?.method === "string" && SAFE_LABEL.test(event.data.method) ? event.data.method : "other";
+  metrics.signIns.inc({ method, outcome: event.type === "sign_in" ? "success" : "failure" });
 }
 
 function statusOf(status: unknown): number {
@@ -109,7 +105,7 @@ function userIdOf(context: object, response: unknown): string | undefined {
  */
 export function observability(ctx: AuthContext, logger: Logger) {
   const metrics = new Metrics();
-  countSignIns(ctx, metrics);
+  ctx.audit.onRecord((event) => countSignIns(event, metrics));
   const started = new WeakMap<Request, { at: number; requestId: string; status?: number }>();
 
   const plugin = new Elysia({ name: "auth.observability", seed: ctx.id })

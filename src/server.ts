@@ -105,7 +105,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
   const allowedOrigins = new Set(config.corsOrigins);
 
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
-  // Order matters: mfa installs the sign-in hook the others use, but only at request time, so any order works.
+  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
   // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
   for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
 

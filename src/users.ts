@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "./config";
 import { newId } from "./crypto";
 import type { Db } from "./db";
@@ -106,14 +106,20 @@ export class Users {
 
   /** Updates a user; a taken email or username becomes 409. */
   async update(id: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
+    const row = await this.updateWhere(id, undefined, fields, db);
+    if (!row) throw new AuthError(404, "NOT_FOUND", "User not found");
+    return row;
+  }
+
+  /** One UPDATE of user `id` (and `condition`), telling listeners; undefined when no row matched. */
+  private async updateWhere(id: string, condition: SQL | undefined, fields: Partial<typeof users.$inferInsert>, db: Db) {
     try {
       const [row] = await db
         .update(users)
         .set({ ...fields, updatedAt: new Date() })
-        .where(eq(users.id, id))
+        .where(and(eq(users.id, id), condition))
         .returning();
-      if (!row) throw new AuthError(404, "NOT_FOUND", "User not found");
-      this.changed(id);
+      if (row) this.changed(id);
       return row;
     } catch (error) {
       throw uniqueViolation(error) ?? error;
@@ -125,19 +131,10 @@ export class Users {
    * 409 when the email already belongs to another account; both stay intact.
    */
   async upgradeGuest(guestId: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
-    try {
-      // The condition makes two concurrent upgrades of one guest safe: only the first still finds a guest.
-      const [row] = await db
-        .update(users)
-        .set({ ...fields, isAnonymous: false, updatedAt: new Date() })
-        .where(and(eq(users.id, guestId), eq(users.isAnonymous, true)))
-        .returning();
-      if (!row) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
-      this.changed(guestId);
-      return row;
-    } catch (error) {
-      throw uniqueViolation(error) ?? error;
-    }
+    // The condition makes two concurrent upgrades of one guest safe: only the first still finds a guest.
+    const row = await this.updateWhere(guestId, eq(users.isAnonymous, true), { ...fields, isAnonymous: false }, db);
+    if (!row) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
+    return row;
   }
 
   async delete(id: string): Promise<void> {

@@ -20,6 +20,7 @@ export function prefixed(store: KeyValueStore, prefix: string): KeyValueStore {
     incr: (key, ttl) => store.incr(k(key), ttl),
     addExpiring: (key, member, ttl) => store.addExpiring(k(key), member, ttl),
     liveMembers: (key) => store.liveMembers(k(key)),
+    expiryOf: (key, member) => store.expiryOf(k(key), member),
     publish: (channel, message) => store.publish(k(channel), message),
     subscribe: (channel, onMessage, onReady) => store.subscribe(k(channel), onMessage, onReady),
     ping: () => store.ping(),

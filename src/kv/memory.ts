@@ -49,6 +49,7 @@ export class MemoryStore implements KeyValueStore {
   }
   async del(key: string) {
     this.entries.delete(key);
+    this.sets.delete(key);
   }
   async incr(key: string, ttlS: number) {
     const entry = this.live(key);
@@ -68,6 +69,10 @@ export class MemoryStore implements KeyValueStore {
   async liveMembers(key: string) {
     const t = this.now();
     return [...(this.sets.get(key) ?? [])].filter(([, expiresAt]) => expiresAt > t).map(([m]) => m);
+  }
+  async expiryOf(key: string, member: string) {
+    const expiresAt = this.sets.get(key)?.get(member);
+    return expiresAt !== undefined && expiresAt > this.now() ? expiresAt : null;
   }
   /** Delivered synchronously, so every instance sharing this store knows before `publish` returns. */
   async publish(channel: string, message: string) {

@@ -75,6 +75,10 @@ export class RedisStore implements KeyValueStore {
   liveMembers(key: string) {
     return this.run(() => this.client.zrangebyscore(key, `(${Date.now()}`, "+inf"));
   }
+  async expiryOf(key: string, member: string) {
+    const score = await this.run(() => this.client.zscore(key, member));
+    return score !== null && Number(score) > Date.now() ? Number(score) : null;
+  }
   async publish(channel: string, message: string) {
     await this.run(() => this.client.publish(channel, message));
   }

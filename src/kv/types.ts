@@ -17,6 +17,8 @@ export interface KeyValueStore {
   addExpiring(key: string, member: string, ttlS: number): Promise<void>;
   /** The members of an expiring set that have not expired yet. */
   liveMembers(key: string): Promise<string[]>;
+  /** When a live member of an expiring set expires, in epoch ms; null when it is absent or expired. */
+  expiryOf(key: string, member: string): Promise<number | null>;
   /** Sends a message to every subscriber of `channel`, on every instance, this one included. */
   publish(channel: string, message: string): Promise<void>;
   /**

@@ -24,9 +24,11 @@ export type TokenResponse = {
 export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr: string[]; team?: TeamClaim; token: string };
 
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
-const revokedKey = (sessionId: string) => `revoked:${sessionId}`;
 const graceKey = (tokenHash: string) => `refresh-grace:${tokenHash}`;
-/** Every instance listens here for revoked session ids (comma-separated) and resyncs from REVOKED_SET on reconnect. */
+/**
+ * Every instance listens here for revoked session ids (comma-separated). REVOKED_SET holds each revocation until no
+ * access token it refuses can still be valid: instances resync from it on reconnect, and ask it while disconnected.
+ */
 const REVOKED_CHANNEL = "revoked";
 const REVOKED_SET = "revoked-sessions";
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
@@ -50,6 +52,10 @@ const ECHO_TIMEOUT_MS = 250;
 /** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
 const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
 type CurrentSession = { session: SessionRow; user: UserRow };
+
+/** The team a session acts for, as an access token claims it. */
+const teamOf = (session: SessionRow): TeamClaim | undefined =>
+  session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
 
 /** Rows of a raw query: postgres-js answers an array of rows, PGlite an object holding them. */
 function rowsOf<T>(result: unknown): T[] {
@@ -158,21 +164,15 @@ export class Sessions {
   /** When an entry (a session, or a session's team claim) was revoked, in ms; undefined when it is not. */
   private async revokedAt(id: string): Promise<number | undefined> {
     // While the subscription is down a revocation may be missed, so ask the store itself.
-    if (!this.revocations.live) {
-      const stored = await this.kv.get(revokedKey(id));
-      return stored === null ? undefined : Number(stored) || 0;
-    }
-    const until = this.revokedIds.get(id);
-    return until !== undefined && until > this.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
+    const until = this.revocations.live ? this.revokedIds.get(id) : await this.kv.expiryOf(REVOKED_SET, id);
+    return until != null && until > this.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
   }
 
   /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
   private async announceRevoked(sessionIds: string[]): Promise<void> {
     if (sessionIds.length === 0) return;
     for (const sid of sessionIds) this.forget(sid);
-    const ttl = this.revocationTtlS;
-    const at = String(this.now().getTime());
-    await Promise.all(sessionIds.flatMap((sid) => [this.kv.set(revokedKey(sid), at, ttl), this.kv.addExpiring(REVOKED_SET, sid, ttl)]));
+    await Promise.all(sessionIds.map((sid) => this.kv.addExpiring(REVOKED_SET, sid, this.revocationTtlS)));
     const message = sessionIds.join(",");
     const echoed = this.revocations.live ? this.echo(message) : undefined;
     await this.kv.publish(REVOKED_CHANNEL, message);
@@ -291,8 +291,7 @@ export class Sessions {
     // Another request rotated this token a moment ago: answer as it did.
     if (!won) return this.replayOrTheft(refreshToken, tokenHash, now, session.id, session.userId, meta);
 
-    const team = session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
-    const response = await this.tokenResponse(user, { sid: session.id, amr: session.amr, team }, successor);
+    const response = await this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, successor);
     // The successor pair is kept for the grace window, sealed with the old token so only its holder can open it.
     await this.kv.set(
       graceKey(tokenHash),
@@ -386,24 +385,13 @@ export class Sessions {
 
   /** Revokes every live session of a user, but `exceptSessionId` when given. */
   async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
-    const live = await this.db
-      .select({ id: sessions.id })
-      .from(sessions)
-      .where(
-        and(
-          eq(sessions.userId, userId),
-          isNull(sessions.revokedAt),
-          exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined,
-        ),
-      );
-    await this.announceRevoked(live.map((s) => s.id));
-    if (live.length > 0) {
-      await this.db
-        .update(sessions)
-        .set({ revokedAt: this.now() })
-        .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined));
-    }
-    return live.length;
+    const revoked = await this.db
+      .update(sessions)
+      .set({ revokedAt: this.now() })
+      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
+      .returning({ id: sessions.id });
+    await this.announceRevoked(revoked.map((s) => s.id));
+    return revoked.length;
   }
 
   async list(userId: string, currentSessionId: string) {
@@ -434,7 +422,7 @@ export class Sessions {
 
   /** The current session with its user, for GET /auth/session: one prepared query, or a copy under a second old. */
   async current(auth: AuthInfo): Promise<CurrentSession> {
-    const nowMs = Date.now();
+    const nowMs = this.now().getTime();
     const cached = this.currentCache.get(auth.sessionId);
     if (cached && nowMs - cached.cachedAtMs < CURRENT_CACHE_TTL_MS && cached.row.user.id === auth.userId) return cached.row;
     const [row] = await this.queries.current.execute({ sid: auth.sessionId });
@@ -476,8 +464,7 @@ export class Sessions {
     if (!row) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
     const user = await this.users.findById(row.userId);
     if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
-    const team = row.teamId && row.teamRole ? { id: row.teamId, role: row.teamRole } : undefined;
-    return this.tokenResponse(user, { sid: sessionId, amr: row.amr, team }, successor);
+    return this.tokenResponse(user, { sid: sessionId, amr: row.amr, team: teamOf(row) }, successor);
   }
 
   /** Drops the team from every session of a user acting for it; used when a member leaves or is removed. */
