@@ -22,6 +22,11 @@ export type Clock = { now(): Date };
 export type Hooks = {
   /** Set by the mfa plugin: answers a sign-in of a user with MFA on. */
   mfaChallenge?: (user: UserRow, opts: { amr: string[]; meta: RequestMeta }) => Promise<MfaChallenge>;
+  /**
+   * Set by plugins that keep ways into an account (passkeys, TOTP, linked providers): each removes a user's and
+   * answers how many it removed. Run when an unverified account's mailbox is first proven (src/mailbox.ts).
+   */
+  credentialCleanups: Array<(userId: string, db: Db) => Promise<number>>;
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
 };

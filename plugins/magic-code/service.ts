@@ -1,14 +1,12 @@
-import { eq } from "drizzle-orm";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import type { Logger } from "../../src/logger";
+import { claimUnverifiedAccount } from "../../src/mailbox";
 import { renderEmail } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
-import { passkeys, recoveryCodes, totpSecrets } from "../mfa/schema";
-import { oauthAccounts } from "../oauth/schema";
 
 /** The purpose under which sign-in codes live in `ctx.codes`. */
 export const MAGIC_CODE_PURPOSE = "magic";
@@ -78,7 +76,7 @@ async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, met
 
 async function findOrCreateVerified(ctx: AuthContext, email: string, meta: RequestMeta): Promise<UserRow> {
   const existing = await ctx.users.findByEmail(email);
-  if (existing) return existing.emailVerified ? existing : claimUnverified(ctx, existing, meta);
+  if (existing) return existing.emailVerified ? existing : claimUnverifiedAccount(ctx, existing, meta);
   try {
     const user = await ctx.users.create({ email, emailVerified: true });
     await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "magic-code" } });
@@ -88,27 +86,6 @@ async function findOrCreateVerified(ctx: AuthContext, email: string, meta: Reque
     if (!(error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
     const raced = await ctx.users.findByEmail(email);
     if (!raced) throw error;
-    return raced.emailVerified ? raced : claimUnverified(ctx, raced, meta);
+    return raced.emailVerified ? raced : claimUnverifiedAccount(ctx, raced, meta);
   }
-}
-
-/**
- * First proof of the mailbox for an account nobody had verified. Whoever set it up never proved the address (it may
- * be an attacker who pre-registered the victim's email), so every way in they could have planted dies here: the
- * password, linked social identities, passkeys and TOTP, and every session. The mailbox owner gets the account alone.
- */
-async function claimUnverified(ctx: AuthContext, user: UserRow, meta: RequestMeta): Promise<UserRow> {
-  const claimed = await ctx.db.transaction(async (tx) => {
-    const unlinked = await tx.delete(oauthAccounts).where(eq(oauthAccounts.userId, user.id)).returning({ id: oauthAccounts.id });
-    const keys = await tx.delete(passkeys).where(eq(passkeys.userId, user.id)).returning({ id: passkeys.id });
-    await tx.delete(totpSecrets).where(eq(totpSecrets.userId, user.id));
-    await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, user.id));
-    const row = await ctx.users.update(user.id, { emailVerified: true, passwordHash: null, mfaEnabled: false }, tx);
-    return { row, planted: user.passwordHash !== null || user.mfaEnabled || unlinked.length > 0 || keys.length > 0 };
-  });
-  if (claimed.planted) {
-    const revoked = await ctx.sessions.revokeAll(user.id);
-    await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
-  }
-  return claimed.row;
 }

@@ -8,7 +8,7 @@ import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { mfaTokenInvalid, type OpenedMfaToken, openMfaToken, recordWrongAnswer, spendMfaToken } from "./challenge";
 import { looksLikeRecoveryCode, replaceRecoveryCodes, spendRecoveryCode } from "./recovery";
-import { recoveryCodes, totpSecrets } from "./schema";
+import { passkeys, recoveryCodes, totpSecrets } from "./schema";
 import { enrollTotp, mfaAlreadyEnabled, spendTotpCode, type TotpEnrollment } from "./totp";
 
 /** Wrong codes a signed-in user may send to confirm, disable or regenerate, per window, before 429. */
@@ -175,4 +175,12 @@ export async function regenerateRecoveryCodes(ctx: AuthContext, userId: string, 
   await ctx.audit.record({ type: "mfa_recovery_codes_regenerated", userId, meta });
   await sendSecurityNotice(ctx, user, "New recovery codes were made for your account; the old ones no longer work.");
   return { recoveryCodes: codes };
+}
+
+/** Removes every second factor and passkey of a user (an unverified account's mailbox was just proven); answers how many. */
+export async function removeAllFactors(userId: string, db: Db): Promise<number> {
+  const secrets = await db.delete(totpSecrets).where(eq(totpSecrets.userId, userId)).returning({ userId: totpSecrets.userId });
+  await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
+  const keys = await db.delete(passkeys).where(eq(passkeys.userId, userId)).returning({ id: passkeys.id });
+  return secrets.length + keys.length;
 }

@@ -339,3 +339,9 @@ export async function unlinkAccount(ctx: AuthContext, userId: string, providerId
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });
 }
+
+/** Unlinks every provider identity of a user (an unverified account's mailbox was just proven); answers how many. */
+export async function unlinkAll(userId: string, db: Db): Promise<number> {
+  const unlinked = await db.delete(oauthAccounts).where(eq(oauthAccounts.userId, userId)).returning({ id: oauthAccounts.id });
+  return unlinked.length;
+}

@@ -5,6 +5,7 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import { renderEmail, type TemplateName, type TemplateProps } from "../../src/mail";
+import { removeUnprovenCredentials } from "../../src/mailbox";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
@@ -303,8 +304,11 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       .update(passwordResetTokens)
       .set({ usedAt: now })
       .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
-    // They proved they read the mailbox, so the address is verified too.
-    await ctx.users.update(spent.userId, { passwordHash, emailVerified: true }, tx);
+    // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
+    // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
+    const unproven = !user.emailVerified;
+    if (unproven) await removeUnprovenCredentials(ctx, spent.userId, tx);
+    await ctx.users.update(spent.userId, { passwordHash, emailVerified: true, ...(unproven ? { mfaEnabled: false } : {}) }, tx);
     return true;
   });
   if (!won) throw passwordErrors.invalidToken();

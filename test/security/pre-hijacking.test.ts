@@ -78,14 +78,19 @@ describe("pre-registered victim address", () => {
     expect((await server.request("POST", "/auth/login", { body: { email, password } })).status).toBe(200);
   });
 
-  test("a password reset (mailbox proof) also replaces the pre-registrant's password and ends their sessions", async () => {
+  test("a password reset (mailbox proof) also replaces the pre-registrant's password, passkey and social link, and ends their sessions", async () => {
     const email = uniqueEmail("victim-reset");
     const planted = await server.request("POST", "/auth/register", { body: { email, password: ATTACKER_PASSWORD } });
+    const userId = planted.body.user.id;
+    await server.ctx.db.insert(passkeys).values({ id: newId(), userId, credentialId: `attacker-${crypto.randomUUID()}`, publicKey: "cGs", name: "Attacker key" });
+    await server.ctx.db.insert(oauthAccounts).values({ id: newId(), userId, provider: "github", providerAccountId: `attacker-${userId}` });
     await server.request("POST", "/auth/password/forgot", { body: { email } });
     await Bun.sleep(0);
     const token = /token=([\w-]+)/.exec(server.mailer.last(email)?.text ?? "")?.[1];
     expect((await server.request("POST", "/auth/password/reset", { body: { token, newPassword: "victim-new-phrase-31" } })).status).toBe(204);
     expect((await server.request("GET", "/auth/me", { token: planted.body.accessToken })).status).toBe(401);
     expect((await server.request("POST", "/auth/login", { body: { email, password: ATTACKER_PASSWORD } })).status).toBe(401);
+    expect(await server.ctx.db.select().from(passkeys).where(eq(passkeys.userId, userId))).toEqual([]);
+    expect(await server.ctx.db.select().from(oauthAccounts).where(eq(oauthAccounts.userId, userId))).toEqual([]);
   });
 });

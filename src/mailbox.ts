@@ -1,0 +1,33 @@
+import type { AuthContext } from "./context";
+import type { Db } from "./db";
+import type { UserRow } from "./db/schema";
+import type { RequestMeta } from "./request";
+
+/**
+ * The first proof of the mailbox for an account nobody had verified. Whoever set the account up never proved the
+ * address (it may be an attacker who pre-registered the victim's email), so every way in they could have planted
+ * dies: each plugin's credentials (passkeys, TOTP, linked providers), registered in `ctx.hooks.credentialCleanups`.
+ * Returns how many were removed. The caller also replaces or clears the password and revokes the sessions.
+ */
+export async function removeUnprovenCredentials(ctx: AuthContext, userId: string, db: Db): Promise<number> {
+  let removed = 0;
+  for (const cleanup of ctx.hooks.credentialCleanups) removed += await cleanup(userId, db);
+  return removed;
+}
+
+/**
+ * Hands an unverified account to the one who just proved its mailbox (e.g. with a magic code): its unproven
+ * credentials and password die, MFA is off, and when anything had been planted every session ends.
+ */
+export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, meta: RequestMeta): Promise<UserRow> {
+  const claimed = await ctx.db.transaction(async (tx) => {
+    const removed = await removeUnprovenCredentials(ctx, user.id, tx);
+    const row = await ctx.users.update(user.id, { emailVerified: true, passwordHash: null, mfaEnabled: false }, tx);
+    return { row, planted: user.passwordHash !== null || user.mfaEnabled || removed > 0 };
+  });
+  if (claimed.planted) {
+    const revoked = await ctx.sessions.revokeAll(user.id);
+    await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
+  }
+  return claimed.row;
+}
