@@ -9,3 +9,8 @@ export const requiredString = (max = 1024) => z.string().min(1).max(max);
 export const emailField = z.string().min(3).max(320);
 export const passwordField = z.string().min(1).max(1024);
 export const nameField = z.string().trim().max(100);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a well-formed id; anything else cannot name a row, and must not reach Postgres (which would reject the cast). */
+export const isUuid = (value: string) => UUID.test(value);

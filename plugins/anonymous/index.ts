@@ -1,16 +1,14 @@
 import { Elysia } from "elysia";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
-import { createLogger } from "../../src/logger";
 import { authGuard } from "../../src/sessions/guard";
 import { signInAsGuest, sweepStaleGuests } from "./service";
 
 /** Guest sessions: an account with no email that can later be upgraded in place, and a sweep of unused guests. */
 export function anonymousPlugin(ctx: AuthContext) {
-  const logger = createLogger(ctx.config.LOG_LEVEL);
   ctx.hooks.maintenance.push(async () => {
     const deleted = await sweepStaleGuests(ctx);
-    if (deleted > 0) logger.info("stale guests deleted", { count: deleted });
+    if (deleted > 0) ctx.logger.info("stale guests deleted", { count: deleted });
   });
   return new Elysia({ name: "plugin.anonymous", seed: ctx.id, detail: { tags: ["anonymous"] } })
     .use(authGuard(ctx))

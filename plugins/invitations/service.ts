@@ -4,12 +4,13 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
-import { sendEmail } from "../../src/mail";
+import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
 import { teamMembers } from "../teams/schema";
-import { addMember, isUuid, roleIn, type TeamRole, teamName } from "../teams/service";
+import { isUuid } from "../../src/validation";
+import { addMember, roleIn, type TeamRole, teamName } from "../teams/service";
 import { invitations } from "./schema";
 
 /** Invitation links live a week. */
@@ -85,7 +86,7 @@ export async function createInvitation(
 
   const inviter = await ctx.users.findById(auth.userId);
   const link = `${ctx.config.APP_URL.replace(/\/+$/, "")}${ctx.config.INVITATION_PATH}?token=${encodeURIComponent(token)}`;
-  await sendEmail(ctx.mailer, email, "invitation", { link, teamName: name, inviterEmail: inviter?.email ?? null });
+  await sendEmailDetached(ctx, email, "invitation", { link, teamName: name, inviterEmail: inviter?.email ?? null });
   await ctx.audit.record({ type: "invitation_created", userId: auth.userId, meta: input.meta, data: { invitationId: row.id, teamId } });
   return view(row);
 }

@@ -2,7 +2,6 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema } from "../../src/core-routes";
-import { createLogger } from "../../src/logger";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, formBoolean, requiredString } from "../../src/validation";
@@ -23,13 +22,12 @@ const verifyBody = z.object({
 
 /** Passwordless sign-in: a 6-digit code by email, which also signs up unknown emails and upgrades guests. */
 export function magicCodePlugin(ctx: AuthContext) {
-  const logger = createLogger(ctx.config.LOG_LEVEL);
   return new Elysia({ name: "plugin.magic-code", seed: ctx.id, detail: { tags: ["magic-code"] } })
     .use(authGuard(ctx))
     .post(
       "/code/request",
       async ({ body, meta, set }) => {
-        await requestCode(ctx, logger, {
+        await requestCode(ctx, {
           email: requireEmail(body.email),
           dashboard: body.dashboard ?? false,
           captchaToken: body.captchaToken,

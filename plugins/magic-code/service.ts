@@ -2,9 +2,8 @@ import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
-import type { Logger } from "../../src/logger";
 import { claimUnverifiedAccount } from "../../src/mailbox";
-import { renderEmail } from "../../src/mail";
+import { sendEmailDetached } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
 
@@ -22,7 +21,7 @@ export type CodeRequest = { email: string; dashboard: boolean; captchaToken?: st
  * so a slow SMTP server neither delays the answer nor tells anything about the address.
  * With `dashboard`, the caller asked explicitly to sign in to an admin dashboard, and is told why not.
  */
-export async function requestCode(ctx: AuthContext, logger: Logger, request: CodeRequest): Promise<void> {
+export async function requestCode(ctx: AuthContext, request: CodeRequest): Promise<void> {
   const { email } = request;
   await assertCaptcha(ctx.config, request.captchaToken, request.meta.ip);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
@@ -32,10 +31,7 @@ export async function requestCode(ctx: AuthContext, logger: Logger, request: Cod
     if (!ctx.users.rolesOf(user).includes("admin")) throw errors.forbidden("This account may not sign in to the dashboard");
   }
   const code = await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
-  const { subject, html, text } = await renderEmail("sign-in-code", { code });
-  ctx.mailer.send({ to: email, subject, html, text }).catch((error: unknown) => {
-    logger.error("sign-in code mail failed", { error: error instanceof Error ? error.message : String(error) });
-  });
+  await sendEmailDetached(ctx, email, "sign-in-code", { code });
 }
 
 /**

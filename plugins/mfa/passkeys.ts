@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { isUuid } from "../../src/validation";
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -19,7 +20,6 @@ import { sendSecurityNotice } from "./service";
 const webauthn = () => import("@simplewebauthn/server");
 
 const CHALLENGE_TTL_S = 300;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type LoginChallenge = { challenge: string; userId: string | null };
 export type PasskeySummary = { id: string; name: string | null; createdAt: string; lastUsedAt: string | null };
@@ -211,7 +211,7 @@ export async function listPasskeys(ctx: AuthContext, userId: string): Promise<Pa
 
 /** Deletes one of the caller's passkeys; anyone else's (or an unknown id) is 404, the same answer. */
 export async function deletePasskey(ctx: AuthContext, userId: string, passkeyId: string, meta: RequestMeta): Promise<void> {
-  if (!UUID.test(passkeyId)) throw errors.notFound("Passkey not found");
+  if (!isUuid(passkeyId)) throw errors.notFound("Passkey not found");
   const deleted = await ctx.db
     .delete(passkeys)
     .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))

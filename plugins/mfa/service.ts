@@ -3,7 +3,7 @@ import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
-import { renderEmail } from "../../src/mail";
+import { sendEmailDetached } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { mfaTokenInvalid, type OpenedMfaToken, openMfaToken, recordWrongAnswer, spendMfaToken } from "./challenge";
@@ -28,11 +28,7 @@ async function requireUser(ctx: AuthContext, userId: string): Promise<UserRow> {
  * server must not hold up the answer, and a failure is logged rather than undoing a change already made.
  */
 export async function sendSecurityNotice(ctx: AuthContext, user: UserRow, event: string): Promise<void> {
-  if (!user.email) return;
-  const { subject, html, text } = await renderEmail("security-notice", { event });
-  ctx.mailer.send({ to: user.email, subject, html, text }).catch((error: unknown) => {
-    ctx.logger.error("security notice mail failed", { error: error instanceof Error ? error.message : String(error) });
-  });
+  await sendEmailDetached(ctx, user.email, "security-notice", { event });
 }
 
 /**

@@ -4,7 +4,7 @@ import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
-import { renderEmail, type TemplateName, type TemplateProps } from "../../src/mail";
+import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/mailbox";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
@@ -43,22 +43,9 @@ function assertConfirmed(password: string, confirmPassword: string | undefined):
   if (confirmPassword !== undefined && confirmPassword !== password) throw passwordErrors.passwordMismatch();
 }
 
-/**
- * Renders the mail inside the request, so the work is the same whether or not it goes out, then hands it to the
- * mailer without waiting: a slow SMTP server must not show in response times (and so reveal which emails exist).
- * With no recipient nothing is sent.
- */
-async function sendDetached<K extends TemplateName>(ctx: AuthContext, to: string | null | undefined, name: K, props: TemplateProps[K]): Promise<void> {
-  const rendered = await renderEmail(name, props);
-  if (!to) return;
-  ctx.mailer.send({ to, ...rendered }).catch((error: unknown) => {
-    ctx.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
-  });
-}
-
 async function sendVerificationCode(ctx: AuthContext, user: UserRow & { email: string }): Promise<void> {
   const code = await ctx.codes.issue(CODE_PURPOSE.verifyEmail, user.email, { userId: user.id });
-  await sendDetached(ctx, user.email, "verify-email", { code });
+  await sendEmailDetached(ctx, user.email, "verify-email", { code });
 }
 
 const pendingConfirmation = (): PendingConfirmation => ({
@@ -95,7 +82,7 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
     await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
-    await sendDetached(ctx, email, "security-notice", {
+    await sendEmailDetached(ctx, email, "security-notice", {
       event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
     });
     return { status: 202, body: pendingConfirmation() };
@@ -161,7 +148,7 @@ export async function resendVerification(ctx: AuthContext, input: { email: strin
     await sendVerificationCode(ctx, { ...user, email });
   } else {
     // Same rendering work as a real send, so the answer takes the same time.
-    await sendDetached(ctx, null, "verify-email", { code: "000000" });
+    await sendEmailDetached(ctx, null, "verify-email", { code: "000000" });
   }
 }
 
@@ -206,7 +193,7 @@ export async function requestEmailChange(
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
   if (await ctx.users.findByEmail(newEmail)) throw passwordErrors.emailTaken();
   const code = await ctx.codes.issue(CODE_PURPOSE.emailChange, user.id, { newEmail });
-  await sendDetached(ctx, newEmail, "email-change", { code, newEmail });
+  await sendEmailDetached(ctx, newEmail, "email-change", { code, newEmail });
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
 }
 
@@ -217,7 +204,7 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
   const user = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true });
-  await sendDetached(ctx, before.email, "email-changed", { newEmail });
+  await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
   await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
   return ctx.users.toPublic(user);
 }
@@ -235,7 +222,7 @@ export async function changePassword(
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
   const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
-  await sendDetached(ctx, user.email, "password-changed", {});
+  await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
 }
 
@@ -261,7 +248,7 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   }
   await ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
   const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
-  await sendDetached(ctx, user ? email : null, "password-reset", { link });
+  await sendEmailDetached(ctx, user ? email : null, "password-reset", { link });
 }
 
 const liveToken = (tokenHash: string, now: Date) =>
@@ -318,6 +305,6 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
   if (user.email) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.email);
   if (user.username) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.username.toLowerCase());
-  await sendDetached(ctx, user.email, "password-changed", {});
+  await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
 }

@@ -1,4 +1,5 @@
 import { and, asc, eq } from "drizzle-orm";
+import { isUuid } from "../../src/validation";
 import type { AuthContext } from "../../src/context";
 import { newId } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -13,11 +14,6 @@ export type TeamRole = (typeof TEAM_ROLES)[number];
 export type Team = { id: string; name: string; createdAt: string; role: TeamRole };
 export type TeamSummary = { id: string; name: string; role: TeamRole };
 export type TeamMember = { userId: string; email: string | null; firstName: string | null; lastName: string | null; role: TeamRole };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True for a well-formed id; anything else cannot name a row, and must not reach Postgres (which would reject the cast). */
-export const isUuid = (value: string) => UUID.test(value);
 
 const RANK: Record<TeamRole, number> = { member: 0, admin: 1, owner: 2 };
 const atLeast = (role: TeamRole, wanted: TeamRole) => RANK[role] >= RANK[wanted];

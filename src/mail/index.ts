@@ -1,4 +1,5 @@
 import type { Transporter } from "nodemailer";
+import type { Logger } from "../logger";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
 export type { RenderedEmail, TemplateName, TemplateProps } from "./render";
@@ -108,4 +109,22 @@ export async function sendEmail<K extends TemplateName>(
 ): Promise<void> {
   const { subject, html, text } = await renderEmail(name, props);
   await mailer.send({ to, subject, html, text });
+}
+
+/**
+ * Renders the mail inside the request, so the work is the same whether or not it goes out, then hands it to the
+ * mailer without waiting: a slow or failing SMTP server neither delays the answer (and so reveals which emails exist)
+ * nor fails it; a failure is logged, never the mail's content. With no recipient the mail is rendered, not sent.
+ */
+export async function sendEmailDetached<K extends TemplateName>(
+  ports: { mailer: Mailer; logger: Logger },
+  to: string | null | undefined,
+  name: K,
+  props: TemplateProps[K],
+): Promise<void> {
+  const rendered = await renderEmail(name, props);
+  if (!to) return;
+  ports.mailer.send({ to, ...rendered }).catch((error: unknown) => {
+    ports.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
+  });
 }

@@ -10,6 +10,7 @@ import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
 import type { PublicUser, Users } from "../users";
+import { isUuid } from "../validation";
 
 export type TokenResponse = {
   user: PublicUser;
@@ -411,7 +412,7 @@ export class Sessions {
   }
 
   async findOwned(userId: string, sessionId: string) {
-    if (!/^[0-9a-f-]{36}$/i.test(sessionId)) return undefined;
+    if (!isUuid(sessionId)) return undefined;
     const [row] = await this.db
       .select()
       .from(sessions)
