@@ -101,13 +101,12 @@ export async function deleteTeam(ctx: AuthContext, userId: string, teamId: strin
     const me = members.find((m) => m.userId === userId);
     if (!me) throw teamNotFound();
     if (me.role !== "owner") throw errors.forbidden("Only team owners can delete the team");
-    const dropped: Array<{ sessionIds: string[]; role: string }> = [];
-    for (const m of members) dropped.push({ sessionIds: await ctx.sessions.dropTeam(m.userId, teamId, tx), role: m.role });
+    const dropped = await ctx.sessions.dropTeam(teamId, undefined, tx);
     await tx.delete(teams).where(eq(teams.id, teamId));
     return dropped;
   });
   // After the commit: access tokens claiming the team die at once on every instance.
-  for (const { sessionIds, role } of staleClaims) await ctx.sessions.revokeTeamClaims(sessionIds, { id: teamId, role });
+  await ctx.sessions.revokeTeamClaims(staleClaims);
 }
 
 export async function listMembers(ctx: AuthContext, userId: string, teamId: string): Promise<TeamMember[]> {
@@ -143,7 +142,7 @@ export async function changeMemberRole(
   targetId: string,
   role: TeamRole,
 ): Promise<TeamMember> {
-  let staleClaims: { sessionIds: string[]; role: string } = { sessionIds: [], role };
+  let staleClaims: Awaited<ReturnType<typeof ctx.sessions.setTeamRole>> = [];
   const member = await ctx.db.transaction(async (tx) => {
     const members = isUuid(teamId) ? await lockMembers(tx, teamId) : [];
     const actor = members.find((m) => m.userId === actorId);
@@ -157,12 +156,12 @@ export async function changeMemberRole(
     if (target.role === "owner" && role !== "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     if (target.role !== role) {
       await tx.update(teamMembers).set({ role }).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
-      staleClaims = { sessionIds: await ctx.sessions.setTeamRole(targetId, teamId, role, tx), role: target.role };
+      staleClaims = await ctx.sessions.setTeamRole(targetId, teamId, role, tx);
     }
     return memberView(tx, teamId, targetId);
   });
   // After the commit: tokens claiming the old role die; the next refresh carries the new one.
-  await ctx.sessions.revokeTeamClaims(staleClaims.sessionIds, { id: teamId, role: staleClaims.role });
+  await ctx.sessions.revokeTeamClaims(staleClaims);
   return member;
 }
 
@@ -182,10 +181,10 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     if (!leaving && target.role === "owner" && actor.role !== "owner") throw errors.forbidden("Only an owner can remove an owner");
     if (target.role === "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
-    return { sessionIds: await ctx.sessions.dropTeam(targetId, teamId, tx), role: target.role };
+    return ctx.sessions.dropTeam(teamId, targetId, tx);
   });
   // After the commit: access tokens claiming the team die at once on every instance.
-  await ctx.sessions.revokeTeamClaims(staleClaims.sessionIds, { id: teamId, role: staleClaims.role });
+  await ctx.sessions.revokeTeamClaims(staleClaims);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { and, desc, eq, gt, isNull, ne, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
@@ -374,8 +375,8 @@ export class Sessions {
    * Refuses, on every instance, the access tokens of these sessions that carry this team claim; the sessions live on, and
    * their next refresh carries the team they now act for (none after dropTeam, the new role after setTeamRole).
    */
-  async revokeTeamClaims(sessionIds: string[], team: TeamClaim): Promise<void> {
-    await this.announceRevoked(sessionIds.map((sid) => teamClaimEntry(sid, team)));
+  async revokeTeamClaims(claims: Array<{ sessionId: string; team: TeamClaim }>): Promise<void> {
+    await this.announceRevoked(claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team)));
   }
 
   /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
@@ -468,23 +469,34 @@ export class Sessions {
     return this.tokenResponse(user, { sid: sessionId, amr: row.amr, team: teamOf(row) }, successor);
   }
 
-  /** Drops the team from every session of a user acting for it; used when a member leaves or is removed. */
-  async dropTeam(userId: string, teamId: string, db: Db = this.db): Promise<string[]> {
+  /**
+   * Drops the team from every session acting for it: one member's (who leaves or is removed), or everyone's when
+   * `userId` is undefined (the team is deleted). Answers the claims those sessions' tokens carried, for revokeTeamClaims.
+   */
+  async dropTeam(teamId: string, userId: string | undefined, db: Db = this.db): Promise<Array<{ sessionId: string; team: TeamClaim }>> {
+    // The self-join hands back each row as it was before the update: the role its tokens claim.
+    const before = alias(sessions, "before");
     const rows = await db
       .update(sessions)
       .set({ teamId: null, teamRole: null })
-      .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)))
-      .returning({ id: sessions.id });
-    return rows.map((r) => r.id);
+      .from(before)
+      .where(and(eq(before.id, sessions.id), eq(before.teamId, teamId), userId ? eq(before.userId, userId) : undefined))
+      .returning({ sessionId: sessions.id, role: before.teamRole });
+    return rows.map(({ sessionId, role }) => ({ sessionId, team: { id: teamId, role: role ?? "" } }));
   }
 
-  /** Updates the team role remembered by every session of a user acting for the team; used when a member's role changes. */
-  async setTeamRole(userId: string, teamId: string, role: string, db: Db = this.db): Promise<string[]> {
+  /**
+   * Updates the team role remembered by every session of a user acting for the team (a member's role changed); answers
+   * the claims their tokens carried, for revokeTeamClaims.
+   */
+  async setTeamRole(userId: string, teamId: string, role: string, db: Db = this.db): Promise<Array<{ sessionId: string; team: TeamClaim }>> {
+    const before = alias(sessions, "before");
     const rows = await db
       .update(sessions)
       .set({ teamRole: role })
-      .where(and(eq(sessions.userId, userId), eq(sessions.teamId, teamId)))
-      .returning({ id: sessions.id });
-    return rows.map((r) => r.id);
+      .from(before)
+      .where(and(eq(before.id, sessions.id), eq(before.userId, userId), eq(before.teamId, teamId)))
+      .returning({ sessionId: sessions.id, role: before.teamRole });
+    return rows.map(({ sessionId, role: old }) => ({ sessionId, team: { id: teamId, role: old ?? "" } }));
   }
 }
