@@ -18,15 +18,20 @@ export type SignInResult = TokenResponse | MfaChallenge;
 
 export type Clock = { now(): Date };
 
+/** A kind of credential a plugin keeps; src/credentials.ts works over all of them. */
+export type CredentialKind = {
+  /** How many ways in of this kind the user has (a second factor alone is none). */
+  countSignInMethods(userId: string, db: Db): Promise<number>;
+  /** Removes the user's credentials of this kind, set up before anyone proved the mailbox; answers how many. */
+  removeUnproven?(userId: string, db: Db): Promise<number>;
+};
+
 /** Extension points a plugin fills in, so the core calls them without knowing the plugin. */
 export type Hooks = {
   /** Set by the mfa plugin: answers a sign-in of a user with MFA on. */
   mfaChallenge?: (user: UserRow, opts: { amr: string[]; meta: RequestMeta }) => Promise<MfaChallenge>;
-  /**
-   * Set by plugins that keep ways into an account (passkeys, TOTP, linked providers): each removes a user's and
-   * answers how many it removed. Run when an unverified account's mailbox is first proven (src/mailbox.ts).
-   */
-  credentialCleanups: Array<(userId: string, db: Db) => Promise<number>>;
+  /** Registered by each plugin that keeps a kind of credential (a password, passkeys, TOTP, linked providers). */
+  credentials: CredentialKind[];
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
 };

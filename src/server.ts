@@ -63,7 +63,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const sessions = new Sessions(db, kv, config, tokens, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentialCleanups: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [] };
   return {
     id: crypto.randomUUID(),
     config,

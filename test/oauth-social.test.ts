@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
+import { oauthAccounts } from "../plugins/oauth/schema";
 import { newId } from "../src/crypto";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 
@@ -406,6 +407,22 @@ describe("facebook", () => {
       const res = await tokenRoute("facebook", { accessToken: bad });
       expect(res.status).toBe(401);
       expect(res.body.code).toBe("INVALID_ACCESS_TOKEN");
+    }
+  });
+});
+
+describe("DELETE /auth/accounts/:provider counts only the ways in that enabled plugins give", () => {
+  test("with the password plugin off, a stored password is no way in: unlinking the last provider is 409", async () => {
+    const s = await createTestServer({ AUTH_PLUGINS: "oauth", OAUTH_GITHUB_CLIENT_ID: "id", OAUTH_GITHUB_CLIENT_SECRET: "secret" });
+    try {
+      const user = await s.ctx.users.create({ email: uniqueEmail("no-password-plugin"), emailVerified: true, passwordHash: await s.ctx.passwords.hash("unused-pass-phrase") });
+      await s.ctx.db.insert(oauthAccounts).values({ id: newId(), userId: user.id, provider: "github", providerAccountId: `gh-${user.id}` });
+      const { accessToken } = await s.ctx.sessions.create(user, { amr: ["oauth"], meta: { ip: null, userAgent: null } });
+      const refused = await s.request("DELETE", "/auth/accounts/github", { token: accessToken });
+      expect(refused.status).toBe(409);
+      expect(refused.body.code).toBe("LAST_SIGN_IN_METHOD");
+    } finally {
+      await s.close();
     }
   });
 });

@@ -2,7 +2,7 @@ import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
-import { claimUnverifiedAccount } from "../../src/mailbox";
+import { claimUnverifiedAccount } from "../../src/credentials";
 import { sendEmailDetached } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";

@@ -6,8 +6,9 @@ import type {
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from "@simplewebauthn/server";
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, count, eq } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
+import type { Db } from "../../src/db";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import { AuthError, errors } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
@@ -33,6 +34,12 @@ const passkeyRefused = () => new AuthError(401, "PASSKEY_INVALID", "The passkey 
 
 function summary(row: typeof passkeys.$inferSelect): PasskeySummary {
   return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), lastUsedAt: row.lastUsedAt?.toISOString() ?? null };
+}
+
+/** Passkeys sign in on their own, so each is a way into the account. */
+export async function countPasskeys(userId: string, db: Db): Promise<number> {
+  const [row] = await db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId));
+  return row?.n ?? 0;
 }
 
 export async function hasPasskeys(ctx: AuthContext, userId: string): Promise<boolean> {

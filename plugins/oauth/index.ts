@@ -5,7 +5,7 @@ import { errorSchema, signInResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requiredString } from "../../src/validation";
 import { createProviders } from "./providers";
-import { finishFlow, listAccounts, redeemExchangeCode, signInWithCredential, startFlow, unlinkAccount, unlinkAll } from "./service";
+import { finishFlow, listAccounts, redeemExchangeCode, signInWithCredential, startFlow, countLinks, unlinkAccount, unlinkAll } from "./service";
 
 const providerParams = z.object({ provider: z.string().min(1).max(32) });
 const redirectToField = z.string().min(1).max(2048);
@@ -51,7 +51,7 @@ const FLOW_ERRORS =
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
 export function oauthPlugin(ctx: AuthContext) {
   const providers = createProviders(ctx.config);
-  ctx.hooks.credentialCleanups.push(unlinkAll);
+  ctx.hooks.credentials.push({ countSignInMethods: countLinks, removeUnproven: unlinkAll });
   return new Elysia({ name: "plugin.oauth", seed: ctx.id, detail: { tags: ["oauth"] } })
     .use(authGuard(ctx))
     .post(

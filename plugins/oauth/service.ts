@@ -1,5 +1,5 @@
 import { generateCodeVerifier, generateState } from "arctic";
-import { and, asc, count, eq, ne } from "drizzle-orm";
+import { and, asc, count, eq } from "drizzle-orm";
 import { z } from "zod";
 import type { Config } from "../../src/config";
 import type { AuthContext, SignInResult } from "../../src/context";
@@ -8,8 +8,8 @@ import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors, isConnectionError } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
+import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
-import { passkeys } from "../mfa/schema";
 import { isOidcProvider, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
 import { oauthAccounts } from "./schema";
 
@@ -315,29 +315,29 @@ export async function listAccounts(ctx: AuthContext, userId: string): Promise<Li
 }
 
 /**
- * Unlinks a provider unless it is the account's last way in (no password, no passkey, no other provider).
+ * Unlinks a provider unless it is the account's last way in, counted over every enabled plugin's credentials.
  * The user row is locked so two unlinks of the last two providers cannot both pass the check.
  */
 export async function unlinkAccount(ctx: AuthContext, userId: string, providerId: string, meta: RequestMeta): Promise<void> {
   await ctx.db.transaction(async (tx) => {
-    const [user] = await tx.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId)).for("update");
+    const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for("update");
     if (!user) throw errors.unauthorized();
     const [link] = await tx
       .select({ id: oauthAccounts.id })
       .from(oauthAccounts)
       .where(and(eq(oauthAccounts.userId, userId), eq(oauthAccounts.provider, providerId)));
     if (!link) throw oauthFlowErrors.notLinked();
-    if (user.passwordHash === null) {
-      const [others] = await tx
-        .select({ n: count() })
-        .from(oauthAccounts)
-        .where(and(eq(oauthAccounts.userId, userId), ne(oauthAccounts.provider, providerId)));
-      const [keys] = await tx.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId));
-      if ((others?.n ?? 0) === 0 && (keys?.n ?? 0) === 0) throw oauthFlowErrors.lastSignInMethod();
-    }
+    // The link being removed is one of them: it may go only if another way in remains.
+    if ((await countSignInMethods(ctx, userId, tx)) <= 1) throw oauthFlowErrors.lastSignInMethod();
     await tx.delete(oauthAccounts).where(eq(oauthAccounts.id, link.id));
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });
+}
+
+/** Each linked provider identity is a way into the account. */
+export async function countLinks(userId: string, db: Db): Promise<number> {
+  const [row] = await db.select({ n: count() }).from(oauthAccounts).where(eq(oauthAccounts.userId, userId));
+  return row?.n ?? 0;
 }
 
 /** Unlinks every provider identity of a user (an unverified account's mailbox was just proven); answers how many. */

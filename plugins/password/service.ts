@@ -2,10 +2,11 @@ import { and, eq, gt, isNull } from "drizzle-orm";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
-import type { UserRow } from "../../src/db/schema";
+import type { Db } from "../../src/db";
+import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
-import { removeUnprovenCredentials } from "../../src/mailbox";
+import { removeUnprovenCredentials } from "../../src/credentials";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
@@ -307,4 +308,10 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   if (user.username) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.username.toLowerCase());
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
+}
+
+/** A password is one way into the account. */
+export async function countPasswords(userId: string, db: Db): Promise<number> {
+  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId));
+  return row?.passwordHash ? 1 : 0;
 }

@@ -3,15 +3,22 @@ import type { Db } from "./db";
 import type { UserRow } from "./db/schema";
 import type { RequestMeta } from "./request";
 
+/** How many ways into the account the enabled plugins give the user (e.g. to refuse removing the last one). */
+export async function countSignInMethods(ctx: AuthContext, userId: string, db: Db): Promise<number> {
+  let total = 0;
+  for (const kind of ctx.hooks.credentials) total += await kind.countSignInMethods(userId, db);
+  return total;
+}
+
 /**
  * The first proof of the mailbox for an account nobody had verified. Whoever set the account up never proved the
  * address (it may be an attacker who pre-registered the victim's email), so every way in they could have planted
- * dies: each plugin's credentials (passkeys, TOTP, linked providers), registered in `ctx.hooks.credentialCleanups`.
+ * dies: each plugin's credentials (passkeys, TOTP, linked providers), registered in `ctx.hooks.credentials`.
  * Returns how many were removed. The caller also replaces or clears the password and revokes the sessions.
  */
 export async function removeUnprovenCredentials(ctx: AuthContext, userId: string, db: Db): Promise<number> {
   let removed = 0;
-  for (const cleanup of ctx.hooks.credentialCleanups) removed += await cleanup(userId, db);
+  for (const kind of ctx.hooks.credentials) removed += (await kind.removeUnproven?.(userId, db)) ?? 0;
   return removed;
 }
 
