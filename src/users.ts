@@ -156,14 +156,18 @@ export class Users {
 
 /** Maps a Postgres unique violation on users to the contract's 409. */
 export function uniqueViolation(error: unknown): AuthError | undefined {
+  const name = violatedUniqueConstraint(error);
+  if (name === undefined) return undefined;
+  if (name.includes("username")) return new AuthError(409, "USERNAME_TAKEN", "This username is taken");
+  if (name.includes("users_email")) return new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
+  return new AuthError(409, "CONFLICT", "Conflict");
+}
+
+/** The name (and message) of the unique constraint a failed write broke, through the driver's wrapping; else undefined. */
+export function violatedUniqueConstraint(error: unknown): string | undefined {
   let e = error as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown; message?: string } | undefined;
   for (let i = 0; e && i < 4; i++) {
-    if (e.code === "23505") {
-      const name = `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
-      if (name.includes("username")) return new AuthError(409, "USERNAME_TAKEN", "This username is taken");
-      if (name.includes("users_email")) return new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
-      return new AuthError(409, "CONFLICT", "Conflict");
-    }
+    if (e.code === "23505") return `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
     e = e.cause as typeof e;
   }
   return undefined;

@@ -62,9 +62,7 @@ export async function verifyCode(
 }
 
 async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, meta: RequestMeta): Promise<UserRow> {
-  const owner = await ctx.users.findByEmail(email);
-  if (owner) throw new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
-  // A concurrent sign-up of the same email still ends in 409: `update` maps the unique violation.
+  // An email that belongs to another account ends in 409 EMAIL_TAKEN: the unique index refuses it, both stay intact.
   const user = await ctx.users.upgradeGuest(guest.id, { email, emailVerified: true });
   await ctx.audit.record({ type: "guest_upgraded", userId: user.id, meta, data: { method: "magic-code" } });
   return user;

@@ -10,6 +10,7 @@ import { AuthError, errors, isConnectionError } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
 import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
+import { violatedUniqueConstraint } from "../../src/users";
 import { isOidcProvider, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
 import { oauthAccounts } from "./schema";
 
@@ -46,7 +47,7 @@ const flowSchema = z.object({
 });
 type Flow = z.infer<typeof flowSchema>;
 
-const exchangeSchema = z.object({ userId: z.string(), provider: z.string() });
+const exchangeSchema = z.object({ userId: z.string() });
 
 const stateKey = (state: string) => `oauth:state:${sha256(state)}`;
 const exchangeKey = (code: string) => `oauth:exchange:${sha256(code)}`;
@@ -148,10 +149,10 @@ export async function finishFlow(
     }
     const user = await resolveUser(ctx, provider.id, profile, { mode: "auto", guestUserId: flow.guestUserId, meta });
     const code = randomToken();
-    await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id, provider: provider.id }), EXCHANGE_CODE_TTL_S);
+    await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id }), EXCHANGE_CODE_TTL_S);
     return withParams(flow.redirectTo, { code });
   } catch (error) {
-    const code = error instanceof AuthError ? error.code : isConnectionError(error) ? "UNAVAILABLE" : "SERVER_ERROR";
+    const code = error instanceof AuthError ? error.code : isConnectionError(error) ? "UNAVAILABLE" : "INTERNAL_ERROR";
     if (!(error instanceof AuthError)) ctx.logger.error("oauth callback failed", { error: error instanceof Error ? error.message : String(error) });
     // The browser must still get its redirect when the audit write fails too (e.g. the database is down).
     await ctx.audit
@@ -201,23 +202,12 @@ async function insertLink(db: Db, userId: string, provider: string, profile: OAu
   await db.insert(oauthAccounts).values({ id: newId(), userId, provider, providerAccountId: profile.providerAccountId, email: profile.email });
 }
 
-/** The name of the unique constraint an insert or update broke, if that is what happened. */
-function violatedConstraint(error: unknown): string | undefined {
-  let e = error as { code?: string; constraint_name?: string; constraint?: string; message?: string; cause?: unknown } | undefined;
-  for (let i = 0; e && i < 4; i++) {
-    if (e.code === "23505") return `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
-    e = e.cause as typeof e;
-  }
-  return undefined;
-}
-
 /** Turns a failed link insert into the contract's 409s; anything else is rethrown as is. */
 function linkConflict(error: unknown): AuthError | undefined {
   if (error instanceof AuthError) return error.code === "EMAIL_TAKEN" ? oauthFlowErrors.accountExists() : undefined;
-  const constraint = violatedConstraint(error);
+  const constraint = violatedUniqueConstraint(error);
   if (constraint?.includes("oauth_accounts_user_provider_key")) return oauthFlowErrors.providerAlreadyLinked();
   if (constraint?.includes("oauth_accounts_provider_key")) return oauthFlowErrors.identityInUse();
-  if (constraint?.includes("users_email")) return oauthFlowErrors.accountExists();
   return undefined;
 }
 

@@ -51,7 +51,7 @@ export function passwordPlugin(ctx: AuthContext) {
       {
         optionalAuth: true,
         body: registerBody,
-        response: { 201: signInResponseSchema, 202: pendingSchema, ...errorResponses(400, 401, 409) },
+        response: { 201: signInResponseSchema, 202: pendingSchema, ...errorResponses(400, 401, 409, 429) },
         detail: {
           summary: "Create an account with email and password",
           description:

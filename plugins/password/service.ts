@@ -184,11 +184,11 @@ export async function requestEmailChange(
   const newEmail = requireEmail(input.newEmail, "newEmail");
   const user = await signedInUser(ctx, auth);
   if (user.isAnonymous) throw passwordErrors.guestCannotChangeEmail();
+  if (newEmail === user.email) throw errors.validation([{ path: "newEmail", message: "is already your email" }]);
   if (user.passwordHash) {
     if (!input.password) throw errors.validation([{ path: "password", message: "is required for an account with a password" }]);
     await assertCurrentPassword(ctx, user, input.password);
   }
-  if (newEmail === user.email) throw errors.validation([{ path: "newEmail", message: "is already your email" }]);
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
@@ -218,9 +218,10 @@ export async function changePassword(
   meta: RequestMeta,
 ): Promise<void> {
   const user = await signedInUser(ctx, auth);
-  await assertCurrentPassword(ctx, user, input.currentPassword);
+  // The cheap checks first: a typo in the new password must not spend a hash verification or a counted attempt.
   assertConfirmed(input.newPassword, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
+  await assertCurrentPassword(ctx, user, input.currentPassword);
   await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
   const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, user.email, "password-changed", {});
