@@ -1,7 +1,7 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "./context";
-import { AuthError } from "./errors";
+import { AuthError, errors } from "./errors";
 import { authGuard } from "./sessions/guard";
 import { nameField } from "./validation";
 
@@ -80,7 +80,7 @@ export function coreRoutes(ctx: AuthContext) {
       "/me",
       async ({ auth }) => {
         const user = await users.findById(auth.userId);
-        if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+        if (!user) throw errors.sessionRevoked();
         return users.toPublic(user);
       },
       { auth: true, response: { 200: userSchema, ...unauthorized }, detail: { summary: "The signed-in user" } },

@@ -193,7 +193,7 @@ export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Pr
 
 async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
   const caller = await ctx.users.findById(auth.userId);
-  if (!caller) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+  if (!caller) throw errors.sessionRevoked();
   if (caller.email !== invitation.email) throw errors.forbidden("This invitation was sent to another email address");
   return ctx.db.transaction(async (tx) => {
     const now = ctx.clock.now();

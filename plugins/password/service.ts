@@ -161,7 +161,7 @@ export async function isEmailAvailable(ctx: AuthContext, input: { email: string 
 
 async function signedInUser(ctx: AuthContext, auth: AuthInfo): Promise<UserRow> {
   const user = await ctx.users.findById(auth.userId);
-  if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+  if (!user) throw errors.sessionRevoked();
   return user;
 }
 
@@ -304,9 +304,8 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
 
   const revoked = await ctx.sessions.revokeAll(user.id);
   // An attacker's wrong guesses locked the account's sign-in; the owner just proved the mailbox, so let them in now.
-  await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
-  if (user.email) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.email);
-  if (user.username) await ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", user.username.toLowerCase());
+  const names = [`user:${user.id}`, user.email, user.username?.toLowerCase()].filter((n): n is string => Boolean(n));
+  await Promise.all(names.map((name) => ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", name)));
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
 }

@@ -5,7 +5,7 @@ import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
 import { refreshTokens, type SessionRow, sessions, type UserRow, users } from "../db/schema";
-import { AuthError } from "../errors";
+import { AuthError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
@@ -347,7 +347,7 @@ export class Sessions {
         if (oldest !== undefined) this.verified.delete(oldest);
       }
     }
-    if ((await this.revokedAt(entry.info.sessionId)) !== undefined) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if ((await this.revokedAt(entry.info.sessionId)) !== undefined) throw errors.sessionRevoked();
     if (entry.info.team) {
       // Tokens from the second of the revocation are refused too: `iat` has no finer grain, and refusing is the safe side.
       const at = await this.revokedAt(teamClaimEntry(entry.info.sessionId, entry.info.team));
@@ -428,7 +428,7 @@ export class Sessions {
     const cached = this.currentCache.get(auth.sessionId);
     if (cached && nowMs - cached.cachedAtMs < CURRENT_CACHE_TTL_MS && cached.row.user.id === auth.userId) return cached.row;
     const [row] = await this.queries.current.execute({ sid: auth.sessionId });
-    if (!row || row.session.userId !== auth.userId) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if (!row || row.session.userId !== auth.userId) throw errors.sessionRevoked();
     // A revocation that arrived while the query ran must not be undone by caching the row read before it.
     if (!this.revokedIds.has(auth.sessionId)) {
       this.currentCache.delete(auth.sessionId);
@@ -463,9 +463,9 @@ export class Sessions {
       await tx.insert(refreshTokens).values(this.refreshRow(sessionId, successor, now));
       return s;
     });
-    if (!row) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if (!row) throw errors.sessionRevoked();
     const user = await this.users.findById(row.userId);
-    if (!user) throw new AuthError(401, "SESSION_REVOKED", "The session has been revoked");
+    if (!user) throw errors.sessionRevoked();
     return this.tokenResponse(user, { sid: sessionId, amr: row.amr, team: teamOf(row) }, successor);
   }
 
