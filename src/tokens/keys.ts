@@ -1,10 +1,12 @@
+import { createPrivateKey, type JsonWebKeyInput, type KeyObject } from "node:crypto";
 import { asc, and, eq, isNull } from "drizzle-orm";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
-import { newId, randomToken } from "../crypto";
+import { keyFromSecret, newId, randomToken } from "../crypto";
 import type { Db } from "../db";
 import { serverKeys } from "../db/schema";
 
-export type SigningKey = { kid: string; privateKey: CryptoKey; publicKey: CryptoKey; publicJwk: JWK };
+/** `signingKey` is the same private key as `privateKey`, for node:crypto's synchronous signing (src/tokens/access.ts). */
+export type SigningKey = { kid: string; privateKey: CryptoKey; signingKey: KeyObject; publicKey: CryptoKey; publicJwk: JWK };
 
 async function activeRows(db: Db, purpose: string) {
   return db
@@ -40,6 +42,7 @@ export async function loadSigningKeys(db: Db): Promise<SigningKey[]> {
         publicJwk,
         publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
         privateKey: (await importJWK(row.privateJwk as JWK, "EdDSA")) as CryptoKey,
+        signingKey: createPrivateKey({ key: row.privateJwk, format: "jwk" } as JsonWebKeyInput),
       };
     }),
   );
@@ -58,4 +61,32 @@ export async function loadSecret(db: Db, purpose: string): Promise<Buffer> {
   const first = rows[0];
   if (!first) throw new Error(`no ${purpose} secret`);
   return Buffer.from((first.privateJwk as { k: string }).k, "base64url");
+}
+
+/**
+ * The server's secrets by purpose, each loaded (or made) on first use and then kept; a failed load (database down) is
+ * not kept, so the next call tries again. A sealing key (one that encrypts data at rest) comes from ENCRYPTION_KEY
+ * when it is set, so that it can live outside the database.
+ */
+export class ServerSecrets {
+  private readonly loaded = new Map<string, Promise<Buffer>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly encryptionKey?: string,
+  ) {}
+
+  get(purpose: string, opts: { sealing?: boolean } = {}): Promise<Buffer> {
+    let secret = this.loaded.get(purpose);
+    if (!secret) {
+      const loading =
+        opts.sealing && this.encryptionKey ? Promise.resolve(keyFromSecret(this.encryptionKey, purpose)) : loadSecret(this.db, purpose);
+      loading.catch(() => {
+        if (this.loaded.get(purpose) === loading) this.loaded.delete(purpose);
+      });
+      this.loaded.set(purpose, loading);
+      secret = loading;
+    }
+    return secret;
+  }
 }
