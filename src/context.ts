@@ -11,6 +11,7 @@ import type { RateLimiter } from "./rate-limit";
 import type { RequestMeta } from "./request";
 import type { Sessions, TokenResponse } from "./sessions/service";
 import type { AccessTokens } from "./tokens/access";
+import type { ServerSecrets } from "./tokens/keys";
 import type { Users } from "./users";
 
 export type MfaChallenge = { mfaRequired: true; mfaToken: string; methods: string[] };
@@ -52,6 +53,8 @@ export type AuthContext = {
   users: Users;
   sessions: Sessions;
   tokens: AccessTokens;
+  /** Server secrets by purpose (sealing keys, MAC keys), made once and shared by every instance. */
+  secrets: ServerSecrets;
   passwords: PasswordHasher;
   hooks: Hooks;
   /** For work that outlives its request (e.g. mail sent in the background), whose failures no one else sees. */

@@ -25,6 +25,7 @@ import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
+import { ServerSecrets } from "./tokens/keys";
 import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
@@ -62,7 +63,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
-  const sessions = new Sessions(db, kv, config, tokens, users, audit, rateLimit, now);
+  const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
   const hooks: Hooks = { maintenance: [], credentials: [] };
   return {
     id: crypto.randomUUID(),
@@ -78,6 +80,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     users,
     sessions,
     tokens,
+    secrets,
     passwords: new PasswordHasher(config),
     hooks,
     logger,

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, lt } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, lt, notExists, sql } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
-import { users } from "../../src/db/schema";
+import { sessions, users } from "../../src/db/schema";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 
@@ -23,7 +23,7 @@ export async function signInAsGuest(ctx: AuthContext, meta: RequestMeta): Promis
 }
 
 /**
- * Deletes guests unused (no sign-in nor refresh) for ANONYMOUS_TTL_DAYS, in batches until none is left; their sessions
+ * Deletes guests unused (no sign-in, no session used) for ANONYMOUS_TTL_DAYS, in batches until none is left; their sessions
  * go with them (foreign keys cascade). Instances sweeping at once skip each other's locked rows instead of waiting, and
  * a guest upgraded while the sweep runs is re-checked under the lock, so it is never deleted. Returns how many went.
  */
@@ -34,7 +34,14 @@ export async function sweepStaleGuests(ctx: AuthContext, batchSize = SWEEP_BATCH
     const stale = ctx.db
       .select({ id: users.id })
       .from(users)
-      .where(and(eq(users.isAnonymous, true), lt(users.lastActiveAt, cutoff)))
+      .where(
+        and(
+          eq(users.isAnonymous, true),
+          lt(users.lastActiveAt, cutoff),
+          // A refresh records use on the session alone (the hot path writes one row), so it is read from there.
+          notExists(ctx.db.select({ one: sql`1` }).from(sessions).where(and(eq(sessions.userId, users.id), gte(sessions.lastUsedAt, cutoff)))),
+        ),
+      )
       .orderBy(asc(users.lastActiveAt))
       .limit(batchSize)
       .for("update", { skipLocked: true });

@@ -13,7 +13,6 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import { AuthError, errors } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
-import { loadSecret } from "../../src/tokens/keys";
 import { passkeys } from "./schema";
 import { sendSecurityNotice } from "./service";
 
@@ -109,19 +108,12 @@ export async function registerPasskey(
   return summary(row);
 }
 
-const decoyKeys = new WeakMap<AuthContext, Promise<Buffer>>();
-
 /**
  * A stable, fake credential id for an email without passkeys, so that the options for a known and an unknown
  * email look alike and the route does not tell which emails are registered.
  */
 async function decoyCredentialId(ctx: AuthContext, email: string): Promise<string> {
-  let key = decoyKeys.get(ctx);
-  if (!key) {
-    key = loadSecret(ctx.db, "passkey-decoy");
-    key.catch(() => decoyKeys.delete(ctx));
-    decoyKeys.set(ctx, key);
-  }
+  const key = ctx.secrets.get("passkey-decoy");
   return createHmac("sha256", await key).update(email).digest().subarray(0, 16).toString("base64url");
 }
 

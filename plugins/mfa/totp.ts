@@ -1,11 +1,10 @@
 import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { Secret, TOTP } from "otpauth";
 import type { AuthContext } from "../../src/context";
-import { decrypt, encrypt, keyFromSecret } from "../../src/crypto";
+import { decrypt, encrypt } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError } from "../../src/errors";
-import { loadSecret } from "../../src/tokens/keys";
 import { totpSecrets } from "./schema";
 
 /** RFC 6238 as every authenticator app expects it: SHA-1, 6 digits, 30 s. */
@@ -17,23 +16,6 @@ const TOTP_WINDOW = 1;
 const SECRET_BYTES = 20;
 
 export const mfaAlreadyEnabled = () => new AuthError(409, "MFA_ALREADY_ENABLED", "MFA is already on; turn it off first");
-
-const sealingKeys = new WeakMap<AuthContext, Promise<Buffer>>();
-
-/**
- * The key that seals TOTP secrets at rest: from ENCRYPTION_KEY when set (so it can live outside the database),
- * else a random key made once and kept in the database. Loaded once per context.
- */
-function sealingKey(ctx: AuthContext): Promise<Buffer> {
-  let key = sealingKeys.get(ctx);
-  if (!key) {
-    key = ctx.config.ENCRYPTION_KEY ? Promise.resolve(keyFromSecret(ctx.config.ENCRYPTION_KEY, "totp")) : loadSecret(ctx.db, "totp");
-    // A failed load (database down) must not stick for the life of the process.
-    key.catch(() => sealingKeys.delete(ctx));
-    sealingKeys.set(ctx, key);
-  }
-  return key;
-}
 
 function totpFor(ctx: AuthContext, secret: Secret, label: string): TOTP {
   return new TOTP({
@@ -51,7 +33,7 @@ export type TotpEnrollment = { secret: string; otpauthUrl: string; qrCode: strin
 /** Makes a new secret for the user (replacing an unconfirmed one) and the QR code an authenticator app scans. */
 export async function enrollTotp(ctx: AuthContext, user: UserRow): Promise<TotpEnrollment> {
   const secret = new Secret({ size: SECRET_BYTES });
-  const sealed = encrypt(await sealingKey(ctx), secret.base32);
+  const sealed = encrypt(await ctx.secrets.get("totp", { sealing: true }), secret.base32);
   await ctx.db
     .insert(totpSecrets)
     .values({ userId: user.id, secretEncrypted: sealed, confirmed: false, lastStep: null })
@@ -80,7 +62,7 @@ export async function spendTotpCode(ctx: AuthContext, userId: string, rawCode: s
   const db = opts.db ?? ctx.db;
   const [row] = await db.select().from(totpSecrets).where(eq(totpSecrets.userId, userId)).limit(1);
   if (!row || row.confirmed !== opts.confirmed) return false;
-  const secret = Secret.fromBase32(decrypt(await sealingKey(ctx), row.secretEncrypted));
+  const secret = Secret.fromBase32(decrypt(await ctx.secrets.get("totp", { sealing: true }), row.secretEncrypted));
   const timestamp = ctx.clock.now().getTime();
   const totp = totpFor(ctx, secret, userId);
   const delta = totp.validate({ token: code, timestamp, window: TOTP_WINDOW });

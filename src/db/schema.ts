@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigserial, boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 export const users = pgTable(
   "users",
@@ -42,23 +42,19 @@ export const sessions = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }).notNull(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
     revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+    /**
+     * The session's refresh token chain (src/sessions/refresh-token.ts): the generation of the live token, the
+     * sha256 of its secret, when it was issued and when it expires, and its secret sealed with the previous token's
+     * secret, so the previous token's holder alone can be answered the same successor within the grace window.
+     * A session's tokens live in its row, so a rotation is one single-row update and no insert.
+     */
+    refreshGen: integer("refresh_gen").notNull().default(0),
+    refreshHash: text("refresh_hash").notNull().default(""),
+    refreshIssuedAt: timestamp("refresh_issued_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    refreshExpiresAt: timestamp("refresh_expires_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    refreshSealedNext: text("refresh_sealed_next"),
   },
   (t) => [index("sessions_user_idx").on(t.userId)],
-);
-
-export const refreshTokens = pgTable(
-  "refresh_tokens",
-  {
-    id: uuid("id").primaryKey(),
-    sessionId: uuid("session_id")
-      .notNull()
-      .references(() => sessions.id, { onDelete: "cascade" }),
-    tokenHash: text("token_hash").notNull(),
-    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
-    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
-    rotatedAt: timestamp("rotated_at", { withTimezone: true, mode: "date" }),
-  },
-  (t) => [uniqueIndex("refresh_tokens_hash_key").on(t.tokenHash), index("refresh_tokens_session_idx").on(t.sessionId)],
 );
 
 /** Signing keys (JWKS) and other server secrets made once and shared by every instance. */

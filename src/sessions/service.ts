@@ -1,17 +1,19 @@
-import { and, desc, eq, gt, isNull, ne, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gt, isNull, ne, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
-import { refreshTokens, type SessionRow, sessions, type UserRow, users } from "../db/schema";
+import { type SessionRow, sessions, type UserRow, users } from "../db/schema";
 import { AuthError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
+import type { ServerSecrets } from "../tokens/keys";
 import type { PublicUser, Users } from "../users";
 import { isUuid } from "../validation";
+import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
 export type TokenResponse = {
   user: PublicUser;
@@ -26,7 +28,8 @@ export type TokenResponse = {
 export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr: string[]; team?: TeamClaim; token: string };
 
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
-const graceKey = (tokenHash: string) => `refresh-grace:${tokenHash}`;
+/** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
+const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
 /**
  * Every instance listens here for revoked session ids (comma-separated). REVOKED_SET holds each revocation until no
  * access token it refuses can still be valid: instances resync from it on reconnect, and ask it while disconnected.
@@ -59,12 +62,6 @@ type CurrentSession = { session: SessionRow; user: UserRow };
 const teamOf = (session: SessionRow): TeamClaim | undefined =>
   session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
 
-/** Rows of a raw query: postgres-js answers an array of rows, PGlite an object holding them. */
-function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return ((result as { rows?: T[] }).rows ?? []) as T[];
-}
-
 function prepareQueries(db: Db) {
   return {
     current: db
@@ -74,14 +71,36 @@ function prepareQueries(db: Db) {
       .where(and(eq(sessions.id, sql.placeholder("sid")), isNull(sessions.revokedAt)))
       .limit(1)
       .prepare("sessions_current"),
-    refreshLookup: db
-      .select({ token: refreshTokens, session: sessions, user: users })
-      .from(refreshTokens)
-      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(eq(refreshTokens.tokenHash, sql.placeholder("tokenHash")))
-      .limit(1)
-      .prepare("sessions_refresh_lookup"),
+    /**
+     * Rotates a session's live refresh token: one prepared single-row update, which also hands back the user. Only
+     * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
+     * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
+     */
+    rotate: db
+      .update(sessions)
+      .set({
+        refreshGen: sql`${sessions.refreshGen} + 1`,
+        refreshHash: sql`${sql.placeholder("nextHash")}`,
+        refreshIssuedAt: sql`${sql.placeholder("now")}`,
+        refreshExpiresAt: sql`${sql.placeholder("nextExpiresAt")}`,
+        refreshSealedNext: sql`${sql.placeholder("sealedNext")}`,
+        lastUsedAt: sql`${sql.placeholder("now")}`,
+      })
+      .from(users)
+      .where(
+        and(
+          eq(sessions.id, sql.placeholder("sid")),
+          eq(sessions.refreshGen, sql.placeholder("gen")),
+          eq(sessions.refreshHash, sql.placeholder("hash")),
+          isNull(sessions.revokedAt),
+          gt(sessions.expiresAt, sql.placeholder("now")),
+          gt(sessions.refreshExpiresAt, sql.placeholder("now")),
+          gt(sessions.lastUsedAt, sql.placeholder("idleCutoff")),
+          eq(users.id, sessions.userId),
+        ),
+      )
+      .returning({ session: getTableColumns(sessions), user: getTableColumns(users) })
+      .prepare("sessions_rotate"),
   };
 }
 
@@ -103,6 +122,7 @@ export class Sessions {
     private readonly kv: KeyValueStore,
     private readonly config: Config,
     private readonly tokens: AccessTokens,
+    private readonly secrets: ServerSecrets,
     private readonly users: Users,
     private readonly audit: AuditLog,
     private readonly rateLimit: RateLimiter,
@@ -203,7 +223,7 @@ export class Sessions {
   async create(user: UserRow, opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim }): Promise<TokenResponse> {
     const now = this.now();
     const sessionId = newId();
-    const refreshToken = randomToken(32);
+    const secret = randomToken(32);
     await this.db.transaction(async (tx) => {
       await tx.insert(sessions).values({
         id: sessionId,
@@ -216,20 +236,29 @@ export class Sessions {
         createdAt: now,
         lastUsedAt: now,
         expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
+        ...this.chainLink(secret, now, null),
       });
-      await tx.insert(refreshTokens).values(this.refreshRow(sessionId, refreshToken, now));
       await tx.update(users).set({ lastActiveAt: now }).where(eq(users.id, user.id));
     });
-    return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken);
+    const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
+    return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
   }
 
-  private refreshRow(sessionId: string, token: string, now: Date) {
+  private refreshKey(): Promise<Buffer> {
+    return this.secrets.get("refresh-token");
+  }
+
+  private async refreshToken(token: RefreshToken): Promise<string> {
+    return formatRefreshToken(await this.refreshKey(), token);
+  }
+
+  /** The session columns that make `secret` the live refresh token, issued at `now`. */
+  private chainLink(secret: string, now: Date, sealedNext: string | null) {
     return {
-      id: newId(),
-      sessionId,
-      tokenHash: sha256(token),
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL_S * 1000),
+      refreshHash: sha256(secret),
+      refreshIssuedAt: now,
+      refreshExpiresAt: new Date(now.getTime() + this.config.REFRESH_TOKEN_TTL_S * 1000),
+      refreshSealedNext: sealedNext,
     };
   }
 
@@ -237,9 +266,10 @@ export class Sessions {
     user: UserRow,
     claims: { sid: string; amr: string[]; team?: TeamClaim },
     refreshToken: string,
+    issuedAt: Date,
   ): Promise<TokenResponse> {
     const roles = this.users.rolesOf(user);
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team });
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt);
     return {
       user: this.users.toPublic(user),
       accessToken,
@@ -255,74 +285,61 @@ export class Sessions {
    * window (concurrent tabs); after it, the presentation is treated as theft and the whole session dies.
    */
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenResponse> {
-    if (refreshToken.length < 20 || refreshToken.length > 200) throw invalidRefresh();
-    const tokenHash = sha256(refreshToken);
-    const [found] = await this.queries.refreshLookup.execute({ tokenHash });
-    if (!found) throw invalidRefresh();
-    const { token, session, user } = found;
+    const presented = parseRefreshToken(await this.refreshKey(), refreshToken);
+    if (!presented) throw invalidRefresh();
+    // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
+    await this.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", presented.sessionId);
     const now = this.now();
-    await this.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", session.id);
-    if (session.revokedAt || session.expiresAt <= now || token.expiresAt <= now) throw invalidRefresh();
+    const successor = randomToken(32);
+    const link = this.chainLink(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
+    const [rotated] = await this.queries.rotate.execute({
+      sid: presented.sessionId,
+      gen: presented.gen,
+      hash: sha256(presented.secret),
+      now: now.toISOString(),
+      idleCutoff: new Date(now.getTime() - this.config.SESSION_IDLE_TIMEOUT_S * 1000).toISOString(),
+      nextHash: link.refreshHash,
+      nextExpiresAt: link.refreshExpiresAt.toISOString(),
+      sealedNext: link.refreshSealedNext,
+    });
+    if (!rotated) return this.refused(presented, meta);
+    const { session, user } = rotated;
+    const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
+    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, now);
+  }
+
+  /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
+  private async refused(presented: RefreshToken, meta: RequestMeta): Promise<TokenResponse> {
+    const [session] = await this.db.select().from(sessions).where(eq(sessions.id, presented.sessionId)).limit(1);
+    const now = this.now();
+    if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
     if (now.getTime() - session.lastUsedAt.getTime() > this.config.SESSION_IDLE_TIMEOUT_S * 1000) {
       await this.revoke(session.id);
       throw invalidRefresh();
     }
-    if (token.rotatedAt) return this.replayOrTheft(refreshToken, tokenHash, token.rotatedAt, session.id, session.userId, meta);
+    // The live generation (expired), or one the session never reached: nothing was rotated, nothing to replay.
+    if (presented.gen >= session.refreshGen) throw invalidRefresh();
 
-    const successor = randomToken(32);
-    const next = this.refreshRow(session.id, successor, now);
-    // One statement is one transaction and one commit: the four writes of a rotation cost a single round trip.
-    // Only the request whose UPDATE finds the token unrotated writes the successor.
-    const result = await this.db.execute(sql`
-      with rotated as (
-        update refresh_tokens set rotated_at = ${now.toISOString()}
-        where id = ${token.id} and rotated_at is null
-        returning session_id
-      ), inserted as (
-        insert into refresh_tokens (id, session_id, token_hash, created_at, expires_at)
-        select ${next.id}, session_id, ${next.tokenHash}, ${now.toISOString()}, ${next.expiresAt.toISOString()} from rotated
-        returning id
-      ), touched_session as (
-        update sessions set last_used_at = ${now.toISOString()} where id in (select session_id from rotated)
-      ), touched_user as (
-        -- Keeps a guest who only ever refreshes from being swept as unused.
-        update users set last_active_at = ${now.toISOString()} where id = ${session.userId} and exists (select 1 from rotated)
-      )
-      select count(*)::int as won from inserted`);
-    const won = rowsOf<{ won: number }>(result)[0]?.won === 1;
-    // Another request rotated this token a moment ago: answer as it did.
-    if (!won) return this.replayOrTheft(refreshToken, tokenHash, now, session.id, session.userId, meta);
-
-    const response = await this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, successor);
-    // The successor pair is kept for the grace window, sealed with the old token so only its holder can open it.
-    await this.kv.set(
-      graceKey(tokenHash),
-      encrypt(keyFromSecret(refreshToken, "refresh-grace"), JSON.stringify(response)),
-      this.config.REFRESH_REUSE_GRACE_S + 5,
-    );
-    return response;
-  }
-
-  private async replayOrTheft(
-    refreshToken: string,
-    tokenHash: string,
-    rotatedAt: Date,
-    sessionId: string,
-    userId: string,
-    meta: RequestMeta,
-  ): Promise<TokenResponse> {
-    const withinGrace = this.now().getTime() - rotatedAt.getTime() <= this.config.REFRESH_REUSE_GRACE_S * 1000;
-    if (withinGrace) {
-      // The winner writes the pair right after its commit; wait briefly for it.
-      for (let i = 0; i < 100; i++) {
-        const sealed = await this.kv.get(graceKey(tokenHash));
-        if (sealed) return JSON.parse(decrypt(keyFromSecret(refreshToken, "refresh-grace"), sealed)) as TokenResponse;
-        await Bun.sleep(20);
+    const withinGrace = now.getTime() - session.refreshIssuedAt.getTime() <= this.config.REFRESH_REUSE_GRACE_S * 1000;
+    if (presented.gen === session.refreshGen - 1 && withinGrace) {
+      // The token just rotated (another tab won the race): answer its successor pair, issued again byte for byte.
+      // Only the presented secret opens the seal; none is kept after a reissue (the pair went to someone else).
+      if (!session.refreshSealedNext) throw invalidRefresh();
+      let successor: string;
+      try {
+        successor = decrypt(sealingKeyOf(presented.secret), session.refreshSealedNext);
+      } catch {
+        throw invalidRefresh();
       }
-      throw invalidRefresh();
+      const user = await this.users.findById(session.userId);
+      if (!user) throw invalidRefresh();
+      const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
+      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, session.refreshIssuedAt);
     }
-    await this.revoke(sessionId);
-    await this.audit.record({ type: "refresh_reuse", userId, meta, data: { sessionId } });
+    // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
+    // of the two holders is a thief, and which one cannot be told, so the session ends for both.
+    await this.revoke(session.id);
+    await this.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
     throw new AuthError(401, "REFRESH_TOKEN_REUSED", "The refresh token was already used; the session has been revoked");
   }
 
@@ -452,21 +469,17 @@ export class Sessions {
   /** Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. */
   async reissue(sessionId: string): Promise<TokenResponse> {
     const now = this.now();
-    const successor = randomToken(32);
-    const row = await this.db.transaction(async (tx) => {
-      const [s] = await tx.select().from(sessions).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt))).limit(1);
-      if (!s) return undefined;
-      await tx
-        .update(refreshTokens)
-        .set({ rotatedAt: now })
-        .where(and(eq(refreshTokens.sessionId, sessionId), isNull(refreshTokens.rotatedAt)));
-      await tx.insert(refreshTokens).values(this.refreshRow(sessionId, successor, now));
-      return s;
-    });
-    if (!row) throw errors.sessionRevoked();
-    const user = await this.users.findById(row.userId);
+    const secret = randomToken(32);
+    const [session] = await this.db
+      .update(sessions)
+      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chainLink(secret, now, null) })
+      .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+      .returning();
+    if (!session) throw errors.sessionRevoked();
+    const user = await this.users.findById(session.userId);
     if (!user) throw errors.sessionRevoked();
-    return this.tokenResponse(user, { sid: sessionId, amr: row.amr, team: teamOf(row) }, successor);
+    const token = await this.refreshToken({ sessionId, gen: session.refreshGen, secret });
+    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session) }, token, now);
   }
 
   /**

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { eq } from "drizzle-orm";
+import { decodeJwt } from "jose";
+import { sha256 } from "../../src/crypto";
+import { sessions } from "../../src/db/schema";
+import { createTestServer, type TestServer } from "../support/server";
+import { createSignedInUser, movableClock } from "../support/users";
+
+/**
+ * Checklist: the refresh token chain kept in the session row. A token is <session id 22><secret 43><tag 22><generation>;
+ * only the live generation rotates, an older one of the session's own is theft, and anything the server did not issue
+ * is refused before it touches the session (or its rate limit).
+ */
+const clock = movableClock();
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await createTestServer({ AUTH_PLUGINS: "teams", RATE_LIMIT_REFRESH_SESSION: "5/60" }, { clock });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const refresh = (refreshToken: string) => server.request("POST", "/auth/refresh", { body: { refreshToken } });
+const sessionRow = async (sid: string) => (await server.ctx.db.select().from(sessions).where(eq(sessions.id, sid)))[0]!;
+const sidOf = (accessToken: string) => decodeJwt(accessToken).sid as string;
+/** The token with one character at `index` replaced by another of the alphabet. */
+const flip = (token: string, index: number) => token.slice(0, index) + (token[index] === "A" ? "B" : "A") + token.slice(index + 1);
+
+describe("refresh token chain", () => {
+  test("the row keeps only the sha256 of the live secret; the token itself is nowhere in it", async () => {
+    const { tokens } = await createSignedInUser(server);
+    const row = await sessionRow(sidOf(tokens.accessToken));
+    expect(row.refreshGen).toBe(0);
+    expect(row.refreshHash).toBe(sha256(tokens.refreshToken.slice(22, 65)));
+    expect(JSON.stringify(row)).not.toContain(tokens.refreshToken.slice(22, 65));
+    const next = await refresh(tokens.refreshToken);
+    expect(next.status).toBe(200);
+    const rotated = await sessionRow(sidOf(tokens.accessToken));
+    expect(rotated.refreshGen).toBe(1);
+    expect(rotated.refreshHash).toBe(sha256(next.body.refreshToken.slice(22, 65)));
+    // The successor is kept sealed for the grace window, never in the clear.
+    expect(rotated.refreshSealedNext).toBeString();
+    expect(JSON.stringify(rotated)).not.toContain(next.body.refreshToken.slice(22, 65));
+  });
+
+  test("a token two generations old is still recognised as the session's own: theft, the session dies", async () => {
+    const { user, tokens } = await createSignedInUser(server);
+    const second = await refresh(tokens.refreshToken);
+    clock.advance(1);
+    const third = await refresh(second.body.refreshToken);
+    expect(third.status).toBe(200);
+    const reuse = await refresh(tokens.refreshToken);
+    expect(reuse.status).toBe(401);
+    expect(reuse.body.code).toBe("REFRESH_TOKEN_REUSED");
+    expect((await refresh(third.body.refreshToken)).status).toBe(401);
+    expect((await server.request("GET", "/auth/me", { token: third.body.accessToken })).status).toBe(401);
+    const events = await server.ctx.audit.listForUser(user.id, { limit: 10 });
+    expect(events.map((e) => e.type)).toContain("refresh_reuse");
+  });
+
+  test("a tampered token is refused and harms nothing: not the session, not its rate limit", async () => {
+    const { tokens } = await createSignedInUser(server);
+    const token = tokens.refreshToken;
+    const tampered = [
+      flip(token, 3), // session id
+      flip(token, 30), // secret
+      flip(token, 70), // tag
+      `${token.slice(0, -1)}${token.endsWith("0") ? "1" : "0"}`, // generation
+      `${token}0`,
+      token.slice(0, -1),
+      token.replace(/.$/, "Z"),
+    ];
+    // More forgeries than the session's limit of 5 a minute: none of them counts against it.
+    for (const forged of tampered) {
+      const res = await refresh(forged);
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe("INVALID_REFRESH_TOKEN");
+    }
+    const row = await sessionRow(sidOf(tokens.accessToken));
+    expect(row.revokedAt).toBeNull();
+    expect(row.refreshGen).toBe(0);
+    expect((await refresh(token)).status).toBe(200);
+  });
+
+  test("another session's id under this session's secret and tag is refused", async () => {
+    const a = await createSignedInUser(server);
+    const b = await createSignedInUser(server);
+    const spliced = b.tokens.refreshToken.slice(0, 22) + a.tokens.refreshToken.slice(22);
+    expect((await refresh(spliced)).status).toBe(401);
+    expect((await refresh(a.tokens.refreshToken)).status).toBe(200);
+    expect((await refresh(b.tokens.refreshToken)).status).toBe(200);
+  });
+
+  test("after a reissue (team switch) the replaced token gets no replay, and is theft after the grace window", async () => {
+    const { tokens } = await createSignedInUser(server);
+    const team = await server.request("POST", "/auth/teams", { token: tokens.accessToken, body: { name: "Chain" } });
+    expect(team.status).toBe(201);
+    const switched = await server.request("POST", "/auth/teams/switch", { token: tokens.accessToken, body: { teamId: team.body.id } });
+    expect(switched.status).toBe(200);
+    const early = await refresh(tokens.refreshToken);
+    expect(early.status).toBe(401);
+    expect(early.body.code).toBe("INVALID_REFRESH_TOKEN");
+    expect((await server.request("GET", "/auth/me", { token: switched.body.accessToken })).status).toBe(200);
+    clock.advance(11);
+    const late = await refresh(tokens.refreshToken);
+    expect(late.body.code).toBe("REFRESH_TOKEN_REUSED");
+    expect((await refresh(switched.body.refreshToken)).status).toBe(401);
+  });
+
+  test("an expired refresh token is refused, and the session is not ended by it", async () => {
+    const local = movableClock();
+    const s = await createTestServer({ AUTH_PLUGINS: "", REFRESH_TOKEN_TTL_S: 600, SESSION_IDLE_TIMEOUT_S: 3600 }, { clock: local });
+    try {
+      const { tokens } = await createSignedInUser(s);
+      local.advance(601);
+      const res = await s.request("POST", "/auth/refresh", { body: { refreshToken: tokens.refreshToken } });
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe("INVALID_REFRESH_TOKEN");
+      const [row] = await s.ctx.db.select().from(sessions).where(eq(sessions.id, sidOf(tokens.accessToken)));
+      expect(row!.revokedAt).toBeNull();
+    } finally {
+      await s.close();
+    }
+  });
+});
