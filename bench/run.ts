@@ -72,6 +72,23 @@ function pinned(core: string, cmd: string[], env: Record<string, string>, cwd = 
   return spawn(["taskset", "-c", core, ...cmd], { cwd, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "inherit" });
 }
 
+/**
+ * Moves Postgres and Redis (every thread, and the backends Postgres forks later) to `core`, so that the server and
+ * each reference have their core to themselves; `restore` gives them every core back. Needs the right to set
+ * another process's affinity (root, or the services' owner); without it the run goes on with them unpinned.
+ */
+function pinServices(core: string): { pinned: boolean; restore(): void } {
+  const pids = ["postgres", "redis-server"].flatMap((name) => spawnSync(["pgrep", "-x", name]).stdout.toString().split("\n").filter(Boolean));
+  const set = (cores: string) => pids.every((pid) => spawnSync(["taskset", "-a", "-p", "-c", cores, pid], { stdout: "ignore", stderr: "ignore" }).exitCode === 0);
+  const all = `0-${Math.max(0, Number(spawnSync(["nproc", "--all"]).stdout.toString().trim()) - 1)}`;
+  const pinned = pids.length > 0 && set(core);
+  if (!pinned) {
+    set(all);
+    log("could not pin Postgres and Redis: they run unpinned");
+  }
+  return { pinned, restore: () => void set(all) };
+}
+
 async function waitFor(url: string, timeoutMs = 30_000) {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
@@ -160,7 +177,7 @@ async function seed() {
     const sessionTokens: string[] = [];
     for (let i = 0; i < 200; i++) sessionTokens.push((await ctx.sessions.create(loginUser, { amr: ["pwd"], meta })).accessToken);
     const refreshTokens: string[] = [];
-    for (let i = 0; i < 16; i++) refreshTokens.push((await ctx.sessions.create(loginUser, { amr: ["pwd"], meta })).refreshToken);
+    for (let i = 0; i < 16 + 64; i++) refreshTokens.push((await ctx.sessions.create(loginUser, { amr: ["pwd"], meta })).refreshToken);
 
     const runId = newId().slice(-12);
     const codeLines: string[] = [];
@@ -184,7 +201,8 @@ async function seed() {
     const teamToken = (await ctx.sessions.create(teamUser, { amr: ["pwd"], meta })).accessToken;
 
     await Bun.write(join(work, "session-tokens.txt"), sessionTokens.join("\n"));
-    await Bun.write(join(work, "refresh-tokens.txt"), refreshTokens.join("\n"));
+    await Bun.write(join(work, "refresh-tokens-16.txt"), refreshTokens.slice(0, 16).join("\n"));
+    await Bun.write(join(work, "refresh-tokens-64.txt"), refreshTokens.slice(16).join("\n"));
     await Bun.write(join(work, "codes.txt"), codeLines.join("\n"));
     return { loginEmail, sessionToken: sessionTokens[0] ?? "", teamId, teamToken, runId, hasCodes: codeLines.length > 0, teamUserId: teamUser.id, loginUserId: loginUser.id };
   } finally {
@@ -229,6 +247,20 @@ async function main() {
   };
   log("seeding");
   const seeded = await seed();
+  const services = pinServices(WRK_CORE);
+  try {
+    await measure(started, machine, seeded, services.pinned);
+  } finally {
+    services.restore();
+  }
+}
+
+async function measure(
+  started: number,
+  machine: { nproc: string; model: string; bun: string; wrk: string; load: string },
+  seeded: Awaited<ReturnType<typeof seed>>,
+  servicesPinned: boolean,
+) {
   const rows: Row[] = [];
   const memory: Array<{ label: string; requests: number; rssMb: number }> = [];
   const ratio = (a: WrkResult | null, b: WrkResult | null) => (a && b && b.rps > 0 ? a.rps / b.rps : null);
@@ -317,21 +349,25 @@ async function main() {
     });
   }
 
-  log("POST /auth/refresh");
-  const refresh = await wrk(bench("/auth/refresh"), {
-    threads: 16,
-    connections: 16,
-    script: "refresh.lua",
-    env: { BENCH_DATA: join(work, "refresh-tokens.txt") },
-  });
-  rows.push({
-    name: "POST /auth/refresh (rotating, 16 connections)",
-    result: refresh,
-    comparisons: [
-      { against: "3,500/s absolute", ratio: refresh.rps / 3500, target: ">= 1.0", met: refresh.rps >= 3500 },
-      cmp("bare Elysia JSON route", ratio(refresh, bareResult), 0, "reported"),
-    ],
-  });
+  // Each rotation must be durable, so the rate is bound by Postgres commits, which Postgres groups when several
+  // arrive at once: the same scenario with 16 and with 64 clients, each rotating its own session's chain.
+  for (const clients of [16, 64]) {
+    log(`POST /auth/refresh, ${clients} connections`);
+    const refresh = await wrk(bench("/auth/refresh"), {
+      threads: clients,
+      connections: clients,
+      script: "refresh.lua",
+      env: { BENCH_DATA: join(work, `refresh-tokens-${clients}.txt`) },
+    });
+    rows.push({
+      name: `POST /auth/refresh (rotating, ${clients} connections)`,
+      result: refresh,
+      comparisons: [
+        { against: "3,500/s absolute", ratio: refresh.rps / 3500, target: ">= 1.0", met: refresh.rps >= 3500 },
+        cmp("bare Elysia JSON route", ratio(refresh, bareResult), 0, "reported"),
+      ],
+    });
+  }
 
   log("POST /auth/register");
   const registerProbe = await post("/auth/register", {});
@@ -381,7 +417,7 @@ async function main() {
   await cleanup(seeded).catch((error) => log(`cleanup failed: ${String(error)}`));
   rmSync(work, { recursive: true, force: true });
 
-  const report = renderReport({ machine, bareResult, verifyResult, peerSession, peerSignIn, rows, memory, elapsedS: (Date.now() - started) / 1000 });
+  const report = renderReport({ machine, servicesPinned, bareResult, verifyResult, peerSession, peerSignIn, rows, memory, elapsedS: (Date.now() - started) / 1000 });
   await Bun.write(join(benchDir, "RESULTS.md"), report);
   log(`wrote bench/RESULTS.md in ${Math.round((Date.now() - started) / 1000)} s`);
 }
@@ -392,6 +428,7 @@ const line = (name: string, r: WrkResult) =>
 
 function renderReport(data: {
   machine: { nproc: string; model: string; bun: string; wrk: string; load: string };
+  servicesPinned: boolean;
   bareResult: WrkResult;
   verifyResult: WrkResult;
   peerSession: WrkResult;
@@ -406,9 +443,13 @@ function renderReport(data: {
   out.push(`Generated by \`bun run bench\` (bench/run.ts) on ${new Date().toISOString()}, in ${Math.round(data.elapsedS)} s.`, "");
   out.push("## Setup", "");
   out.push(`- Machine: ${machine.nproc} vCPUs, ${machine.model}; Bun ${machine.bun}; ${machine.wrk}. Load average at start: ${machine.load}.`);
-  out.push(`- Server (and each reference) pinned to core ${SERVER_CORE} with \`taskset\`; \`wrk\` pinned to core ${WRK_CORE}. Postgres and Redis run unpinned on the same machine.`);
+  out.push(`- Server (and each reference) pinned to core ${SERVER_CORE} with \`taskset\`; \`wrk\` pinned to core ${WRK_CORE}. ${
+      data.servicesPinned
+        ? `Postgres and Redis (every process, and each backend forked later) pinned to core ${WRK_CORE} too, so the measured process has its core to itself.`
+        : "Postgres and Redis run unpinned on the same machine (pinning them was not permitted)."
+    }`);
   out.push(`- Server: \`taskset -c ${SERVER_CORE} bun src/index.ts\` with DATABASE_URL=${DATABASE_URL}, REDIS_URL=${REDIS_URL}, KV_PREFIX=bench:, LOG_LEVEL=silent, rate limits raised to 100000000/60, every other setting at its default (EdDSA tokens, argon2id 19 MiB t=2).`);
-  out.push(`- Load: \`taskset -c ${WRK_CORE} wrk -t4 -c16 -d${DURATION_S}s --latency\` (slow routes: -d${SLOW_DURATION_S}s; stateful scripts -t16 -c16, one connection per thread), scripts in bench/lua/.`);
+  out.push(`- Load: \`taskset -c ${WRK_CORE} wrk -t4 -c16 -d${DURATION_S}s --latency\` (slow routes: -d${SLOW_DURATION_S}s; stateful scripts one connection per thread: -t16 -c16, and -t64 -c64 for the second refresh row), scripts in bench/lua/.`);
   out.push("- Figures are from a shared 2-vCPU machine where other work was running: absolute numbers drift, the ratios (same run) are what counts.", "");
   out.push("## References (same run)", "");
   out.push("| reference | req/s | p50 ms | p99 ms | requests | non-2xx |", "|---|---:|---:|---:|---:|---:|");

@@ -114,7 +114,12 @@ export function observability(ctx: AuthContext, logger: Logger) {
       const requestId = sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
       set.headers["x-request-id"] = requestId;
       started.set(request, { at: performance.now(), requestId });
-    })
+    });
+  // Nothing reads a request's outcome when neither request logs nor metrics are on: skip the per-request hooks.
+  const logsRequests = ctx.config.LOG_LEVEL === "debug" || ctx.config.LOG_LEVEL === "info";
+  if (!logsRequests && !ctx.config.METRICS) return plugin;
+
+  plugin
     // Elysia hands the Response that onError made (every error's status) to later hooks only through mapResponse.
     .mapResponse({ as: "global" }, ({ request, responseValue, set }) => {
       const start = started.get(request);
@@ -131,9 +136,11 @@ export function observability(ctx: AuthContext, logger: Logger) {
       // The pattern, never the raw path: ids and tokens in paths stay out of logs and out of label values.
       const routePattern = route || "unmatched";
       const labels = { method: request.method, route: routePattern, status: String(status) };
-      metrics.requests.inc(labels);
-      metrics.durations.observe({ method: request.method, route: routePattern }, durationS);
-      if (status === 429) metrics.rateLimited.inc({ route: routePattern });
+      if (ctx.config.METRICS) {
+        metrics.requests.inc(labels);
+        metrics.durations.observe({ method: request.method, route: routePattern }, durationS);
+        if (status === 429) metrics.rateLimited.inc({ route: routePattern });
+      }
       logger.info("request", {
         method: request.method,
         route: routePattern,
