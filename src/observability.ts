@@ -108,16 +108,15 @@ export function observability(ctx: AuthContext, logger: Logger) {
   ctx.audit.onRecord((event) => countSignIns(event, metrics));
   const started = new WeakMap<Request, { at: number; requestId: string; status?: number }>();
 
-  const plugin = new Elysia({ name: "auth.observability", seed: ctx.id })
-    .onRequest(({ request, set }) => {
-      const sent = request.headers.get("x-request-id");
-      const requestId = sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
-      set.headers["x-request-id"] = requestId;
-      started.set(request, { at: performance.now(), requestId });
-    });
   // Nothing reads a request's outcome when neither request logs nor metrics are on: skip the per-request hooks.
-  const logsRequests = ctx.config.LOG_LEVEL === "debug" || ctx.config.LOG_LEVEL === "info";
-  if (!logsRequests && !ctx.config.METRICS) return plugin;
+  const observes = ctx.config.LOG_LEVEL === "debug" || ctx.config.LOG_LEVEL === "info" || ctx.config.METRICS;
+  const plugin = new Elysia({ name: "auth.observability", seed: ctx.id }).onRequest(({ request, set }) => {
+    const sent = request.headers.get("x-request-id");
+    const requestId = sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+    set.headers["x-request-id"] = requestId;
+    if (observes) started.set(request, { at: performance.now(), requestId });
+  });
+  if (!observes) return plugin;
 
   plugin
     // Elysia hands the Response that onError made (every error's status) to later hooks only through mapResponse.

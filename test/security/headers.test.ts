@@ -118,6 +118,11 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
   });
 
+  test("a browser app may read x-request-id and Retry-After, and no request header name is echoed as exposed", async () => {
+    const res = await server.request("GET", "/health", { headers: { origin: "http://localhost:3000", "x-secret-header-name": "1" } });
+    expect(res.headers.get("access-control-expose-headers")).toBe("x-request-id, retry-after");
+  });
+
   test("a configured CORS_ORIGINS list works: listed origins allowed with credentials, others not", async () => {
     for (const origin of ["https://app.example", "https://admin.example"]) {
       const pre = await configured.request("OPTIONS", "/auth/login", { headers: { origin, "access-control-request-method": "POST" } });
