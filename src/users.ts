@@ -40,16 +40,30 @@ export function requireEmail(raw: unknown, field = "email"): string {
   return email;
 }
 
+function prepareQueries(db: Db) {
+  return {
+    byId: db.select().from(users).where(eq(users.id, sql.placeholder("id"))).limit(1).prepare("users_by_id"),
+    byEmail: db.select().from(users).where(eq(users.email, sql.placeholder("email"))).limit(1).prepare("users_by_email"),
+  };
+}
+
 export class Users {
+  private readonly adminEmails: Set<string>;
+  /** The lookups of every sign-in, built once; a query passed another handle (a transaction) is built as usual. */
+  private readonly queries: ReturnType<typeof prepareQueries>;
+
   constructor(
     private readonly db: Db,
     private readonly config: Config,
-  ) {}
+  ) {
+    this.adminEmails = new Set(config.ADMIN_EMAILS.map(canonicalEmail).filter((e): e is string => e !== null));
+    this.queries = prepareQueries(db);
+  }
 
   /** Stored roles plus `admin` for ADMIN_EMAILS. */
   rolesOf(row: Pick<UserRow, "roles" | "email" | "emailVerified">): string[] {
     const roles = [...row.roles];
-    if (row.email && row.emailVerified && this.config.ADMIN_EMAILS.some((e) => canonicalEmail(e) === row.email) && !roles.includes("admin")) {
+    if (row.email && row.emailVerified && this.adminEmails.has(row.email) && !roles.includes("admin")) {
       roles.push("admin");
     }
     return roles;
@@ -72,12 +86,13 @@ export class Users {
   }
 
   async findById(id: string, db: Db = this.db): Promise<UserRow | undefined> {
-    const [row] = await db.select().from(users).where(eq(users.id, id)).limit(1);
+    const [row] = db === this.db ? await this.queries.byId.execute({ id }) : await db.select().from(users).where(eq(users.id, id)).limit(1);
     return row;
   }
 
   async findByEmail(email: string, db: Db = this.db): Promise<UserRow | undefined> {
-    const [row] = await db.select().from(users).where(eq(users.email, email)).limit(1);
+    const [row] =
+      db === this.db ? await this.queries.byEmail.execute({ email }) : await db.select().from(users).where(eq(users.email, email)).limit(1);
     return row;
   }
 

@@ -106,8 +106,10 @@ export type LoginInput = { email?: string; username?: string; password: string; 
 export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMeta): Promise<SignInResult> {
   const email = input.email !== undefined ? requireEmail(input.email) : null;
   const identifier = email ?? (input.username ?? "").trim().toLowerCase();
-  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown");
-  await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", identifier);
+  await Promise.all([
+    ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown"),
+    ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", identifier),
+  ]);
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
 
   const user = email ? await ctx.users.findByEmail(email) : await ctx.users.findByUsername(identifier);

@@ -224,21 +224,19 @@ export class Sessions {
     const now = this.now();
     const sessionId = newId();
     const secret = randomToken(32);
-    await this.db.transaction(async (tx) => {
-      await tx.insert(sessions).values({
-        id: sessionId,
-        userId: user.id,
-        amr: opts.amr,
-        teamId: opts.team?.id ?? null,
-        teamRole: opts.team?.role ?? null,
-        ip: opts.meta.ip,
-        userAgent: opts.meta.userAgent,
-        createdAt: now,
-        lastUsedAt: now,
-        expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
-        ...this.chainLink(secret, now, null),
-      });
-      await tx.update(users).set({ lastActiveAt: now }).where(eq(users.id, user.id));
+    // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
+    await this.db.insert(sessions).values({
+      id: sessionId,
+      userId: user.id,
+      amr: opts.amr,
+      teamId: opts.team?.id ?? null,
+      teamRole: opts.team?.role ?? null,
+      ip: opts.meta.ip,
+      userAgent: opts.meta.userAgent,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
+      ...this.chainLink(secret, now, null),
     });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
