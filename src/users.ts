@@ -19,6 +19,22 @@ export type PublicUser = {
   createdAt: string;
 };
 
+/** The columns a PublicUser (and the roles of an access token) is made from: no password hash, no bookkeeping. */
+export const publicUserColumns = {
+  id: users.id,
+  email: users.email,
+  emailVerified: users.emailVerified,
+  username: users.username,
+  firstName: users.firstName,
+  lastName: users.lastName,
+  image: users.image,
+  roles: users.roles,
+  isAnonymous: users.isAnonymous,
+  mfaEnabled: users.mfaEnabled,
+  createdAt: users.createdAt,
+};
+export type PublicUserRow = Pick<UserRow, keyof typeof publicUserColumns>;
+
 const EMAIL_MAX = 254;
 // One local part and one domain, no quotes, no spaces or separators that could smuggle a second address.
 const EMAIL_SHAPE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
@@ -69,7 +85,7 @@ export class Users {
     return roles;
   }
 
-  toPublic(row: UserRow): PublicUser {
+  toPublic(row: PublicUserRow): PublicUser {
     return {
       id: row.id,
       email: row.email,

@@ -1,4 +1,4 @@
-import { and, desc, eq, getTableColumns, gt, isNull, ne, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, ne, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { AuditLog } from "../audit";
 import type { Config } from "../config";
@@ -11,7 +11,7 @@ import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
-import type { PublicUser, Users } from "../users";
+import { type PublicUser, type PublicUserRow, publicUserColumns, type Users } from "../users";
 import { isUuid } from "../validation";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
@@ -59,7 +59,7 @@ const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/tea
 type CurrentSession = { session: SessionRow; user: UserRow };
 
 /** The team a session acts for, as an access token claims it. */
-const teamOf = (session: SessionRow): TeamClaim | undefined =>
+const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | undefined =>
   session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
 
 function prepareQueries(db: Db) {
@@ -99,7 +99,10 @@ function prepareQueries(db: Db) {
           eq(users.id, sessions.userId),
         ),
       )
-      .returning({ session: getTableColumns(sessions), user: getTableColumns(users) })
+      .returning({
+        session: { id: sessions.id, amr: sessions.amr, teamId: sessions.teamId, teamRole: sessions.teamRole, refreshGen: sessions.refreshGen },
+        user: publicUserColumns,
+      })
       .prepare("sessions_rotate"),
   };
 }
@@ -261,7 +264,7 @@ export class Sessions {
   }
 
   private async tokenResponse(
-    user: UserRow,
+    user: PublicUserRow,
     claims: { sid: string; amr: string[]; team?: TeamClaim },
     refreshToken: string,
     issuedAt: Date,
