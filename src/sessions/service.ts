@@ -56,7 +56,11 @@ const ECHO_TIMEOUT_MS = 250;
 
 /** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
 const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
-type CurrentSession = { session: SessionRow; user: UserRow };
+/** What GET /auth/session answers from, and all an instance keeps per session: no secret, no password hash. */
+type CurrentSession = {
+  session: Pick<SessionRow, "id" | "userId" | "createdAt" | "expiresAt" | "amr">;
+  user: PublicUserRow;
+};
 
 /** The team a session acts for, as an access token claims it. */
 const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | undefined =>
@@ -65,7 +69,10 @@ const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | u
 function prepareQueries(db: Db) {
   return {
     current: db
-      .select({ session: sessions, user: users })
+      .select({
+        session: { id: sessions.id, userId: sessions.userId, createdAt: sessions.createdAt, expiresAt: sessions.expiresAt, amr: sessions.amr },
+        user: publicUserColumns,
+      })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
       .where(and(eq(sessions.id, sql.placeholder("sid")), isNull(sessions.revokedAt)))
