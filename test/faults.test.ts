@@ -164,11 +164,14 @@ describe.if(Boolean(backend.databaseUrl && backend.redisUrl))("with Postgres or 
     });
   }, 30_000);
 
+  // After the outages, closing the pool can take postgres-js's whole end timeout (5 s): seen on full-suite runs, where
+  // one pool connection made through the proxy does not finish ending in time. The pool is released either way, so
+  // the hook gets more than bun's default 5 s.
   afterAll(async () => {
     await server?.close();
     pg?.stop();
     redis?.stop();
-  });
+  }, 15_000);
 
   test("Redis down: 503 UNAVAILABLE fast, /health names kv, and it comes back by itself", async () => {
     const email = uniqueEmail("faults-kv");
