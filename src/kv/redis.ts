@@ -85,7 +85,8 @@ export class RedisStore implements KeyValueStore {
     await this.run(() => this.client.publish(channel, message));
   }
   subscribe(channel: string, onMessage: (message: string) => void, onReady: () => Promise<void> | void): Subscription {
-    // A subscribed connection can run nothing else, so each subscription has its own; it queues while reconnecting.
+    // A subscribed connection can run nothing else, so each subscription has its own; it queues while reconnecting,
+    // and has nothing to pipeline.
     const subscriber = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false, enableAutoPipelining: false });
     this.subscribers.add(subscriber);
     const subscription = {
