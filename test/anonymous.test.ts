@@ -125,7 +125,7 @@ describe("sweep of unused guests", () => {
     const refreshedLater = await signUpGuest();
     const upgraded = await signUpGuest();
     const fullUser = await server.ctx.users.create({ email: `sweep-${crypto.randomUUID()}@example.com`, emailVerified: true });
-    await server.ctx.users.update(fullUser.id, { lastActiveAt: clock.now() });
+    await server.ctx.users.update(fullUser.id, { createdAt: clock.now() });
 
     travelTo(-ttlDays() + 5);
     const refreshed = await server.request("POST", "/auth/refresh", { body: { refreshToken: refreshedLater.refreshToken } });
@@ -149,9 +149,9 @@ describe("sweep of unused guests", () => {
 
   test("works in batches until none is left, and overlapping sweeps delete each guest once", async () => {
     travelTo(0);
-    const lastActiveAt = new Date(Date.now() - (ttlDays() + 1) * DAY_MS);
+    const createdAt = new Date(Date.now() - (ttlDays() + 1) * DAY_MS);
     const ids = Array.from({ length: 25 }, () => crypto.randomUUID());
-    await server.ctx.db.insert(users).values(ids.map((id) => ({ id, isAnonymous: true, lastActiveAt })));
+    await server.ctx.db.insert(users).values(ids.map((id) => ({ id, isAnonymous: true, createdAt })));
     const counts = await Promise.all([sweepStaleGuests(server.ctx, 4), sweepStaleGuests(server.ctx, 4), sweepStaleGuests(server.ctx, 4)]);
     expect(counts.reduce((a, b) => a + b, 0)).toBe(25);
     for (const id of ids) expect(await exists(id)).toBe(false);

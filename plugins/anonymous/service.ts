@@ -14,7 +14,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Creates a guest (no email, no password) and signs it in. */
 export async function signInAsGuest(ctx: AuthContext, meta: RequestMeta): Promise<TokenResponse> {
   await ctx.rateLimit.hit("RATE_LIMIT_ANONYMOUS_IP", meta.ip ?? "unknown");
-  const guest = await ctx.users.create({ isAnonymous: true, lastActiveAt: ctx.clock.now() });
+  const guest = await ctx.users.create({ isAnonymous: true, createdAt: ctx.clock.now() });
   await ctx.audit.record({ type: "sign_up", userId: guest.id, meta, data: { method: "anonymous" } });
   const result = await ctx.signIn(guest, { amr: ANONYMOUS_AMR, meta, method: "anonymous" });
   // A guest made a moment ago cannot have turned MFA on, so signIn always answers with tokens here.
@@ -37,12 +37,12 @@ export async function sweepStaleGuests(ctx: AuthContext, batchSize = SWEEP_BATCH
       .where(
         and(
           eq(users.isAnonymous, true),
-          lt(users.lastActiveAt, cutoff),
-          // A refresh records use on the session alone (the hot path writes one row), so it is read from there.
+          lt(users.createdAt, cutoff),
+          // Use is recorded on sessions alone (a sign-in or refresh writes the session row), so it is read from there.
           notExists(ctx.db.select({ one: sql`1` }).from(sessions).where(and(eq(sessions.userId, users.id), gte(sessions.lastUsedAt, cutoff)))),
         ),
       )
-      .orderBy(asc(users.lastActiveAt))
+      .orderBy(asc(users.createdAt))
       .limit(batchSize)
       .for("update", { skipLocked: true });
     const deleted = await ctx.db

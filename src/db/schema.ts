@@ -17,13 +17,12 @@ export const users = pgTable(
     mfaEnabled: boolean("mfa_enabled").notNull().default(false),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
-    /** Set when the user is made; later use is on their sessions (`last_used_at`), where the guest sweep reads it. */
-    lastActiveAt: timestamp("last_active_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex("users_email_key").on(t.email),
     uniqueIndex("users_username_key").on(sql`lower(${t.username})`),
-    index("users_anonymous_idx").on(t.lastActiveAt).where(sql`${t.isAnonymous}`),
+    // The guest sweep: guests made before the cutoff (their use since is read from their sessions' last_used_at).
+    index("users_anonymous_idx").on(t.createdAt).where(sql`${t.isAnonymous}`),
   ],
 );
 
