@@ -391,4 +391,18 @@ describe("encryption key", () => {
       await keyed.close();
     }
   });
+
+  test("a purpose asked for its database secret and for its sealing key gets each, in either order", async () => {
+    const keyed = await createTestServer({ ENCRYPTION_KEY: DEPLOYMENT_KEY }, { clock });
+    try {
+      const purpose = `probe-${crypto.randomUUID()}`;
+      const fromDb = await keyed.ctx.secrets.get(purpose);
+      const sealing = await keyed.ctx.secrets.get(purpose, { sealing: true });
+      expect(sealing).toEqual(keyFromSecret(DEPLOYMENT_KEY, purpose));
+      expect(fromDb).not.toEqual(sealing);
+      expect(await keyed.ctx.secrets.get(purpose)).toEqual(fromDb);
+    } finally {
+      await keyed.close();
+    }
+  });
 });

@@ -77,14 +77,16 @@ export class ServerSecrets {
   ) {}
 
   get(purpose: string, opts: { sealing?: boolean } = {}): Promise<Buffer> {
-    let secret = this.loaded.get(purpose);
+    const fromEncryptionKey = Boolean(opts.sealing && this.encryptionKey);
+    // Keyed by where the secret comes from too, so that one purpose asked both ways never answers the wrong key.
+    const slot = `${fromEncryptionKey ? "env" : "db"}:${purpose}`;
+    let secret = this.loaded.get(slot);
     if (!secret) {
-      const loading =
-        opts.sealing && this.encryptionKey ? Promise.resolve(keyFromSecret(this.encryptionKey, purpose)) : loadSecret(this.db, purpose);
+      const loading = fromEncryptionKey ? Promise.resolve(keyFromSecret(this.encryptionKey as string, purpose)) : loadSecret(this.db, purpose);
       loading.catch(() => {
-        if (this.loaded.get(purpose) === loading) this.loaded.delete(purpose);
+        if (this.loaded.get(slot) === loading) this.loaded.delete(slot);
       });
-      this.loaded.set(purpose, loading);
+      this.loaded.set(slot, loading);
       secret = loading;
     }
     return secret;
