@@ -5,8 +5,8 @@ import { keyFromSecret, newId, randomToken } from "../crypto";
 import type { Db } from "../db";
 import { serverKeys } from "../db/schema";
 
-/** `signingKey` is the same private key as `privateKey`, for node:crypto's synchronous signing (src/tokens/access.ts). */
-export type SigningKey = { kid: string; privateKey: CryptoKey; signingKey: KeyObject; publicKey: CryptoKey; publicJwk: JWK };
+/** `signingKey` signs with node:crypto (src/tokens/access.ts); `publicKey` verifies with jose. */
+export type SigningKey = { kid: string; signingKey: KeyObject; publicKey: CryptoKey; publicJwk: JWK };
 
 async function activeRows(db: Db, purpose: string) {
   return db
@@ -41,7 +41,6 @@ export async function loadSigningKeys(db: Db): Promise<SigningKey[]> {
         kid: row.kid,
         publicJwk,
         publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
-        privateKey: (await importJWK(row.privateJwk as JWK, "EdDSA")) as CryptoKey,
         signingKey: createPrivateKey({ key: row.privateJwk, format: "jwk" } as JsonWebKeyInput),
       };
     }),

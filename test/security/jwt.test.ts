@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { base64url, type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
+import { base64url, type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
 import { loadSigningKeys, type SigningKey } from "../../src/tokens/keys";
 import { createTestServer, type TestServer } from "../support/server";
 import { createSignedInUser } from "../support/users";
@@ -13,6 +13,8 @@ const HS_SECRET = "an-hs256-secret-of-at-least-32-characters!";
 let ed: TestServer;
 let hs: TestServer;
 let serverKey: SigningKey;
+/** The server's own private key, for jose to sign the claim tests with. */
+let serverPrivateKey: CryptoKey;
 let fresh: { privateKey: CryptoKey; publicKey: CryptoKey };
 let claims: JWTPayload & { sub: string };
 let hsClaims: JWTPayload & { sub: string };
@@ -20,6 +22,7 @@ let hsClaims: JWTPayload & { sub: string };
 beforeAll(async () => {
   [ed, hs] = await Promise.all([createTestServer(), createTestServer({ JWT_ALG: "HS256", JWT_SECRET: HS_SECRET })]);
   [serverKey] = (await loadSigningKeys(ed.ctx.db)) as [SigningKey];
+  serverPrivateKey = (await importJWK(serverKey.signingKey.export({ format: "jwk" }) as JWK, "EdDSA")) as CryptoKey;
   fresh = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const payloadOf = async (server: TestServer) => {
     const { tokens } = await createSignedInUser(server);
@@ -41,7 +44,7 @@ function jwt(payload: JWTPayload, header: Header) {
   return new SignJWT({ iat: now(), exp: now() + 300, ...payload }).setProtectedHeader(header);
 }
 const edSigned = (payload: JWTPayload = {}, header: Partial<Header> = {}) =>
-  jwt({ ...claims, ...payload }, { alg: "EdDSA", typ: "at+jwt", kid: serverKey.kid, ...header }).sign(serverKey.privateKey);
+  jwt({ ...claims, ...payload }, { alg: "EdDSA", typ: "at+jwt", kid: serverKey.kid, ...header }).sign(serverPrivateKey);
 const hsSigned = (payload: JWTPayload = {}, header: Partial<Header> = {}, secret = HS_SECRET) =>
   jwt({ ...hsClaims, ...payload }, { alg: "HS256", typ: "at+jwt", ...header }).sign(new TextEncoder().encode(secret));
 
@@ -115,7 +118,7 @@ describe("typ and claims checked", () => {
   }
   test("a token without typ is refused", async () => {
     const { typ: _t, ...header } = { alg: "EdDSA", typ: "at+jwt", kid: serverKey.kid };
-    await refused(ed, await jwt({ ...claims }, header).sign(serverKey.privateKey));
+    await refused(ed, await jwt({ ...claims }, header).sign(serverPrivateKey));
   });
   test("an expired exp is refused", async () => {
     await refused(ed, await edSigned({ iat: now() - 3600, exp: now() - 10 }));
@@ -135,6 +138,6 @@ describe("typ and claims checked", () => {
   });
   test("a token without exp is refused", async () => {
     const { exp: _e, ...rest } = { ...claims, iat: now(), exp: 0 };
-    await refused(ed, await new SignJWT(rest).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: serverKey.kid }).sign(serverKey.privateKey));
+    await refused(ed, await new SignJWT(rest).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: serverKey.kid }).sign(serverPrivateKey));
   });
 });
