@@ -145,7 +145,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
             title: "Auth server",
             version: "0.1.0",
             description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most.",
+              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.",
           },
           components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
         },
