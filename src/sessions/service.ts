@@ -83,6 +83,26 @@ function prepareQueries(db: Db) {
      * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
      * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
      */
+    /** Starts a session: built once, as building an insert costs more than sending it. */
+    create: db
+      .insert(sessions)
+      .values({
+        id: sql.placeholder("id"),
+        userId: sql.placeholder("userId"),
+        amr: sql.placeholder("amr"),
+        teamId: sql.placeholder("teamId"),
+        teamRole: sql.placeholder("teamRole"),
+        ip: sql.placeholder("ip"),
+        userAgent: sql.placeholder("userAgent"),
+        createdAt: sql.placeholder("now"),
+        lastUsedAt: sql.placeholder("now"),
+        expiresAt: sql.placeholder("expiresAt"),
+        refreshHash: sql.placeholder("refreshHash"),
+        refreshIssuedAt: sql.placeholder("now"),
+        refreshExpiresAt: sql.placeholder("refreshExpiresAt"),
+        refreshSealedNext: sql.placeholder("refreshSealedNext"),
+      })
+      .prepare("sessions_create"),
     rotate: db
       .update(sessions)
       .set({
@@ -235,7 +255,8 @@ export class Sessions {
     const sessionId = newId();
     const secret = randomToken(32);
     // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
-    await this.db.insert(sessions).values({
+    const link = this.chainLink(secret, now, null);
+    await this.queries.create.execute({
       id: sessionId,
       userId: user.id,
       amr: opts.amr,
@@ -243,10 +264,11 @@ export class Sessions {
       teamRole: opts.team?.role ?? null,
       ip: opts.meta.ip,
       userAgent: opts.meta.userAgent,
-      createdAt: now,
-      lastUsedAt: now,
+      now,
       expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
-      ...this.chainLink(secret, now, null),
+      refreshHash: link.refreshHash,
+      refreshExpiresAt: link.refreshExpiresAt,
+      refreshSealedNext: link.refreshSealedNext,
     });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
