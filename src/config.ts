@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
@@ -83,6 +84,8 @@ export const settingsSchema = z
     PASSWORD_REQUIRE_COMPLEXITY: bool.default(false),
     PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),
     PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(1).default(2),
+    /** How many argon2 computations run at once; the rest wait their turn. Default: the CPUs this process may use. */
+    PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(() => availableParallelism()),
     PASSWORD_RESET_PATH: z.string().default("/reset-password"),
     INVITATION_PATH: z.string().default("/accept-invitation"),
     SMTP_URL: optionalString,

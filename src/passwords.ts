@@ -36,11 +36,38 @@ export async function assertPasswordPolicy(config: Config, password: string, ema
   }
 }
 
-/** argon2id via Bun.password, with the configured cost. */
+/** Runs at most `limit` tasks at once; the others wait their turn, first come first served. */
+export class Gate {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running < this.limit) this.running++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      // The place passes straight to the next in line, so a newcomer cannot overtake it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
+/**
+ * argon2id via Bun.password, with the configured cost, at most PASSWORD_HASH_CONCURRENCY at once (by default one per
+ * CPU the process may use). Each computation fills PASSWORD_HASH_MEMORY_KIB and keeps a core busy, so more at once
+ * only share the cores and the caches: a burst of sign-ins queues here, and memory stays bounded whatever the load.
+ */
 export class PasswordHasher {
   private readonly dummy: Promise<string>;
+  private readonly gate: Gate;
 
   constructor(private readonly config: Config) {
+    this.gate = new Gate(config.PASSWORD_HASH_CONCURRENCY);
     // Verified against for unknown accounts, so a miss costs the same time as a hit.
     this.dummy = this.hash("dummy-password-for-timing");
   }
@@ -54,16 +81,14 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return Bun.password.hash(normalisePassword(password), this.params);
+    return this.gate.run(() => Bun.password.hash(normalisePassword(password), this.params));
   }
 
   /** Verifies against `hash`, or against a dummy hash when there is none, so timing says nothing. */
   async verify(password: string, hash: string | null | undefined): Promise<boolean> {
-    if (!hash) {
-      await Bun.password.verify(normalisePassword(password), await this.dummy).catch(() => false);
-      return false;
-    }
-    return Bun.password.verify(normalisePassword(password), hash).catch(() => false);
+    const against = hash || (await this.dummy);
+    const ok = await this.gate.run(() => Bun.password.verify(normalisePassword(password), against).catch(() => false));
+    return Boolean(hash) && ok;
   }
 
   /** True when a stored hash was made with other parameters than the configured ones. */

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, test } from "bun:test";
 import { ConfigError, loadConfig } from "../src/config";
 
@@ -14,6 +15,7 @@ describe("settings", () => {
     expect([c.ACCESS_TOKEN_TTL_S, c.REFRESH_TOKEN_TTL_S, c.REFRESH_REUSE_GRACE_S]).toEqual([900, 2592000, 10]);
     expect(c.REQUIRE_EMAIL_VERIFICATION).toBe(false);
     expect([c.PASSWORD_MIN_LENGTH, c.PASSWORD_REQUIRE_COMPLEXITY]).toEqual([8, false]);
+    expect([c.PASSWORD_HASH_MEMORY_KIB, c.PASSWORD_HASH_TIME_COST, c.PASSWORD_HASH_CONCURRENCY]).toEqual([19456, 2, availableParallelism()]);
     expect(c.MAIL_FROM).toBe("Auth <no-reply@localhost>");
     expect(c.trustedRedirectOrigins).toEqual(["http://localhost:3000"]);
     expect([...c.plugins].sort()).toEqual(["anonymous", "invitations", "magic-code", "mfa", "oauth", "password", "teams"]);
@@ -62,6 +64,7 @@ describe("settings", () => {
       [{ REQUIRE_EMAIL_VERIFICATION: "yes" }, "REQUIRE_EMAIL_VERIFICATION"],
       [{ CAPTCHA_PROVIDER: "turnstile" }, "CAPTCHA_SECRET"],
       [{ AUTH_BASE_PATH: "auth/" }, "AUTH_BASE_PATH"],
+      [{ PASSWORD_HASH_CONCURRENCY: "0" }, "PASSWORD_HASH_CONCURRENCY"],
     ];
     for (const [env, variable] of cases) {
       let caught: unknown;

@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { passwordResetTokens } from "../plugins/password/schema";
 import { sha256 } from "../src/crypto";
 import { auditEvents } from "../src/db/schema";
 import { createMailer, type MailMessage, MemoryMailer } from "../src/mail";
+import { Gate } from "../src/passwords";
 import { type ReceivedMail, startSmtpServer } from "./support/smtp";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
@@ -252,6 +253,71 @@ describe("POST /auth/login", () => {
     } finally {
       server.ctx.hooks.mfaChallenge = previous;
     }
+  });
+});
+
+describe("PASSWORD_HASH_CONCURRENCY", () => {
+  /** Counts the argon2 verifications under way at once, calling through to the real one. */
+  function countVerifications() {
+    const real = Bun.password.verify.bind(Bun.password);
+    let inFlight = 0;
+    const seen = { calls: 0, max: 0 };
+    const spy = spyOn(Bun.password, "verify").mockImplementation(async (password, hash, algorithm) => {
+      seen.calls++;
+      seen.max = Math.max(seen.max, ++inFlight);
+      try {
+        return await real(password, hash, algorithm);
+      } finally {
+        inFlight--;
+      }
+    });
+    return { seen, restore: () => spy.mockRestore() };
+  }
+
+  for (const limit of [1, 3]) {
+    test(`${limit}: 12 sign-ins at once, right, wrong and unknown, verify at most ${limit} at a time and each gets its answer`, async () => {
+      const s = await createTestServer({ AUTH_PLUGINS: "password", PASSWORD_HASH_CONCURRENCY: limit });
+      const counter = countVerifications();
+      try {
+        const { email } = await registerUser(s);
+        const attempts = Array.from({ length: 12 }, (_, i) =>
+          i % 3 === 0 ? { email, password: PASSWORD } : i % 3 === 1 ? { email, password: "not-the-password-42" } : { email: uniqueEmail(), password: PASSWORD },
+        );
+        const answers = await Promise.all(attempts.map((body) => s.request("POST", "/auth/login", { body })));
+        expect(answers.map((a) => a.status)).toEqual(attempts.map((_, i) => (i % 3 === 0 ? 200 : 401)));
+        expect(counter.seen.calls).toBe(12);
+        expect(counter.seen.max).toBeLessThanOrEqual(limit);
+        expect(counter.seen.max).toBeGreaterThanOrEqual(1);
+      } finally {
+        counter.restore();
+        await s.close();
+      }
+    }, BOOT_TIMEOUT_MS);
+  }
+
+  test("the gate is first come, first served, hands its place on, and frees it when a task fails", async () => {
+    const gate = new Gate(2);
+    const order: number[] = [];
+    const releases: Array<() => void> = [];
+    const task = (n: number) => () =>
+      new Promise<number>((resolve) => {
+        order.push(n);
+        releases.push(() => resolve(n));
+      });
+    const results = [1, 2, 3, 4].map((n) => gate.run(task(n)));
+    await Bun.sleep(0);
+    expect(order).toEqual([1, 2]);
+    releases[1]?.();
+    await Bun.sleep(0);
+    expect(order).toEqual([1, 2, 3]);
+    releases[0]?.();
+    await Bun.sleep(0);
+    expect(order).toEqual([1, 2, 3, 4]);
+    releases[2]?.();
+    releases[3]?.();
+    expect(await Promise.all(results)).toEqual([1, 2, 3, 4]);
+    await expect(gate.run(() => Promise.reject(new Error("argon2 failed")))).rejects.toThrow("argon2 failed");
+    await expect(Promise.race([gate.run(async () => "free"), Bun.sleep(100).then(() => "stuck")])).resolves.toBe("free");
   });
 });
 
