@@ -30,7 +30,7 @@ export class AuditLog {
         userId: sql.placeholder("userId"),
         ip: sql.placeholder("ip"),
         userAgent: sql.placeholder("userAgent"),
-        // Raw, so that no data is SQL NULL (the column's encoder would turn null into the JSON value null).
+        // Raw, so that an event without data stores SQL NULL (the column's encoder would store the JSON value null).
         data: sql`${sql.placeholder("data")}`,
       })
       .prepare("audit_record");

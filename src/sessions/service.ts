@@ -78,11 +78,6 @@ function prepareQueries(db: Db) {
       .where(and(eq(sessions.id, sql.placeholder("sid")), isNull(sessions.revokedAt)))
       .limit(1)
       .prepare("sessions_current"),
-    /**
-     * Rotates a session's live refresh token: one prepared single-row update, which also hands back the user. Only
-     * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
-     * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
-     */
     /** Starts a session: built once, as building an insert costs more than sending it. */
     create: db
       .insert(sessions)
@@ -103,6 +98,11 @@ function prepareQueries(db: Db) {
         refreshSealedNext: sql.placeholder("refreshSealedNext"),
       })
       .prepare("sessions_create"),
+    /**
+     * Rotates a session's live refresh token: one prepared single-row update, which also hands back the user. Only
+     * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
+     * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
+     */
     rotate: db
       .update(sessions)
       .set({
