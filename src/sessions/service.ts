@@ -93,7 +93,7 @@ function prepareQueries(db: Db) {
         lastUsedAt: sql.placeholder("now"),
         expiresAt: sql.placeholder("expiresAt"),
         refreshHash: sql.placeholder("refreshHash"),
-        refreshIssuedAt: sql.placeholder("now"),
+        refreshIssuedAt: sql.placeholder("refreshIssuedAt"),
         refreshExpiresAt: sql.placeholder("refreshExpiresAt"),
         refreshSealedNext: sql.placeholder("refreshSealedNext"),
       })
@@ -255,7 +255,6 @@ export class Sessions {
     const sessionId = newId();
     const secret = randomToken(32);
     // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
-    const link = this.chainLink(secret, now, null);
     await this.queries.create.execute({
       id: sessionId,
       userId: user.id,
@@ -266,9 +265,7 @@ export class Sessions {
       userAgent: opts.meta.userAgent,
       now,
       expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
-      refreshHash: link.refreshHash,
-      refreshExpiresAt: link.refreshExpiresAt,
-      refreshSealedNext: link.refreshSealedNext,
+      ...this.chainLink(secret, now, null),
     });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
