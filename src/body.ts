@@ -39,7 +39,7 @@ const nulRefused = (path: string) => errors.validation([{ path, message: "must n
 
 /** The path of the first string in a parsed body that holds U+0000; walked without recursion, as JSON may nest deep. */
 function nulPath(body: unknown): string | undefined {
-  if (body === null || typeof body !== "object") return typeof body === "string" && body.includes("\0") ? "" : undefined;
+  if (body === undefined) return undefined; // GET and friends: nothing to walk
   const stack: Array<[unknown, string]> = [[body, ""]];
   for (let next = stack.pop(); next; next = stack.pop()) {
     const [value, path] = next;
