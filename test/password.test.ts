@@ -287,7 +287,8 @@ describe("PASSWORD_HASH_CONCURRENCY", () => {
         expect(answers.map((a) => a.status)).toEqual(attempts.map((_, i) => (i % 3 === 0 ? 200 : 401)));
         expect(counter.seen.calls).toBe(12);
         expect(counter.seen.max).toBeLessThanOrEqual(limit);
-        expect(counter.seen.max).toBeGreaterThanOrEqual(1);
+        // And the gate lets that many run together: with a limit above 1, verifications did overlap.
+        expect(counter.seen.max).toBeGreaterThanOrEqual(Math.min(limit, 2));
       } finally {
         counter.restore();
         await s.close();
