@@ -15,13 +15,16 @@ const attemptsKey = (tokenHash: string) => `mfa-token-attempts:${tokenHash}`;
 
 export const mfaTokenInvalid = () => new AuthError(401, "MFA_TOKEN_INVALID", "The MFA token is invalid, spent or expired; sign in again");
 
+/** How an mfaToken is answered: `POST /mfa/verify` (TOTP) or `POST /mfa/recover`. A passkey signs in on its own. */
+const CHALLENGE_METHODS = ["totp", "recovery_code"];
+
 /** Answers a first-factor sign-in of a user with MFA on: an opaque token, kept only as its hash, for 5 minutes. */
-export async function issueMfaChallenge(ctx: AuthContext, user: UserRow, opts: { amr: string[]; meta: RequestMeta }, hasPasskeys: boolean): Promise<MfaChallenge> {
+export async function issueMfaChallenge(ctx: AuthContext, user: UserRow, opts: { amr: string[]; meta: RequestMeta }): Promise<MfaChallenge> {
   const mfaToken = randomToken();
   const pending: PendingSignIn = { userId: user.id, amr: opts.amr };
   await ctx.kv.set(tokenKey(sha256(mfaToken)), JSON.stringify(pending), MFA_TOKEN_TTL_S);
   await ctx.audit.record({ type: "mfa_challenge", userId: user.id, meta: opts.meta, data: { amr: opts.amr } });
-  return { mfaRequired: true, mfaToken, methods: hasPasskeys ? ["totp", "recovery_code", "passkey"] : ["totp", "recovery_code"] };
+  return { mfaRequired: true, mfaToken, methods: [...CHALLENGE_METHODS] };
 }
 
 /**

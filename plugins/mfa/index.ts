@@ -6,7 +6,7 @@ import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
 import { issueMfaChallenge } from "./challenge";
-import { countPasskeys, deletePasskey, hasPasskeys, listPasskeys, loginOptions, loginWithPasskey, registerPasskey, registrationOptions } from "./passkeys";
+import { countPasskeys, deletePasskey, listPasskeys, loginOptions, loginWithPasskey, registerPasskey, registrationOptions } from "./passkeys";
 import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, removeAllFactors, setupTotp, verifyMfa } from "./service";
 
 const codeField = requiredString(64);
@@ -95,7 +95,7 @@ const requestOptionsSchema = z.object({
 
 /** Second factors: TOTP with recovery codes, and passkeys (which sign in on their own). */
 export function mfaPlugin(ctx: AuthContext) {
-  ctx.hooks.mfaChallenge = async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }, await hasPasskeys(ctx, user.id));
+  ctx.hooks.mfaChallenge = async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta });
   ctx.hooks.credentials.push({ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors });
 
   return new Elysia({ name: "plugin.mfa", seed: ctx.id, detail: { tags: ["mfa"] } })

@@ -41,11 +41,6 @@ export async function countPasskeys(userId: string, db: Db): Promise<number> {
   return row?.n ?? 0;
 }
 
-export async function hasPasskeys(ctx: AuthContext, userId: string): Promise<boolean> {
-  const rows = await ctx.db.select({ id: passkeys.id }).from(passkeys).where(eq(passkeys.userId, userId)).limit(1);
-  return rows.length > 0;
-}
-
 /** Options for navigator.credentials.create(); the challenge is kept for 5 minutes, one per user, single use. */
 export async function registrationOptions(ctx: AuthContext, userId: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
   const user = await ctx.users.findById(userId);
