@@ -100,7 +100,7 @@ export function oauthPlugin(ctx: AuthContext) {
           description:
             "`302` to `redirectTo?code=<one-time exchange code, 60 s>` (swap it at `POST /oauth/exchange`; tokens never travel in a URL), " +
             `or, for a link flow, to \`redirectTo?linked=<provider>\`. ${FLOW_ERRORS} ` +
-            "An unknown, expired or spent `state` answers `400 INVALID_STATE` (JSON), since there is then no trusted place to redirect to.",
+            "An unknown, expired or spent `state` names no `redirectTo`: that browser goes to `APP_URL?error=INVALID_STATE`.",
         },
       },
     )

@@ -122,7 +122,7 @@ function withParams(base: string, params: Record<string, string>): string {
 /**
  * Finishes a redirect flow and answers where to send the browser: `redirectTo?code=` (a one-time exchange code,
  * never tokens), `redirectTo?linked=<provider>` for a link flow, or `redirectTo?error=<CODE>`.
- * Throws 400 INVALID_STATE only when the state is unknown, since then there is nowhere trusted to send anyone.
+ * An unknown, spent or expired state names no `redirectTo`, so that browser goes to `APP_URL` (the default) instead.
  */
 export async function finishFlow(
   ctx: AuthContext,
@@ -132,7 +132,7 @@ export async function finishFlow(
   const { query, meta } = input;
   const stored = query.state ? await ctx.kv.getDel(stateKey(query.state)) : null;
   const parsed = stored ? flowSchema.safeParse(JSON.parse(stored)) : null;
-  if (!parsed?.success) throw oauthFlowErrors.invalidState();
+  if (!parsed?.success) return withParams(ctx.config.APP_URL, { error: oauthFlowErrors.invalidState().code });
   const flow = parsed.data;
   try {
     if (flow.provider !== input.providerId) throw oauthFlowErrors.invalidState();
