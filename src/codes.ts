@@ -11,9 +11,10 @@ const attemptsKey = (purpose: string, subject: string) => `code-attempts:${purpo
 const hashCode = (purpose: string, subject: string, code: string) => sha256(`${purpose}\0${subject}\0${code}`);
 
 /**
- * Six-digit one-time codes in the KV port: stored hashed, 10 minutes, 5 wrong tries, single use.
- * Each verification reserves an attempt before comparing, so parallel guesses never evaluate more than the cap,
- * and a new code does not reset the count of wrong tries.
+ * Six-digit one-time codes in the KV port: stored hashed, 10 minutes, 5 wrong tries per code, single use.
+ * Each verification reserves an attempt before comparing, so parallel guesses never evaluate more than the cap.
+ * A new code starts with 5 tries of its own: guesses cannot lock an address out beyond its next code, and the
+ * callers' request limits (RATE_LIMIT_CODE_EMAIL) bound how many codes, hence guesses, a window allows.
  */
 export class OneTimeCodes {
   constructor(private readonly kv: KeyValueStore) {}
@@ -21,7 +22,8 @@ export class OneTimeCodes {
   async issue(purpose: string, subject: string, data?: Record<string, unknown>, ttlS = CODE_TTL_S): Promise<string> {
     const code = randomDigits(6);
     const stored: StoredCode = { hash: hashCode(purpose, subject, code), data };
-    await this.kv.set(codeKey(purpose, subject), JSON.stringify(stored), ttlS);
+    // Issued in this order in one tick: a guess landing between the two is charged to the new code, never lost.
+    await Promise.all([this.kv.del(attemptsKey(purpose, subject)), this.kv.set(codeKey(purpose, subject), JSON.stringify(stored), ttlS)]);
     return code;
   }
 
