@@ -542,13 +542,23 @@ describe("email change", () => {
     expect(confirm.body).toMatchObject({ id: user.id, email: newEmail });
   });
 
-  test("409 EMAIL_TAKEN when the new email is taken, at request or meanwhile", async () => {
-    const { email: takenEmail } = await registerUser(server);
+  test("a taken new email answers 202 like a free one: its owner gets a notice, no code; taken meanwhile is 409 at confirm", async () => {
+    const { email: takenEmail, res: owner } = await registerUser(server);
     const { res: reg } = await registerUser(server);
     const token = reg.body.accessToken;
+    const before = mailer.outbox.length;
     const now = await server.request("POST", "/auth/email/change", { token, body: { newEmail: takenEmail, password: PASSWORD } });
-    expect(now.status).toBe(409);
-    expect(now.body.code).toBe("EMAIL_TAKEN");
+    expect(now.status).toBe(202);
+    await Bun.sleep(0);
+    const mailed = mailer.outbox.slice(before);
+    expect(mailed.map((m) => m.to)).toEqual([takenEmail]);
+    expect(mailed[0]?.text).toContain("already has an account");
+    expect(mailed[0]?.text).not.toMatch(/\b\d{6}\b/);
+    // Nothing to confirm: the account keeps its email, and the owner's account is untouched.
+    const guess = await server.request("POST", "/auth/email/change/confirm", { token, body: { code: "123456" } });
+    expect(guess.body.code).toBe("INVALID_CODE");
+    expect((await server.request("GET", "/auth/me", { token })).body.email).toBe(reg.body.user.email);
+    expect((await server.request("GET", "/auth/me", { token: owner.body.accessToken })).body.email).toBe(takenEmail);
 
     const newEmail = uniqueEmail("contested");
     expect((await server.request("POST", "/auth/email/change", { token, body: { newEmail, password: PASSWORD } })).status).toBe(202);

@@ -96,16 +96,17 @@ export function passwordPlugin(ctx: AuthContext) {
       async ({ body, auth, meta, set }) => {
         await requestEmailChange(ctx, auth, body, meta);
         set.status = 202;
-        return { message: "A code is on its way to the new address" };
+        return { message: "A code is on its way to the new address, unless it already has an account" };
       },
       {
         auth: true,
         body: z.object({ newEmail: emailField, password: passwordField.optional() }),
-        response: { 202: acceptedSchema, ...errorResponses(400, 401, 403, 409, 429) },
+        response: { 202: acceptedSchema, ...errorResponses(400, 401, 403, 429) },
         detail: {
           summary: "Start moving the account to another email",
           description:
-            "Mails a code to the new address. `password` is required when the account has one (`401 INVALID_CREDENTIALS` when wrong). `409 EMAIL_TAKEN`.",
+            "Mails a code to the new address. `password` is required when the account has one (`401 INVALID_CREDENTIALS` when wrong). " +
+            "An address that already has an account answers the same `202` (no enumeration): its owner is mailed a notice and no code is issued.",
         },
       },
     )

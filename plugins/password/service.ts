@@ -194,7 +194,14 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
-  if (await ctx.users.findByEmail(newEmail)) throw passwordErrors.emailTaken();
+  // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
+  if (await ctx.users.findByEmail(newEmail)) {
+    await sendEmailDetached(ctx, newEmail, "security-notice", {
+      event: "Someone asked to move another account to this email address. It already has an account, so nothing was changed.",
+    });
+    await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta, data: { addressTaken: true } });
+    return;
+  }
   const code = await ctx.codes.issue(CODE_PURPOSE.emailChange, user.id, { newEmail });
   await sendEmailDetached(ctx, newEmail, "email-change", { code, newEmail });
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
