@@ -1,3 +1,4 @@
+import { domainToASCII, domainToUnicode } from "node:url";
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "./config";
 import { newId } from "./crypto";
@@ -36,17 +37,38 @@ export const publicUserColumns = {
 export type PublicUserRow = Pick<UserRow, keyof typeof publicUserColumns>;
 
 const EMAIL_MAX = 254;
-// One local part and one domain, no quotes, no spaces or separators that could smuggle a second address.
-const EMAIL_SHAPE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+/**
+ * One local part and one domain, no quotes, no spaces or separators that could smuggle a second address. Beyond
+ * ASCII (RFC 6531), letters, marks and digits only: no invisible, control or direction characters.
+ */
+const LOCAL_SHAPE = /^[a-z0-9.!#$%&'*+/=?^_`{|}~\p{L}\p{M}\p{N}-]+$/u;
+const DOMAIN_CHARS = /^[a-z0-9.\p{L}\p{M}\p{N}-]+$/u;
+/** Latin mixed with Cyrillic or Greek in one part is how look-alikes (`jоhn` with a Cyrillic `о`) are made. */
+const LATIN = /\p{sc=Latin}/u;
+const CYRILLIC = /\p{sc=Cyrillic}/u;
+const GREEK = /\p{sc=Greek}/u;
+const mixesLookAlikes = (part: string) => [LATIN, CYRILLIC, GREEK].filter((script) => script.test(part)).length > 1;
+/** The domain in ASCII (IDNA A-labels): at least two labels of letters, digits and inner hyphens. */
+const ASCII_DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
-/** The one canonical form of an email (trim, NFC, lower-case), or null when it is not one plain address. */
+/**
+ * The one canonical form of an email (trim, NFC, lower-case, and an internationalised domain in Unicode whether
+ * it came as `bücher.de` or as `xn--bcher-kva.de`), or null when it is not one plain address.
+ */
 export function canonicalEmail(raw: unknown): string | null {
   if (typeof raw !== "string") return null;
   const email = raw.trim().normalize("NFC").toLowerCase();
   if (email.length === 0 || email.length > EMAIL_MAX) return null;
-  if (!EMAIL_SHAPE.test(email)) return null;
-  if (email.includes("..") || email.startsWith(".") || email.split("@")[0]?.endsWith(".")) return null;
-  return email;
+  const at = email.indexOf("@");
+  if (at !== email.lastIndexOf("@")) return null;
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  if (!LOCAL_SHAPE.test(local) || local.includes("..") || local.startsWith(".") || local.endsWith(".")) return null;
+  if (!DOMAIN_CHARS.test(domain)) return null;
+  if (mixesLookAlikes(local) || domain.split(".").some(mixesLookAlikes)) return null;
+  const ascii = domainToASCII(domain);
+  if (ascii.length > 253 || !ASCII_DOMAIN.test(ascii)) return null;
+  return `${local}@${domainToUnicode(ascii)}`;
 }
 
 /** Parses an email from input or throws 400 VALIDATION_ERROR naming the field. */
