@@ -21,10 +21,12 @@ export const bodyParser = (seed: string) =>
       const length = declared !== null ? Number(declared) : (await request.clone().arrayBuffer()).byteLength;
       if (length > MAX_BODY_BYTES) throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB");
       if (length === 0) return;
-      const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-      if (!BODY_TYPES.has(type) && !type.endsWith("+json")) {
-        throw new AuthError(415, "UNSUPPORTED_MEDIA_TYPE", "Send application/json or application/x-www-form-urlencoded");
-      }
+      const declaredType = request.headers.get("content-type") ?? "";
+      const type = declaredType.split(";")[0]?.trim().toLowerCase() ?? "";
+      const parsedAs = BODY_TYPES.has(type) ? type : type.endsWith("+json") ? "application/json" : undefined;
+      if (!parsedAs) throw new AuthError(415, "UNSUPPORTED_MEDIA_TYPE", "Send application/json or application/x-www-form-urlencoded");
+      // Media types are case-insensitive (RFC 9110) but Elysia's parsers match them exactly: name the one they know.
+      if (!declaredType.startsWith(parsedAs)) request.headers.set("content-type", parsedAs);
     })
     .onTransform({ as: "global" }, ({ body }) => {
       const at = nulPath(body);

@@ -388,6 +388,21 @@ describe("requests the contract refuses", () => {
     }
   });
 
+  test("media types are case-insensitive, and a +json type is JSON: each body is read, not refused or dropped", async () => {
+    const { tokens } = await createSignedInUser(server);
+    const cases: Array<[string, string]> = [
+      ["APPLICATION/JSON", JSON.stringify({ firstName: "Upper" })],
+      ["Application/Json; Charset=UTF-8", JSON.stringify({ firstName: "Mixed" })],
+      ["application/merge-patch+json", JSON.stringify({ firstName: "Merge" })],
+      ["APPLICATION/X-WWW-FORM-URLENCODED", "firstName=Form"],
+    ];
+    for (const [type, body] of cases) {
+      const res = await server.request("PATCH", "/auth/me", { token: tokens.accessToken, body, headers: { "content-type": type } });
+      expect(res.status).toBe(200);
+      expect(res.body.firstName).toBe(type.startsWith("APPLICATION/X") ? "Form" : (JSON.parse(body) as { firstName: string }).firstName);
+    }
+  });
+
   test("413 for bodies over 64 KiB", async () => {
     const res = await server.request("POST", "/auth/refresh", { body: { refreshToken: "x".repeat(70 * 1024) } });
     expect(res.status).toBe(413);
