@@ -51,6 +51,17 @@ describe("GET /auth/me", () => {
     }
   });
 
+  test("the Bearer scheme is case-insensitive; the token itself is not", async () => {
+    const { user, tokens } = await createSignedInUser(server);
+    for (const scheme of ["bearer", "BEARER", "BeArEr"]) {
+      const res = await server.request("GET", "/auth/me", { headers: { authorization: `${scheme} ${tokens.accessToken}` } });
+      expect(res.status).toBe(200);
+      expect(res.body.id).toBe(user.id);
+    }
+    const flipped = tokens.accessToken.replace(/[a-z]/, (c) => c.toUpperCase());
+    expect((await server.request("GET", "/auth/me", { headers: { authorization: `Bearer ${flipped}` } })).status).toBe(401);
+  });
+
   test("refuses alg none, a forged HS256 token, a stripped signature, jku/jwk headers and an unknown kid", async () => {
     const { tokens } = await createSignedInUser(server);
     const [h, p] = tokens.accessToken.split(".");

@@ -38,7 +38,8 @@ const REVOKED_CHANNEL = "revoked";
 const REVOKED_SET = "revoked-sessions";
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
 const VERIFIED_CACHE_MAX = 10_000;
-const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
+// The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` name it too.
+const BEARER = /^bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 /** Messages on REVOKED_CHANNEL that start with this carry a changed user's id instead of session ids. */
 const USER_CHANGED = "user:";
 /**
