@@ -119,6 +119,19 @@ describe("POST /auth/register", () => {
     expect(res.body).toEqual({ code: "PASSWORD_MISMATCH", message: expect.any(String) });
   });
 
+  test("confirmPassword is compared as passwords are hashed (NFC): the decomposed form of the same password matches", async () => {
+    const password = "caf\u00e9-kettle-orbit-93";
+    const { email, res } = await registerUser(server, { password: password.normalize("NFD"), confirmPassword: password });
+    expect(res.status).toBe(201);
+    const login = await server.request("POST", "/auth/login", { body: { email, password } });
+    expect(login.status).toBe(200);
+    const change = await server.request("POST", "/auth/password/change", {
+      token: login.body.accessToken,
+      body: { currentPassword: password, newPassword: "n\u00e9w-kettle-orbit-94", confirmPassword: "n\u00e9w-kettle-orbit-94".normalize("NFD") },
+    });
+    expect(change.status).toBe(204);
+  });
+
   test("400 WEAK_PASSWORD for short, common and email-equal passwords", async () => {
     const email = uniqueEmail();
     for (const password of ["short1", "password123", email]) {

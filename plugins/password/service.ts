@@ -7,7 +7,7 @@ import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/credentials";
-import { assertPasswordPolicy } from "../../src/passwords";
+import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
 import { type PublicUser, requireEmail } from "../../src/users";
@@ -40,8 +40,9 @@ export type RegisterInput = {
   captchaToken?: string;
 };
 
+/** The two must be the same password, compared as they are hashed (NFC): not necessarily the same code points. */
 function assertConfirmed(password: string, confirmPassword: string | undefined): void {
-  if (confirmPassword !== undefined && confirmPassword !== password) throw passwordErrors.passwordMismatch();
+  if (confirmPassword !== undefined && normalisePassword(confirmPassword) !== normalisePassword(password)) throw passwordErrors.passwordMismatch();
 }
 
 async function sendVerificationCode(ctx: AuthContext, user: UserRow & { email: string }): Promise<void> {
