@@ -33,6 +33,13 @@ async function requestCode(target: TestServer, email: string) {
 const wrongCode = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, "0");
 
 describe("POST /auth/code/request", () => {
+  test("with captcha off, a blank captchaToken (a form's empty field) is ignored, as on register and login", async () => {
+    const email = uniqueEmail("blank");
+    const res = await server.request("POST", "/auth/code/request", { form: { email, captchaToken: "" } });
+    expect(res.status).toBe(202);
+    expect(codeIn(server.mailer.last(email))).toMatch(/^\d{6}$/);
+  });
+
   test("202 CODE_SENT and a 6-digit code by mail, the same answer for known and unknown emails", async () => {
     const known = uniqueEmail("known");
     await server.ctx.users.create({ email: known, emailVerified: true });
@@ -324,9 +331,9 @@ describe("with limits, captcha, ADMIN_EMAILS, a slow mailer and a movable clock"
     expect(lastCode(email)).toMatch(/^\d{6}$/);
   });
 
-  test("400 CAPTCHA_FAILED without a token or with a bad one", async () => {
+  test("400 CAPTCHA_FAILED without a token, with an empty one or with a bad one", async () => {
     const email = uniqueEmail("bot");
-    for (const captchaToken of [undefined, "bad-token"]) {
+    for (const captchaToken of [undefined, "", "bad-token"]) {
       const res = await strict.request("POST", "/auth/code/request", { body: { email, captchaToken } });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe("CAPTCHA_FAILED");

@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
-import { emailField, formBoolean, requiredString } from "../../src/validation";
+import { captchaField, emailField, formBoolean, requiredString } from "../../src/validation";
 import { requestCode, verifyCode } from "./service";
 
 const codeSentSchema = z.object({ code: z.literal("CODE_SENT"), message: z.string() });
@@ -12,7 +12,7 @@ const codeSentSchema = z.object({ code: z.literal("CODE_SENT"), message: z.strin
 const requestBody = z.object({
   email: emailField,
   dashboard: formBoolean.optional(),
-  captchaToken: requiredString(4096).optional(),
+  captchaToken: captchaField,
 });
 
 const verifyBody = z.object({

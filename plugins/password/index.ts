@@ -3,10 +3,9 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema, userSchema, usernameField } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
-import { emailField, nameField, passwordField, requiredString } from "../../src/validation";
+import { captchaField, emailField, nameField, passwordField, requiredString } from "../../src/validation";
 import { changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
-const captchaField = z.string().max(4096).optional();
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
 
