@@ -107,6 +107,14 @@ export class Users {
     return roles;
   }
 
+  /**
+   * Whether the user is an admin, or becomes one by proving the email: a dashboard code request asks this, since
+   * the code it mails is that proof (an unproven ADMIN_EMAILS address never carries the role by itself).
+   */
+  isAdminOnceProven(row: Pick<UserRow, "roles" | "email">): boolean {
+    return row.roles.includes("admin") || (row.email !== null && this.adminEmails.has(row.email));
+  }
+
   toPublic(row: PublicUserRow): PublicUser {
     return {
       id: row.id,

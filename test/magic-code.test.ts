@@ -361,7 +361,7 @@ describe("with limits, captcha, ADMIN_EMAILS, a slow mailer and a movable clock"
     expect(res.body.code).toBe("INVALID_CODE");
   });
 
-  test("ADMIN_EMAILS grants the dashboard to a verified email, not to an unverified one", async () => {
+  test("ADMIN_EMAILS grants the dashboard; the admin role itself comes only with a proven email", async () => {
     await strict.ctx.users.create({ email: adminEmail, emailVerified: true });
     const res = await request(adminEmail, { dashboard: true });
     expect(res.status).toBe(202);
@@ -369,8 +369,17 @@ describe("with limits, captcha, ADMIN_EMAILS, a slow mailer and a movable clock"
     expect(verify.status).toBe(200);
     expect(verify.body.user.roles).toEqual(["user", "admin"]);
 
-    await strict.ctx.users.create({ email: unverifiedAdminEmail, emailVerified: false });
-    const denied = await request(unverifiedAdminEmail, { dashboard: true });
+    // Registered unverified (verification off): no admin role yet, but the dashboard code goes out, and proves the address.
+    const registered = await strict.ctx.users.create({ email: unverifiedAdminEmail, emailVerified: false });
+    expect(strict.ctx.users.rolesOf(registered)).toEqual(["user"]);
+    expect((await request(unverifiedAdminEmail, { dashboard: true })).status).toBe(202);
+    const proven = await strict.request("POST", "/auth/code/verify", { body: { email: unverifiedAdminEmail, code: lastCode(unverifiedAdminEmail) } });
+    expect(proven.status).toBe(200);
+    expect(proven.body.user).toMatchObject({ id: registered.id, emailVerified: true, roles: ["user", "admin"] });
+
+    const plain = uniqueEmail("plain");
+    await strict.ctx.users.create({ email: plain, emailVerified: true });
+    const denied = await request(plain, { dashboard: true });
     expect(denied.status).toBe(403);
     expect(denied.body.code).toBe("FORBIDDEN");
   });

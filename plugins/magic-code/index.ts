@@ -46,7 +46,8 @@ export function magicCodePlugin(ctx: AuthContext) {
             "The 6-digit code lasts 10 minutes, dies after 5 wrong tries and works once; a new request replaces the previous code. " +
             "`RATE_LIMIT_CODE_EMAIL` per email (`429`); `captchaToken` is required when captcha is on (`400 CAPTCHA_FAILED`). " +
             "With `dashboard: true` the caller asks to sign in to an admin dashboard and is told why not: " +
-            "`401 USER_NOT_FOUND` when no account has the email, `403 FORBIDDEN` when it lacks the `admin` role.",
+            "`401 USER_NOT_FOUND` when no account has the email, `403 FORBIDDEN` when it lacks the `admin` role. An address in " +
+            "`ADMIN_EMAILS` counts even before it is verified: the admin role comes with the proof, which verifying this code is.",
         },
       },
     )

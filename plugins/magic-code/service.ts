@@ -28,7 +28,7 @@ export async function requestCode(ctx: AuthContext, request: CodeRequest): Promi
   if (request.dashboard) {
     const user = await ctx.users.findByEmail(email);
     if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");
-    if (!ctx.users.rolesOf(user).includes("admin")) throw errors.forbidden("This account may not sign in to the dashboard");
+    if (!ctx.users.isAdminOnceProven(user)) throw errors.forbidden("This account may not sign in to the dashboard");
   }
   const code = await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
   await sendEmailDetached(ctx, email, "sign-in-code", { code });
