@@ -6,20 +6,24 @@ export const MAX_BODY_BYTES = 64 * 1024;
 const BODY_TYPES = new Set(["application/json", "application/x-www-form-urlencoded"]);
 
 /**
- * JSON and form bodies only, 64 KiB at most, refused before anything reads them. A body streamed without a length
- * is capped by the listening server's `maxRequestBodySize` (src/index.ts). Elysia's own parsers then read it, so the
+ * JSON and form bodies only, 64 KiB at most, refused with a JSON 413 before anything reads them; a body streamed
+ * without a length is counted from a copy, which stops reading past the limit. Elysia's own parsers then read it, so the
  * OpenAPI spec can describe both media types; unknown fields (`__proto__` included) are dropped by the routes' schemas.
  */
 export const bodyParser = (seed: string) =>
   new Elysia({ name: "auth.body", seed })
-    .onRequest(async ({ request }) => {
+    .onRequest(async ({ request, set }) => {
       // A path segment or query value can only carry U+0000 percent-encoded.
       if (request.url.includes("%00")) throw nulRefused("");
       if (request.body === null) return;
       const declared = request.headers.get("content-length");
       // Over the wire Bun always knows the length (or caps a chunked body); a Request built in process may not say it.
-      const length = declared !== null ? Number(declared) : (await request.clone().arrayBuffer()).byteLength;
-      if (length > MAX_BODY_BYTES) throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB");
+      const length = declared !== null ? Number(declared) : await streamedLength(request);
+      if (length > MAX_BODY_BYTES) {
+        // The rest of the body is never read, so the connection cannot carry another request: it closes after this answer.
+        set.headers.connection = "close";
+        throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB");
+      }
       if (length === 0) return;
       const declaredType = request.headers.get("content-type") ?? "";
       const type = declaredType.split(";")[0]?.trim().toLowerCase() ?? "";
@@ -32,6 +36,20 @@ export const bodyParser = (seed: string) =>
       const at = nulPath(body);
       if (at !== undefined) throw nulRefused(at);
     });
+
+/** The length of a body sent without one declared, read from a copy only until it passes the limit: never more. */
+async function streamedLength(request: Request): Promise<number> {
+  const reader = (request.clone().body as ReadableStream<Uint8Array>).getReader();
+  let length = 0;
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    length += chunk.value.byteLength;
+    if (length > MAX_BODY_BYTES) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return length;
+}
 
 /**
  * Postgres text cannot hold U+0000 (the query fails), and no field of this API has a use for it, so it is refused

@@ -29,7 +29,9 @@ async function main() {
   if (process.argv.includes("--healthcheck")) await healthcheck(config.PORT);
   const logger = createLogger(config.LOG_LEVEL);
   const server = await buildAuthServer(process.env, { logger });
-  server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 1024 * 1024 });
+  // src/body.ts answers 413 for anything over 64 KiB and never reads more; Bun's own cap, which answers with an empty
+  // 413, is only the last guard, set well above it so that clients get the JSON error.
+  server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024 });
   logger.info("listening", { port: server.app.server?.port, host: config.HOST, db: server.ctx.database.kind, kv: server.ctx.kv.kind });
 
   let stopping = false;

@@ -80,6 +80,14 @@ describe("the compiled binary", () => {
       expect(login.status).toBe(200);
       expect(login.body.user.id).toBe(registered.body.user.id);
 
+      // Over the wire, a body far past 64 KiB gets the JSON 413 too, with a length declared or streamed without one.
+      const big = JSON.stringify({ email, password: "x".repeat(2_000_000) });
+      for (const body of [big, new Blob([big]).stream()]) {
+        const res = await fetch(`${first.base}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+        expect(res.status).toBe(413);
+        expect(((await res.json()) as { code: string }).code).toBe("PAYLOAD_TOO_LARGE");
+      }
+
       // The HEALTHCHECK of the image: the same binary asks the running one.
       const probe = Bun.spawn([BINARY, "--healthcheck"], { cwd: workDir, env: binaryEnv({ PORT: String(first.port) }), stdout: "ignore", stderr: "ignore" });
       expect(await probe.exited).toBe(0);
