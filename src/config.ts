@@ -8,7 +8,9 @@ const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])])
   .transform((v) => v === true || v === "true" || v === "1");
 
-const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
+/** A whole number; an empty variable (`PORT=`) means the default, as if it were unset. */
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(min).max(max).default(def));
 
 /** `COUNT/SECONDS`, e.g. `20/60`. */
 const limit = (def: string) =>
@@ -41,13 +43,30 @@ const optionalString = z
 
 const optionalUrl = optionalString.pipe(z.url().optional());
 
+const isUrl = (value: string, protocols: string[]) => URL.canParse(value) && protocols.includes(new URL(value).protocol);
+/** An optional URL with one of these schemes. The message never repeats the value: it may hold a password. */
+const urlOf = (...protocols: string[]) =>
+  optionalString.refine((v) => v === undefined || isUrl(v, protocols), `must be a ${protocols.map((p) => `${p}//`).join(" or ")} URL`);
+/** Comma-separated http(s) origins. */
+const originList = list.refine((origins) => origins.every((o) => isUrl(o, ["http:", "https:"])), "must be comma-separated http(s) origins");
+/** A path under APP_URL that links point to. */
+const appPath = (def: string) => z.string().default(def).refine((v) => v.startsWith("/"), "must start with /");
+/** Sign-in providers that need an id and a secret: setting one without the other is a mistake, not "off". */
+const PROVIDER_CREDENTIALS = [
+  ["OAUTH_GOOGLE_CLIENT_ID", "OAUTH_GOOGLE_CLIENT_SECRET"],
+  ["OAUTH_GITHUB_CLIENT_ID", "OAUTH_GITHUB_CLIENT_SECRET"],
+  ["OAUTH_MICROSOFT_CLIENT_ID", "OAUTH_MICROSOFT_CLIENT_SECRET"],
+  ["OAUTH_FACEBOOK_CLIENT_ID", "OAUTH_FACEBOOK_CLIENT_SECRET"],
+] as const;
+const OIDC_SETTINGS = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"] as const;
+
 export const settingsSchema = z
   .object({
-    PORT: int(3000),
-    HOST: z.string().default("0.0.0.0"),
-    DATABASE_URL: optionalString,
+    PORT: int(3000, 0, 65535),
+    HOST: optionalString.transform((v) => v ?? "0.0.0.0"),
+    DATABASE_URL: urlOf("postgres:", "postgresql:"),
     DATA_DIR: z.string().default("./data"),
-    REDIS_URL: optionalString,
+    REDIS_URL: urlOf("redis:", "rediss:"),
     KV_PREFIX: z.string().default(""),
     AUTH_PLUGINS: z
       .string()
@@ -74,11 +93,11 @@ export const settingsSchema = z
     JWT_SECRET: optionalString,
     JWT_ISSUER: optionalString,
     JWT_AUDIENCE: optionalString,
-    ACCESS_TOKEN_TTL_S: int(900),
-    REFRESH_TOKEN_TTL_S: int(2592000),
+    ACCESS_TOKEN_TTL_S: int(900, 1),
+    REFRESH_TOKEN_TTL_S: int(2592000, 1),
     REFRESH_REUSE_GRACE_S: int(10),
-    SESSION_MAX_AGE_S: int(7776000),
-    SESSION_IDLE_TIMEOUT_S: int(2592000),
+    SESSION_MAX_AGE_S: int(7776000, 1),
+    SESSION_IDLE_TIMEOUT_S: int(2592000, 1),
     REQUIRE_EMAIL_VERIFICATION: bool.default(false),
     PASSWORD_MIN_LENGTH: z.coerce.number().int().min(1).max(128).default(8),
     PASSWORD_REQUIRE_COMPLEXITY: bool.default(false),
@@ -86,12 +105,12 @@ export const settingsSchema = z
     PASSWORD_HASH_TIME_COST: z.coerce.number().int().min(1).default(2),
     /** How many argon2 computations run at once; the rest wait their turn. Default: the CPUs this process may use. */
     PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(() => availableParallelism()),
-    PASSWORD_RESET_PATH: z.string().default("/reset-password"),
-    INVITATION_PATH: z.string().default("/accept-invitation"),
-    SMTP_URL: optionalString,
+    PASSWORD_RESET_PATH: appPath("/reset-password"),
+    INVITATION_PATH: appPath("/accept-invitation"),
+    SMTP_URL: urlOf("smtp:", "smtps:"),
     MAIL_FROM: z.string().default("Auth <no-reply@localhost>"),
-    TRUSTED_REDIRECT_ORIGINS: list,
-    CORS_ORIGINS: list,
+    TRUSTED_REDIRECT_ORIGINS: originList,
+    CORS_ORIGINS: originList,
     OAUTH_GOOGLE_CLIENT_ID: optionalString,
     OAUTH_GOOGLE_CLIENT_SECRET: optionalString,
     OAUTH_GITHUB_CLIENT_ID: optionalString,
@@ -101,7 +120,7 @@ export const settingsSchema = z
     OAUTH_MICROSOFT_TENANT: z.string().default("common"),
     OAUTH_FACEBOOK_CLIENT_ID: optionalString,
     OAUTH_FACEBOOK_CLIENT_SECRET: optionalString,
-    OIDC_ISSUER: optionalString,
+    OIDC_ISSUER: urlOf("https:", "http:"),
     OIDC_CLIENT_ID: optionalString,
     OIDC_CLIENT_SECRET: optionalString,
     OAUTH_GOOGLE_AUTHORIZATION_URL: optionalUrl,
@@ -120,14 +139,14 @@ export const settingsSchema = z
     OAUTH_FACEBOOK_GRAPH_URL: optionalUrl,
     WEBAUTHN_RP_ID: optionalString,
     WEBAUTHN_RP_NAME: optionalString,
-    WEBAUTHN_ORIGIN: optionalString,
+    WEBAUTHN_ORIGIN: urlOf("https:", "http:"),
     ENCRYPTION_KEY: optionalString,
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
     CAPTCHA_SECRET: optionalString,
-    CAPTCHA_VERIFY_URL: optionalString,
+    CAPTCHA_VERIFY_URL: urlOf("https:", "http:"),
     DEMO_MODE: bool.default(false),
     ADMIN_EMAILS: list,
-    ANONYMOUS_TTL_DAYS: int(30),
+    ANONYMOUS_TTL_DAYS: int(30, 1),
     RATE_LIMIT_LOGIN_IP: limit("20/60"),
     RATE_LIMIT_LOGIN_EMAIL: limit("5/60"),
     RATE_LIMIT_CODE_EMAIL: limit("3/600"),
@@ -146,6 +165,11 @@ export const settingsSchema = z
     }
     if (s.CAPTCHA_PROVIDER && !s.CAPTCHA_SECRET) {
       ctx.addIssue({ code: "custom", path: ["CAPTCHA_SECRET"], message: "is required when CAPTCHA_PROVIDER is set" });
+    }
+    for (const pair of [...PROVIDER_CREDENTIALS, OIDC_SETTINGS]) {
+      const set = pair.filter((name) => s[name] !== undefined);
+      const missing = pair.find((name) => s[name] === undefined);
+      if (set.length > 0 && missing) ctx.addIssue({ code: "custom", path: [missing], message: `is required with ${set.join(" and ")}` });
     }
   });
 

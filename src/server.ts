@@ -16,7 +16,7 @@ import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { type Database, openDatabase } from "./db";
-import { errorHandler } from "./errors";
+import { errorHandler, isConnectionError } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer } from "./mail";
@@ -52,7 +52,13 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const clock = ports.clock ?? { now: () => new Date() };
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
-  await database.migrate();
+  try {
+    await database.migrate();
+  } catch (error) {
+    // At start the only thing that can fail is the connection or the schema: say which setting leads there.
+    if (config.DATABASE_URL && isConnectionError(error)) throw new Error(`cannot reach the database at DATABASE_URL (${error instanceof Error ? error.message : String(error)})`);
+    throw error;
+  }
   const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });

@@ -65,6 +65,24 @@ describe("settings", () => {
       [{ CAPTCHA_PROVIDER: "turnstile" }, "CAPTCHA_SECRET"],
       [{ AUTH_BASE_PATH: "auth/" }, "AUTH_BASE_PATH"],
       [{ PASSWORD_HASH_CONCURRENCY: "0" }, "PASSWORD_HASH_CONCURRENCY"],
+      [{ PORT: "70000" }, "PORT"],
+      [{ ACCESS_TOKEN_TTL_S: "0" }, "ACCESS_TOKEN_TTL_S"],
+      [{ REFRESH_TOKEN_TTL_S: "0" }, "REFRESH_TOKEN_TTL_S"],
+      [{ DATABASE_URL: "not-a-url" }, "DATABASE_URL"],
+      [{ DATABASE_URL: "mysql://db.example/app" }, "DATABASE_URL"],
+      [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+      [{ SMTP_URL: "mail.example.com" }, "SMTP_URL"],
+      [{ TRUSTED_REDIRECT_ORIGINS: "https://app.example.com,notaurl" }, "TRUSTED_REDIRECT_ORIGINS"],
+      [{ CORS_ORIGINS: "ftp://files.example.com" }, "CORS_ORIGINS"],
+      [{ WEBAUTHN_ORIGIN: "app.example.com" }, "WEBAUTHN_ORIGIN"],
+      [{ CAPTCHA_VERIFY_URL: "verify" }, "CAPTCHA_VERIFY_URL"],
+      [{ OIDC_ISSUER: "issuer" }, "OIDC_ISSUER"],
+      [{ INVITATION_PATH: "accept" }, "INVITATION_PATH"],
+      [{ PASSWORD_RESET_PATH: "reset" }, "PASSWORD_RESET_PATH"],
+      // A provider half set up is a mistake to report, not a provider silently off.
+      [{ OAUTH_GOOGLE_CLIENT_ID: "id" }, "OAUTH_GOOGLE_CLIENT_SECRET"],
+      [{ OAUTH_GITHUB_CLIENT_SECRET: "secret" }, "OAUTH_GITHUB_CLIENT_ID"],
+      [{ OIDC_ISSUER: "https://id.example.com", OIDC_CLIENT_ID: "id" }, "OIDC_CLIENT_SECRET"],
     ];
     for (const [env, variable] of cases) {
       let caught: unknown;
@@ -77,6 +95,26 @@ describe("settings", () => {
       expect((caught as ConfigError).variable).toBe(variable);
       expect((caught as ConfigError).message).toStartWith(`Invalid setting ${variable}:`);
     }
+  });
+
+  test("an empty variable means its default, as if it were unset", () => {
+    const c = loadConfig({ PORT: "", HOST: "", ACCESS_TOKEN_TTL_S: "", DATABASE_URL: "", REDIS_URL: "" });
+    expect(c.PORT).toBe(3000);
+    expect(c.HOST).toBe("0.0.0.0");
+    expect(c.ACCESS_TOKEN_TTL_S).toBe(900);
+    expect(c.DATABASE_URL).toBeUndefined();
+    expect(c.REDIS_URL).toBeUndefined();
+  });
+
+  test("a password in a malformed connection URL never appears in the error", () => {
+    let caught: unknown;
+    try {
+      loadConfig({ DATABASE_URL: "mysql://app:hunter2-secret@db/app" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as Error).message).not.toContain("hunter2-secret");
   });
 
   test("a secret never appears in the error", () => {
@@ -103,4 +141,19 @@ describe("bun run start", () => {
     expect(stderr.split("\n")).toHaveLength(1);
     expect(stderr).toStartWith("Invalid setting PORT:");
   });
+
+  test("a database it cannot reach stops it with one line naming DATABASE_URL, and no password", async () => {
+    const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
+      cwd: `${import.meta.dir}/..`,
+      env: { ...process.env, DATABASE_URL: "postgres://app:hunter2-secret@127.0.0.1:1/app", REDIS_URL: "", LOG_LEVEL: "silent" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const code = await proc.exited;
+    const stderr = (await new Response(proc.stderr).text()).trim();
+    expect(code).toBe(1);
+    expect(stderr.split("\n")).toHaveLength(1);
+    expect(stderr).toStartWith("Failed to start: cannot reach the database at DATABASE_URL");
+    expect(stderr).not.toContain("hunter2-secret");
+  }, 30_000);
 });
