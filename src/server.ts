@@ -145,7 +145,11 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     .use(
       openapi({
         path: "/docs",
-        mapJsonSchema: { zod: z.toJSONSchema },
+        // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a 204's
+        // void) becomes an open schema instead of a console warning and a route missing from the spec.
+        mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
+        // /.well-known/jwks.json has a dot in its path, which the plugin would otherwise take for a static file.
+        exclude: { staticFile: false },
         documentation: {
           info: {
             title: "Auth server",

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { Elysia } from "elysia";
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
 import { createAuthServer } from "../src/server";
@@ -476,6 +476,25 @@ describe("health, docs and CORS", () => {
     const refreshBody = JSON.stringify(paths["/auth/refresh"].post.requestBody);
     expect(refreshBody).toContain("refreshToken");
     expect((await server.request("GET", "/docs")).status).toBe(200);
+  });
+
+  test("the spec is built without a warning, keeps bodies with form transforms, and lists /.well-known/jwks.json", async () => {
+    const fresh = await createTestServer();
+    const warn = spyOn(console, "warn");
+    try {
+      const res = await fresh.request("GET", "/docs/json");
+      expect(res.status).toBe(200);
+      expect(warn).not.toHaveBeenCalled();
+      const paths = res.body.paths;
+      expect(paths["/.well-known/jwks.json"].get).toBeDefined();
+      // `dashboard` takes "true"/"false" from a form: a transform, which dropped the whole body from the spec before.
+      const codeBody = JSON.stringify(paths["/auth/code/request"].post.requestBody);
+      expect(codeBody).toContain("dashboard");
+      expect(codeBody).toContain("application/x-www-form-urlencoded");
+    } finally {
+      warn.mockRestore();
+      await fresh.close();
+    }
   });
 
   test("CORS answers trusted origins and never echoes an untrusted one", async () => {
