@@ -8,6 +8,8 @@ export const requiredString = (max = 1024) => z.string().min(1).max(max);
 
 export const emailField = z.string().min(3).max(320);
 export const passwordField = z.string().min(1).max(1024);
+/** A password being chosen: any string (the 64 KiB body bounds it); the policy judges it, `400 WEAK_PASSWORD`. */
+export const newPasswordField = z.string();
 /** Optional, and may be empty: an empty or missing token is the captcha's to refuse (`400 CAPTCHA_FAILED`) when it is on. */
 export const captchaField = z.string().max(4096).optional();
 export const nameField = z.string().trim().max(100);

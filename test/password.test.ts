@@ -132,9 +132,9 @@ describe("POST /auth/register", () => {
     expect(change.status).toBe(204);
   });
 
-  test("400 WEAK_PASSWORD for short, common and email-equal passwords", async () => {
+  test("400 WEAK_PASSWORD for short (empty too), long (far past 128 too), common and email-equal passwords", async () => {
     const email = uniqueEmail();
-    for (const password of ["short1", "password123", email]) {
+    for (const password of ["", "short1", "x".repeat(129), "long-".repeat(1000), "password123", email]) {
       const res = await server.request("POST", "/auth/register", { body: { email, password } });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe("WEAK_PASSWORD");

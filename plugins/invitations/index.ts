@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
-import { emailField, nameField, passwordField, requiredString } from "../../src/validation";
+import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
 import { TEAM_ROLES } from "../teams/service";
 import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, validateInvitation } from "./service";
 
@@ -27,7 +27,7 @@ const validateBody = z.object({ token: tokenField });
 const validationSchema = z.object({ valid: z.boolean(), email: z.string().optional(), teamName: z.string().optional() });
 const acceptBody = z.object({
   token: tokenField,
-  password: passwordField.optional(),
+  password: newPasswordField.optional(),
   firstName: nameField.optional(),
   lastName: nameField.optional(),
 });

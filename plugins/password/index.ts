@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema, userSchema, usernameField } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
-import { captchaField, emailField, nameField, passwordField, requiredString } from "../../src/validation";
+import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
 import { changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
@@ -11,8 +11,8 @@ const resetTokenField = requiredString(512);
 
 const registerBody = z.object({
   email: emailField,
-  password: passwordField,
-  confirmPassword: passwordField.optional(),
+  password: newPasswordField,
+  confirmPassword: newPasswordField.optional(),
   firstName: nameField.optional(),
   lastName: nameField.optional(),
   username: usernameField.optional(),
@@ -126,7 +126,7 @@ export function passwordPlugin(ctx: AuthContext) {
       },
       {
         auth: true,
-        body: z.object({ currentPassword: passwordField, newPassword: passwordField, confirmPassword: passwordField.optional() }),
+        body: z.object({ currentPassword: passwordField, newPassword: newPasswordField, confirmPassword: newPasswordField.optional() }),
         response: errorResponses(400, 401, 429),
         detail: {
           summary: "Change the password",
@@ -162,7 +162,7 @@ export function passwordPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        body: z.object({ token: resetTokenField, newPassword: passwordField }),
+        body: z.object({ token: resetTokenField, newPassword: newPasswordField }),
         response: errorResponses(400),
         detail: {
           summary: "Set a new password with a reset token",
