@@ -17,7 +17,7 @@ export const bodyParser = (seed: string) =>
       if (request.url.includes("%00")) throw nulRefused("");
       if (request.body === null) return;
       const declared = request.headers.get("content-length");
-      // Over the wire Bun always knows the length (or caps a chunked body); a Request built in process may not say it.
+      // A chunked body, or a Request built in process, may not declare its length: then it is counted.
       const length = declared !== null ? Number(declared) : await streamedLength(request);
       if (length > MAX_BODY_BYTES) {
         // The rest of the body is never read, so the connection cannot carry another request: it closes after this answer.

@@ -128,29 +128,22 @@ describe("settings", () => {
 });
 
 describe("bun run start", () => {
-  test("a wrong setting stops the server with one line naming the variable", async () => {
-    const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
-      cwd: `${import.meta.dir}/..`,
-      env: { ...process.env, PORT: "not-a-port", DATABASE_URL: "", REDIS_URL: "" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
+  /** Starts the server with these settings; answers its exit code and what it wrote to stderr. */
+  async function start(env: Record<string, string>) {
+    const proc = Bun.spawn(["bun", "run", "src/index.ts"], { cwd: `${import.meta.dir}/..`, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
     const code = await proc.exited;
-    const stderr = (await new Response(proc.stderr).text()).trim();
+    return { code, stderr: (await new Response(proc.stderr).text()).trim() };
+  }
+
+  test("a wrong setting stops the server with one line naming the variable", async () => {
+    const { code, stderr } = await start({ PORT: "not-a-port", DATABASE_URL: "", REDIS_URL: "" });
     expect(code).toBe(1);
     expect(stderr.split("\n")).toHaveLength(1);
     expect(stderr).toStartWith("Invalid setting PORT:");
   });
 
   test("a database it cannot reach stops it with one line naming DATABASE_URL, and no password", async () => {
-    const proc = Bun.spawn(["bun", "run", "src/index.ts"], {
-      cwd: `${import.meta.dir}/..`,
-      env: { ...process.env, DATABASE_URL: "postgres://app:hunter2-secret@127.0.0.1:1/app", REDIS_URL: "", LOG_LEVEL: "silent" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const code = await proc.exited;
-    const stderr = (await new Response(proc.stderr).text()).trim();
+    const { code, stderr } = await start({ DATABASE_URL: "postgres://app:hunter2-secret@127.0.0.1:1/app", REDIS_URL: "", LOG_LEVEL: "silent" });
     expect(code).toBe(1);
     expect(stderr.split("\n")).toHaveLength(1);
     expect(stderr).toStartWith("Failed to start: cannot reach the database at DATABASE_URL");
