@@ -59,6 +59,11 @@ export type AuthContext = {
   hooks: Hooks;
   /** For work that outlives its request (e.g. mail sent in the background), whose failures no one else sees. */
   logger: Logger;
-  /** Finishes every sign-in path: an MfaChallenge for users with MFA, else a new session and its tokens. */
+  /** Finishes every sign-in path: an MfaChallenge for users with MFA, else `startSession`. */
   signIn(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string }): Promise<SignInResult>;
+  /**
+   * A sign-in past every factor it needs: a new session and its tokens, the `sign_in` audit row, and a `new-sign-in`
+   * mail to the user when the device (IP and user agent) is new to an account that has signed in before.
+   */
+  startSession(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string; factor?: string }): Promise<TokenResponse>;
 };

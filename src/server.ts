@@ -16,10 +16,11 @@ import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { type Database, openDatabase } from "./db";
+import { KnownDevices } from "./devices";
 import { errorHandler, isConnectionError } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
-import { createMailer, type Mailer } from "./mail";
+import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
@@ -72,6 +73,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
   const hooks: Hooks = { maintenance: [], credentials: [] };
+  const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
+  const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor }) => {
+    const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
+    const response = await sessions.create(user, { amr, meta });
+    await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
+    if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
+    return response;
+  };
   return {
     id: crypto.randomUUID(),
     config,
@@ -90,12 +99,11 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     passwords: new PasswordHasher(config),
     hooks,
     logger,
-    async signIn(user, { amr, meta, method }) {
-      if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, { amr, meta });
-      const response = await sessions.create(user, { amr, meta });
-      await audit.record({ type: "sign_in", userId: user.id, meta, data: { method } });
-      return response;
+    async signIn(user, opts) {
+      if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
+      return startSession(user, opts);
     },
+    startSession,
   };
 }
 

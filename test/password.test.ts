@@ -201,6 +201,45 @@ describe("POST /auth/register", () => {
   });
 });
 
+describe("new-sign-in mail", () => {
+  const notices = (email: string) => mailer.outbox.filter((m) => m.to === email && m.subject === "New sign-in to your account");
+  const loginFrom = (email: string, userAgent: string) =>
+    server.request("POST", "/auth/login", { body: { email, password: PASSWORD }, headers: { "user-agent": userAgent } });
+
+  test("goes out for a sign-in from a device the account has not used; not for sign-up, nor for a known device", async () => {
+    const email = uniqueEmail("device");
+    const reg = await server.request("POST", "/auth/register", { body: { email, password: PASSWORD }, headers: { "user-agent": "Laptop/1" } });
+    expect(reg.status).toBe(201);
+    expect((await loginFrom(email, "Laptop/1")).status).toBe(200);
+    await Bun.sleep(0);
+    expect(notices(email)).toHaveLength(0);
+
+    expect((await loginFrom(email, "Phone/2")).status).toBe(200);
+    await Bun.sleep(0);
+    const [notice] = notices(email);
+    expect(notices(email)).toHaveLength(1);
+    expect(notice?.text).toContain("Phone/2");
+    expect(notice?.html).toContain("Phone/2");
+
+    expect((await loginFrom(email, "Phone/2")).status).toBe(200);
+    expect((await loginFrom(email, "Laptop/1")).status).toBe(200);
+    await Bun.sleep(0);
+    expect(notices(email)).toHaveLength(1);
+  });
+
+  test("a failed sign-in from a new device sends nothing and does not make the device known", async () => {
+    const email = uniqueEmail("device-fail");
+    await registerUser(server, { email });
+    const wrong = await server.request("POST", "/auth/login", { body: { email, password: `${PASSWORD}x` }, headers: { "user-agent": "Thief/1" } });
+    expect(wrong.status).toBe(401);
+    await Bun.sleep(0);
+    expect(notices(email)).toHaveLength(0);
+    expect((await loginFrom(email, "Thief/1")).status).toBe(200);
+    await Bun.sleep(0);
+    expect(notices(email)).toHaveLength(1);
+  });
+});
+
 describe("POST /auth/login", () => {
   test("200 TokenResponse by email (any case) and by username, also as a form", async () => {
     const username = `login_${Date.now()}`;

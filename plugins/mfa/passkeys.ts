@@ -193,9 +193,7 @@ export async function loginWithPasskey(
 
   const user = await ctx.users.findById(passkey.userId);
   if (!user) throw await refuse("unknown_user");
-  const response = await ctx.sessions.create(user, { amr: ["passkey"], meta });
-  await ctx.audit.record({ type: "sign_in", userId: user.id, meta, data: { method: "passkey" } });
-  return response;
+  return ctx.startSession(user, { amr: ["passkey"], meta, method: "passkey" });
 }
 
 export async function listPasskeys(ctx: AuthContext, userId: string): Promise<PasskeySummary[]> {

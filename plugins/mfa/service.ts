@@ -111,9 +111,7 @@ async function answerChallenge(
 }
 
 async function finishSignIn(ctx: AuthContext, user: UserRow, amr: string[], meta: RequestMeta, factor: string): Promise<TokenResponse> {
-  const response = await ctx.sessions.create(user, { amr, meta });
-  await ctx.audit.record({ type: "sign_in", userId: user.id, meta, data: { method: "mfa", factor } });
-  return response;
+  return ctx.startSession(user, { amr, meta, method: "mfa", factor });
 }
 
 /** Second step of a sign-in with a TOTP code. */

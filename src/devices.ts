@@ -1,0 +1,29 @@
+import { eq } from "drizzle-orm";
+import { sha256 } from "./crypto";
+import type { Db } from "./db";
+import { sessions } from "./db/schema";
+import type { KeyValueStore } from "./kv";
+import type { RequestMeta } from "./request";
+
+/**
+ * The devices (IP and user agent) each user has signed in from lately, kept in the KV store for as long as a session
+ * may live, so that a sign-in from any other one can be told to the account's owner.
+ */
+export class KnownDevices {
+  constructor(
+    private readonly kv: KeyValueStore,
+    private readonly db: Db,
+    private readonly rememberS: number,
+  ) {}
+
+  /**
+   * Records this sign-in's device; true when it is new to a user who has signed in before (an account's very first
+   * sign-in is not news to anyone). Asks the database only for a device it has not seen.
+   */
+  async isNewFor(userId: string, meta: RequestMeta): Promise<boolean> {
+    const device = sha256(`${meta.ip ?? ""}\0${meta.userAgent ?? ""}`);
+    if (!(await this.kv.setIfAbsent(`device:${userId}:${device}`, "1", this.rememberS))) return false;
+    const earlier = await this.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId)).limit(1);
+    return earlier.length > 0;
+  }
+}
