@@ -294,6 +294,19 @@ describe("guest upgrade", () => {
     expect(accounts.body.map((a: { provider: string }) => a.provider)).toEqual(["oidc"]);
   });
 
+  test("the guest's own tokens end with the upgrade: a guest who sent someone else its started flow gets nothing", async () => {
+    // The attacker starts a flow as a guest and has a victim finish it; the victim's browser exchanges the code.
+    const attacker = await server.request("POST", "/auth/anonymous");
+    const victim = newAccount();
+    const signedIn = await signInViaOidc(victim, attacker.body.accessToken);
+    expect(signedIn.user.email).toBe(victim.email ?? null);
+    expect((await server.request("GET", "/auth/me", { token: attacker.body.accessToken })).status).toBe(401);
+    const refreshed = await server.request("POST", "/auth/refresh", { body: { refreshToken: attacker.body.refreshToken } });
+    expect(refreshed.status).toBe(401);
+    // The one who exchanged the code holds the account.
+    expect((await server.request("GET", "/auth/me", { token: signedIn.accessToken })).body.email).toBe(victim.email ?? null);
+  });
+
   test("a guest whose identity is already linked signs in to that account; the guest stays a guest", async () => {
     const account = newAccount();
     const owner = await signInViaOidc(account);

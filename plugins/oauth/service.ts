@@ -148,6 +148,10 @@ export async function finishFlow(
       return withParams(flow.redirectTo, { linked: provider.id });
     }
     const user = await resolveUser(ctx, provider.id, profile, { mode: "auto", guestUserId: flow.guestUserId, meta });
+    // Nothing proves that the browser finishing a flow is the one that started it: a guest who sent someone else a
+    // started flow would keep tokens to the account that person makes. So the guest's own sessions end here; the
+    // exchange code hands the upgraded account (same id, same data) a fresh session.
+    if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id);
     const code = randomToken();
     await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id }), EXCHANGE_CODE_TTL_S);
     return withParams(flow.redirectTo, { code });
