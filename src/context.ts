@@ -16,6 +16,13 @@ import type { Users } from "./users";
 
 export type MfaChallenge = { mfaRequired: true; mfaToken: string; methods: string[] };
 export type SignInResult = TokenResponse | MfaChallenge;
+export type SignInOptions = {
+  amr: string[];
+  meta: RequestMeta;
+  method: string;
+  /** Asked once the session exists: false (the credential changed meanwhile) ends it and refuses the sign-in. */
+  stillValid?: () => Promise<boolean>;
+};
 
 export type Clock = { now(): Date };
 
@@ -60,10 +67,10 @@ export type AuthContext = {
   /** For work that outlives its request (e.g. mail sent in the background), whose failures no one else sees. */
   logger: Logger;
   /** Finishes every sign-in path: an MfaChallenge for users with MFA, else `startSession`. */
-  signIn(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string }): Promise<SignInResult>;
+  signIn(user: UserRow, opts: SignInOptions): Promise<SignInResult>;
   /**
    * A sign-in past every factor it needs: a new session and its tokens, the `sign_in` audit row, and a `new-sign-in`
    * mail to the user when the device (IP and user agent) is new to an account that has signed in before.
    */
-  startSession(user: UserRow, opts: { amr: string[]; meta: RequestMeta; method: string; factor?: string }): Promise<TokenResponse>;
+  startSession(user: UserRow, opts: SignInOptions & { factor?: string }): Promise<TokenResponse>;
 };

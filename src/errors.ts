@@ -32,6 +32,7 @@ export const errors = {
       "retry-after": String(Math.max(1, Math.ceil(retryAfterS))),
     }),
   invalidCode: () => new AuthError(400, "INVALID_CODE", "The code is invalid or has expired"),
+  invalidCredentials: () => new AuthError(401, "INVALID_CREDENTIALS", "Email or password is incorrect"),
   sessionRevoked: () => new AuthError(401, "SESSION_REVOKED", "The session has been revoked"),
 };
 

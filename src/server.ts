@@ -16,8 +16,9 @@ import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { type Database, openDatabase } from "./db";
+import { newId } from "./crypto";
 import { KnownDevices } from "./devices";
-import { errorHandler, isConnectionError } from "./errors";
+import { errorHandler, errors, isConnectionError } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
@@ -74,9 +75,16 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
   const hooks: Hooks = { maintenance: [], credentials: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
-  const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor }) => {
+  const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
-    const response = await sessions.create(user, { amr, meta });
+    const sessionId = newId();
+    const response = await sessions.create(user, { amr, meta, sessionId });
+    // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
+    // (a password reset revoking every session) already finds this session to revoke.
+    if (stillValid && !(await stillValid())) {
+      await sessions.revoke(sessionId);
+      throw errors.invalidCredentials();
+    }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
     if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;

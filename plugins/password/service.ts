@@ -17,7 +17,7 @@ export const RESET_TOKEN_TTL_S = 60 * 60;
 
 /** Every error code this plugin answers with, beyond the core's. */
 export const passwordErrors = {
-  invalidCredentials: () => new AuthError(401, "INVALID_CREDENTIALS", "Email or password is incorrect"),
+  invalidCredentials: errors.invalidCredentials,
   passwordMismatch: () => new AuthError(400, "PASSWORD_MISMATCH", "The passwords do not match"),
   emailNotVerified: () => new AuthError(403, "EMAIL_NOT_VERIFIED", "Confirm your email address before signing in"),
   emailTaken: () => new AuthError(409, "EMAIL_TAKEN", "This email is already registered"),
@@ -126,7 +126,9 @@ export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMe
   const current = ctx.passwords.needsRehash(user.passwordHash)
     ? await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.password) })
     : user;
-  return ctx.signIn(current, { amr: ["pwd"], meta, method: "password" });
+  // A reset or change landing while this sign-in runs must not leave it a session made with the old password.
+  const stillValid = async () => (await ctx.users.findById(user.id))?.passwordHash === current.passwordHash;
+  return ctx.signIn(current, { amr: ["pwd"], meta, method: "password", stillValid });
 }
 
 /** Confirms an address with the code mailed at sign-up (or resent), and signs the user in. */

@@ -251,9 +251,9 @@ export class Sessions {
   }
 
   /** Starts a session for a user and returns the first token pair. */
-  async create(user: UserRow, opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim }): Promise<TokenResponse> {
+  async create(user: UserRow, opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim; sessionId?: string }): Promise<TokenResponse> {
     const now = this.now();
-    const sessionId = newId();
+    const sessionId = opts.sessionId ?? newId();
     const secret = randomToken(32);
     // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
     await this.queries.create.execute({
