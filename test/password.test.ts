@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { eq } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
 import { passwordResetTokens } from "../plugins/password/schema";
 import { sha256 } from "../src/crypto";
-import { auditEvents } from "../src/db/schema";
+import { auditEvents, sessions } from "../src/db/schema";
 import { createMailer, type MailMessage, MemoryMailer } from "../src/mail";
 import { Gate } from "../src/passwords";
 import { type ReceivedMail, startSmtpServer } from "./support/smtp";
-import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
+import { createTestServer, type TestResponse, type TestServer, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
 
 const PASSWORD = "plum-kettle-orbit-93";
@@ -76,6 +76,16 @@ async function auditTypes(userId: string): Promise<string[]> {
 }
 
 /** Waits until `check` passes, for effects that land after the response (mail sent in the background). */
+/**
+ * Asks for a reset link and waits for its mail: the answer does not wait for the token's row (so that known and
+ * unknown emails answer alike), and the mail leaves once the row is written.
+ */
+async function requestReset(email: string): Promise<string> {
+  const before = mailer.outbox.length;
+  expect((await server.request("POST", "/auth/password/forgot", { body: { email } })).status).toBe(202);
+  return resetTokenIn(await server.mailTo(email, /\?token=/, before));
+}
+
 async function eventually<T>(check: () => T | undefined, timeoutMs = 3000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -198,6 +208,32 @@ describe("POST /auth/register", () => {
     const res = await server.request("POST", "/auth/register", { body: { email: uniqueEmail(), password: PASSWORD }, token: tokens.accessToken });
     expect(res.status).toBe(201);
     expect(res.body.user.id).not.toBe(user.id);
+  });
+});
+
+describe("a password change racing a sign-in", () => {
+  test("a sign-in that verified the old password while a reset landed gets no session: 401, nothing left live", async () => {
+    const { email, res } = await registerUser(server);
+    const userId = res.body.user.id as string;
+    const real = Bun.password.verify.bind(Bun.password);
+    // The reset commits (new hash, every session revoked) while the sign-in's verification of the old one runs.
+    const spy = spyOn(Bun.password, "verify").mockImplementation(async (password, hash, algorithm) => {
+      const ok = await real(password, hash, algorithm);
+      await server.ctx.users.update(userId, { passwordHash: await Bun.password.hash("a-new-password-93") });
+      await server.ctx.sessions.revokeAll(userId);
+      return ok;
+    });
+    let login: TestResponse;
+    try {
+      login = await server.request("POST", "/auth/login", { body: { email, password: PASSWORD } });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(login.status).toBe(401);
+    expect(login.body.code).toBe("INVALID_CREDENTIALS");
+    const live = await server.ctx.db.select().from(sessions).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)));
+    expect(live).toEqual([]);
+    expect((await server.request("POST", "/auth/login", { body: { email, password: "a-new-password-93" } })).status).toBe(200);
   });
 });
 
@@ -434,7 +470,7 @@ describe("password reset", () => {
     expect(known.status).toBe(202);
     expect(unknown.status).toBe(202);
     expect(unknown.body).toEqual(known.body);
-    const mail = mailer.last(email);
+    const mail = await server.mailTo(email, /token=/);
     expect(mail?.subject).toBe("Reset your password");
     expect(mail?.text).toMatch(/http:\/\/localhost:3000\/reset-password\?token=[A-Za-z0-9_-]{43}\b/);
     expect(mailer.last(unknownEmail)).toBeUndefined();
@@ -469,8 +505,7 @@ describe("password reset", () => {
 
   test("the token is stored only as its hash, for 1 hour", async () => {
     const { email, res: reg } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const token = resetTokenIn(mailer.last(email));
+    const token = await requestReset(email);
     const rows = await server.ctx.db.select().from(passwordResetTokens).where(eq(passwordResetTokens.userId, reg.body.user.id));
     expect(rows).toHaveLength(1);
     expect(rows[0]?.tokenHash).toBe(sha256(token));
@@ -481,8 +516,7 @@ describe("password reset", () => {
 
   test("validate, reset: 204, token spent, every session revoked, email verified, notice mailed, audited", async () => {
     const { email, res: reg } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const token = resetTokenIn(mailer.last(email));
+    const token = await requestReset(email);
     expect((await server.request("POST", "/auth/password/reset/validate", { body: { token } })).body).toEqual({ valid: true });
 
     const res = await server.request("POST", "/auth/password/reset", { form: { token, newPassword: NEW_PASSWORD } });
@@ -501,8 +535,7 @@ describe("password reset", () => {
 
   test("a weak new password is refused before the token is spent", async () => {
     const { email } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const token = resetTokenIn(mailer.last(email));
+    const token = await requestReset(email);
     const weak = await server.request("POST", "/auth/password/reset", { body: { token, newPassword: "password" } });
     expect(weak.status).toBe(400);
     expect(weak.body.code).toBe("WEAK_PASSWORD");
@@ -512,18 +545,15 @@ describe("password reset", () => {
 
   test("a newer link's use also kills older ones", async () => {
     const { email } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const first = resetTokenIn(mailer.last(email));
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const second = resetTokenIn(mailer.last(email));
+    const first = await requestReset(email);
+    const second = await requestReset(email);
     expect((await server.request("POST", "/auth/password/reset", { body: { token: second, newPassword: NEW_PASSWORD } })).status).toBe(204);
     expect((await server.request("POST", "/auth/password/reset/validate", { body: { token: first } })).body).toEqual({ valid: false });
   });
 
   test("race: one token spent twice at once works exactly once", async () => {
     const { email } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const token = resetTokenIn(mailer.last(email));
+    const token = await requestReset(email);
     const results = await Promise.all([
       server.request("POST", "/auth/password/reset", { body: { token, newPassword: NEW_PASSWORD } }),
       server.request("POST", "/auth/password/reset", { body: { token, newPassword: `${NEW_PASSWORD}-b` } }),
@@ -534,8 +564,7 @@ describe("password reset", () => {
 
   test("an expired token is refused (clock moved past 1 hour)", async () => {
     const { email } = await registerUser(server);
-    await server.request("POST", "/auth/password/forgot", { body: { email } });
-    const token = resetTokenIn(mailer.last(email));
+    const token = await requestReset(email);
     clock.advance(3601);
     const res = await server.request("POST", "/auth/password/reset", { body: { token, newPassword: NEW_PASSWORD } });
     expect(res.status).toBe(400);

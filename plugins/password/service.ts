@@ -251,18 +251,21 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   const user = await ctx.users.findByEmail(email);
   const token = randomToken(32);
   const now = ctx.clock.now();
-  if (user) {
-    await ctx.db.insert(passwordResetTokens).values({
-      id: newId(),
-      userId: user.id,
-      tokenHash: sha256(token),
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + RESET_TOKEN_TTL_S * 1000),
-    });
-  }
-  await ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
+  // unknown one. The link is mailed once the row is written, so it always works when it arrives.
+  const stored = user
+    ? ctx.db.insert(passwordResetTokens).values({
+        id: newId(),
+        userId: user.id,
+        tokenHash: sha256(token),
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + RESET_TOKEN_TTL_S * 1000),
+      })
+    : undefined;
+  await audited;
   const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
-  await sendEmailDetached(ctx, user ? email : null, "password-reset", { link });
+  await sendEmailDetached(ctx, user ? email : null, "password-reset", { link }, stored);
 }
 
 const liveToken = (tokenHash: string, now: Date) =>

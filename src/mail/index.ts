@@ -115,16 +115,21 @@ export async function sendEmail<K extends TemplateName>(
  * Renders the mail inside the request, so the work is the same whether or not it goes out, then hands it to the
  * mailer without waiting: a slow or failing SMTP server neither delays the answer (and so reveals which emails exist)
  * nor fails it; a failure is logged, never the mail's content. With no recipient the mail is rendered, not sent.
+ * `after`: work the mail depends on (the row that makes its link work), left to finish after the answer too; the mail
+ * goes out once it has, and not at all if it fails.
  */
 export async function sendEmailDetached<K extends TemplateName>(
   ports: { mailer: Mailer; logger: Logger },
   to: string | null | undefined,
   name: K,
   props: TemplateProps[K],
+  after?: Promise<unknown>,
 ): Promise<void> {
   const rendered = await renderEmail(name, props);
-  if (!to) return;
-  ports.mailer.send({ to, ...rendered }).catch((error: unknown) => {
-    ports.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
-  });
+  const log = (error: unknown) => ports.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
+  if (!to) {
+    after?.catch(log);
+    return;
+  }
+  (after ?? Promise.resolve()).then(() => ports.mailer.send({ to, ...rendered })).catch(log);
 }

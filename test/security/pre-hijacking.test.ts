@@ -85,8 +85,7 @@ describe("pre-registered victim address", () => {
     await server.ctx.db.insert(passkeys).values({ id: newId(), userId, credentialId: `attacker-${crypto.randomUUID()}`, publicKey: "cGs", name: "Attacker key" });
     await server.ctx.db.insert(oauthAccounts).values({ id: newId(), userId, provider: "github", providerAccountId: `attacker-${userId}` });
     await server.request("POST", "/auth/password/forgot", { body: { email } });
-    await Bun.sleep(0);
-    const token = /token=([\w-]+)/.exec(server.mailer.last(email)?.text ?? "")?.[1];
+    const token = /token=([\w-]+)/.exec((await server.mailTo(email, /token=/)).text)?.[1];
     expect((await server.request("POST", "/auth/password/reset", { body: { token, newPassword: "victim-new-phrase-31" } })).status).toBe(204);
     expect((await server.request("GET", "/auth/me", { token: planted.body.accessToken })).status).toBe(401);
     expect((await server.request("POST", "/auth/login", { body: { email, password: ATTACKER_PASSWORD } })).status).toBe(401);

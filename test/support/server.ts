@@ -4,7 +4,7 @@ import { type Database, openPostgres } from "../../src/db";
 import { openPglite } from "../../src/db/pglite";
 import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
 import type { KeyValueStore } from "../../src/kv";
-import { MemoryMailer } from "../../src/mail";
+import { type MailMessage, MemoryMailer } from "../../src/mail";
 import { type AuthServer, type AuthServerPorts, buildAuthServer } from "../../src/server";
 
 /** Backends follow the environment: PGlite + memory by default, Postgres + Redis when DATABASE_URL and REDIS_URL are set. */
@@ -64,11 +64,17 @@ export type RequestOptions = {
 export type TestServer = AuthServer & {
   mailer: MemoryMailer;
   request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<TestResponse<T>>;
+  /**
+   * The first mail to `to` whose text matches, among those sent after the first `after`, waited for: some mails
+   * leave after the answer (a reset link).
+   */
+  mailTo(to: string, matching: RegExp, after?: number): Promise<MailMessage>;
 };
 
 /** A server on fresh backends with an in-memory outbox; `request` goes through `app.handle` like real HTTP. */
 export async function createTestServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}): Promise<TestServer> {
-  const mailer = new MemoryMailer();
+  // A test's own MemoryMailer (one that can hold or fail mails) is the one `mailer` and `mailTo` read.
+  const mailer = ports.mailer instanceof MemoryMailer ? ports.mailer : new MemoryMailer();
   const server = await buildAuthServer(
     { ...RELAXED_LIMITS, ...options },
     { database: await testDatabase(), kv: testStore(), mailer, ...ports },
@@ -81,6 +87,15 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
     ...server,
     mailer,
     close,
+    async mailTo(to, matching, after = 0) {
+      const deadline = Date.now() + 3000;
+      for (;;) {
+        const mail = mailer.outbox.slice(after).find((m) => m.to === to && matching.test(m.text));
+        if (mail) return mail;
+        if (Date.now() > deadline) throw new Error(`no mail to ${to} matching ${matching}`);
+        await Bun.sleep(5);
+      }
+    },
     async request(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };
       let body: string | undefined;
