@@ -35,6 +35,7 @@ export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, me
   if (claimed.planted) {
     const revoked = await ctx.sessions.revokeAll(user.id);
     await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
+    if (user.mfaEnabled) await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta, data: { method: "unverified_account_claimed" } });
   }
   return claimed.row;
 }

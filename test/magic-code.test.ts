@@ -146,6 +146,15 @@ describe("POST /auth/code/verify", () => {
     expect(again.body.code).toBe("INVALID_CODE");
   });
 
+  test("a wrong code for a known account is audited under that account, as a wrong password is", async () => {
+    const email = uniqueEmail("audited");
+    const user = await server.ctx.users.create({ email, emailVerified: true });
+    const code = await requestCode(server, email);
+    expect((await server.request("POST", "/auth/code/verify", { body: { email, code: wrongCode(code) } })).status).toBe(400);
+    const [event] = await server.ctx.audit.listForUser(user.id, { limit: 1 });
+    expect(event).toMatchObject({ type: "sign_in_failed", userId: user.id, data: { method: "magic-code", reason: "invalid_code" } });
+  });
+
   test("the code dies after 5 wrong tries", async () => {
     const email = uniqueEmail("guess");
     const code = await requestCode(server, email);

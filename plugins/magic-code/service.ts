@@ -47,7 +47,9 @@ export async function verifyCode(
   const { email, meta } = input;
   const consumed = await ctx.codes.consume(MAGIC_CODE_PURPOSE, email, input.code);
   if (!consumed) {
-    await ctx.audit.record({ type: "sign_in_failed", meta, data: { method: "magic-code", reason: "invalid_code" } });
+    // Known accounts are named, as on a failed password: the audit trail is per user.
+    const user = await ctx.users.findByEmail(email);
+    await ctx.audit.record({ type: "sign_in_failed", userId: user?.id ?? null, meta, data: { method: "magic-code", reason: "invalid_code" } });
     throw errors.invalidCode();
   }
 

@@ -323,6 +323,7 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   await Promise.all(names.map((name) => ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", name)));
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "reset", sessionsRevoked: revoked } });
+  if (!user.emailVerified && user.mfaEnabled) await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta, data: { method: "reset" } });
 }
 
 /** A password is one way into the account. */

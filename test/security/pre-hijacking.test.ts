@@ -66,6 +66,25 @@ describe("pre-registered victim address", () => {
     expect(await server.ctx.db.select().from(passkeys).where(eq(passkeys.userId, userId))).toEqual([]);
     expect(await server.ctx.db.select().from(oauthAccounts).where(eq(oauthAccounts.userId, userId))).toEqual([]);
     expect((await server.request("GET", "/auth/me", { token })).status).toBe(401);
+    // MFA going off is a security event of its own in the audit trail.
+    const events = await server.ctx.audit.listForUser(userId, { limit: 20 });
+    expect(events.find((e) => e.type === "mfa_disabled")?.data).toEqual({ method: "unverified_account_claimed" });
+  });
+
+  test("a password reset of a pre-registered account turns the planted TOTP off, and audits it", async () => {
+    const email = uniqueEmail("victim-reset-mfa");
+    const planted = await server.request("POST", "/auth/register", { body: { email, password: ATTACKER_PASSWORD } });
+    const token = planted.body.accessToken;
+    const setup = await server.request("POST", "/auth/mfa/totp/setup", { token });
+    const totp = new TOTP({ secret: Secret.fromBase32(setup.body.secret) });
+    expect((await server.request("POST", "/auth/mfa/totp/confirm", { token, body: { code: totp.generate() } })).status).toBe(200);
+    await server.request("POST", "/auth/password/forgot", { body: { email } });
+    const link = /token=([\w-]+)/.exec((await server.mailTo(email, /token=/)).text)?.[1];
+    expect((await server.request("POST", "/auth/password/reset", { body: { token: link, newPassword: "victim-new-phrase-32" } })).status).toBe(204);
+    const login = await server.request("POST", "/auth/login", { body: { email, password: "victim-new-phrase-32" } });
+    expect(login.body).toMatchObject({ tokenType: "Bearer", mfaEnabled: false });
+    const events = await server.ctx.audit.listForUser(planted.body.user.id, { limit: 20 });
+    expect(events.find((e) => e.type === "mfa_disabled")?.data).toEqual({ method: "reset" });
   });
 
   test("a verified account keeps its password and sessions when its owner signs in with a code", async () => {
