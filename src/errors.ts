@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from "drizzle-orm";
 import { Elysia } from "elysia";
 
 export type ErrorDetail = { path: string; message: string };
@@ -117,4 +118,13 @@ export function errorHandler(seed: string, logUnexpected: ErrorLogger) {
     logUnexpected({ error, path: new URL(request.url).pathname });
     return json(500, { code: "INTERNAL_ERROR", message: "Something went wrong" });
   });
+}
+
+/**
+ * An error for a log line: its name and message, and for a failed query the database's own message and the SQL,
+ * never the query's parameters (they hold emails, token hashes and other user data).
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof DrizzleQueryError) return `${error.cause ? describeError(error.cause) : "query failed"} (in: ${error.query})`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

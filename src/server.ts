@@ -18,7 +18,7 @@ import { coreRoutes } from "./core-routes";
 import { type Database, openDatabase } from "./db";
 import { newId } from "./crypto";
 import { KnownDevices } from "./devices";
-import { errorHandler, errors, isConnectionError } from "./errors";
+import { describeError, errorHandler, errors, isConnectionError } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
@@ -58,7 +58,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     await database.migrate();
   } catch (error) {
     // At start the only thing that can fail is the connection or the schema: say which setting leads there.
-    if (config.DATABASE_URL && isConnectionError(error)) throw new Error(`cannot reach the database at DATABASE_URL (${error instanceof Error ? error.message : String(error)})`);
+    if (config.DATABASE_URL && isConnectionError(error)) throw new Error(`cannot reach the database at DATABASE_URL (${describeError(error)})`);
     throw error;
   }
   const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
@@ -135,7 +135,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
   for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
-    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })))
+    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
     .use(observability(ctx, logger))
     .onRequest(({ set }) => {
       set.headers["x-content-type-options"] = "nosniff";

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { users } from "../src/db/schema";
+import { describeError } from "../src/errors";
 import type { Logger } from "../src/logger";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 
@@ -108,6 +110,19 @@ describe("request logs and metrics", () => {
     expect(value('auth_rate_limited_total{route="/auth/login"}')).toBeGreaterThanOrEqual(1);
     // Label values are route patterns and bounded names only; no email or token ever becomes a series.
     expect(metrics).not.toContain(email);
+  });
+
+  test("a failed query is described by the database's message and the SQL, never its parameters", async () => {
+    const email = uniqueEmail("taken");
+    await server.ctx.users.create({ email });
+    const failed = await server.ctx.db
+      .insert(users)
+      .values({ id: crypto.randomUUID(), email })
+      .catch((error: unknown) => error);
+    const line = describeError(failed);
+    expect(line).toContain('insert into "users"');
+    expect(line).toMatch(/duplicate key|unique/i);
+    expect(line).not.toContain(email);
   });
 
   test("/metrics is not served unless METRICS=true", async () => {

@@ -6,7 +6,7 @@ import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
-import { AuthError, errors, isConnectionError } from "../../src/errors";
+import { AuthError, describeError, errors, isConnectionError } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
 import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
@@ -157,7 +157,7 @@ export async function finishFlow(
     return withParams(flow.redirectTo, { code });
   } catch (error) {
     const code = error instanceof AuthError ? error.code : isConnectionError(error) ? "UNAVAILABLE" : "INTERNAL_ERROR";
-    if (!(error instanceof AuthError)) ctx.logger.error("oauth callback failed", { error: error instanceof Error ? error.message : String(error) });
+    if (!(error instanceof AuthError)) ctx.logger.error("oauth callback failed", { error: describeError(error) });
     // The browser must still get its redirect when the audit write fails too (e.g. the database is down).
     await ctx.audit
       .record({ type: "sign_in_failed", userId: flow.linkUserId ?? null, meta, data: { method: "oauth", provider: flow.provider, reason: code } })

@@ -1,4 +1,5 @@
 import type { Transporter } from "nodemailer";
+import { describeError } from "../errors";
 import type { Logger } from "../logger";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
@@ -126,7 +127,7 @@ export async function sendEmailDetached<K extends TemplateName>(
   after?: Promise<unknown>,
 ): Promise<void> {
   const rendered = await renderEmail(name, props);
-  const log = (error: unknown) => ports.logger.error("mail not sent", { template: name, error: error instanceof Error ? error.message : String(error) });
+  const log = (error: unknown) => ports.logger.error("mail not sent", { template: name, error: describeError(error) });
   if (!to) {
     after?.catch(log);
     return;
