@@ -103,7 +103,8 @@ export function coreRoutes(ctx: AuthContext) {
       "/me",
       async ({ auth, meta, set }) => {
         await sessions.revokeAll(auth.userId);
-        await users.delete(auth.userId);
+        // Sessions a racing sign-in made after the line above went with the user: they are announced too.
+        await sessions.announceEnded(await users.delete(auth.userId));
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         set.status = 204;
       },

@@ -3,7 +3,7 @@ import { and, eq, type SQL, sql } from "drizzle-orm";
 import type { Config } from "./config";
 import { newId } from "./crypto";
 import type { Db } from "./db";
-import { type UserRow, users } from "./db/schema";
+import { sessions, type UserRow, users } from "./db/schema";
 import { AuthError } from "./errors";
 
 export type PublicUser = {
@@ -198,9 +198,20 @@ export class Users {
     return row;
   }
 
-  async delete(id: string): Promise<void> {
-    await this.db.delete(users).where(eq(users.id, id));
+  /**
+   * Deletes the user and, by cascade, everything of theirs; answers the ids of the sessions that went with it, for
+   * the caller to announce as revoked. The row is locked first, so a sign-in racing this either made its session
+   * before (and it is in the answer) or finds no user to make one for (the insert breaks its foreign key).
+   */
+  async delete(id: string): Promise<string[]> {
+    const ended = await this.db.transaction(async (tx) => {
+      await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for("update");
+      const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id });
+      await tx.delete(users).where(eq(users.id, id));
+      return gone.map((s) => s.id);
+    });
     this.changed(id);
+    return ended;
   }
 
   private readonly changeListeners: Array<(userId: string) => void> = [];
@@ -224,12 +235,17 @@ export function uniqueViolation(error: unknown): AuthError | undefined {
   return new AuthError(409, "CONFLICT", "Conflict");
 }
 
-/** The name (and message) of the unique constraint a failed write broke, through the driver's wrapping; else undefined. */
-export function violatedUniqueConstraint(error: unknown): string | undefined {
+/** The name (and message) of the constraint of this SQLSTATE class a failed write broke, through the driver's wrapping. */
+function violatedConstraint(error: unknown, sqlState: string): string | undefined {
   let e = error as { code?: string; constraint_name?: string; constraint?: string; cause?: unknown; message?: string } | undefined;
   for (let i = 0; e && i < 4; i++) {
-    if (e.code === "23505") return `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
+    if (e.code === sqlState) return `${e.constraint_name ?? e.constraint ?? ""} ${e.message ?? ""}`;
     e = e.cause as typeof e;
   }
   return undefined;
 }
+
+/** The unique constraint a failed write broke (23505); else undefined. */
+export const violatedUniqueConstraint = (error: unknown) => violatedConstraint(error, "23505");
+/** The foreign key a failed write broke (23503), e.g. a row for a user deleted meanwhile; else undefined. */
+export const violatedForeignKey = (error: unknown) => violatedConstraint(error, "23503");

@@ -210,6 +210,30 @@ describe("DELETE /auth/me", () => {
     const events = await server.ctx.audit.listForUser(user.id, { limit: 10 });
     expect(events.map((e) => e.type)).toContain("account_deleted");
   });
+
+  test("a sign-in racing the deletion leaves no working token, and one finishing after it is 401, not 500", async () => {
+    const { user, tokens } = await createSignedInUser(server);
+    const meta = { ip: null, userAgent: null };
+    // The racing sign-in makes its session after the sessions were revoked, before the user row goes.
+    const realDelete = server.ctx.users.delete.bind(server.ctx.users);
+    let raced: Awaited<ReturnType<typeof server.ctx.sessions.create>> | undefined;
+    const spy = spyOn(server.ctx.users, "delete").mockImplementation(async (id: string) => {
+      raced = await server.ctx.sessions.create(user, { amr: ["pwd"], meta });
+      return realDelete(id);
+    });
+    try {
+      expect((await server.request("DELETE", "/auth/me", { token: tokens.accessToken })).status).toBe(204);
+    } finally {
+      spy.mockRestore();
+    }
+    // GET /auth/sessions reads nothing of the user's row: only the revocation can refuse it.
+    const listed = await server.request("GET", "/auth/sessions", { token: raced?.accessToken });
+    expect(listed.status).toBe(401);
+    expect(listed.body.code).toBe("SESSION_REVOKED");
+    // And a sign-in that gets to its insert only now finds nobody to make a session for.
+    const late = await server.ctx.sessions.create(user, { amr: ["pwd"], meta }).catch((error: unknown) => error);
+    expect(late).toMatchObject({ status: 401, code: "SESSION_REVOKED" });
+  });
 });
 
 describe("GET /auth/session", () => {

@@ -11,7 +11,7 @@ import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
-import { type PublicUser, type PublicUserRow, publicUserColumns, type Users } from "../users";
+import { type PublicUser, type PublicUserRow, publicUserColumns, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
@@ -256,18 +256,23 @@ export class Sessions {
     const sessionId = opts.sessionId ?? newId();
     const secret = randomToken(32);
     // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
-    await this.queries.create.execute({
-      id: sessionId,
-      userId: user.id,
-      amr: opts.amr,
-      teamId: opts.team?.id ?? null,
-      teamRole: opts.team?.role ?? null,
-      ip: opts.meta.ip,
-      userAgent: opts.meta.userAgent,
-      now,
-      expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
-      ...this.chainLink(secret, now, null),
-    });
+    await this.queries.create
+      .execute({
+        id: sessionId,
+        userId: user.id,
+        amr: opts.amr,
+        teamId: opts.team?.id ?? null,
+        teamRole: opts.team?.role ?? null,
+        ip: opts.meta.ip,
+        userAgent: opts.meta.userAgent,
+        now,
+        expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
+        ...this.chainLink(secret, now, null),
+      })
+      .catch((error: unknown) => {
+        // The user was deleted while signing in: there is nobody left to make a session for.
+        throw violatedForeignKey(error) ? errors.sessionRevoked() : error;
+      });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
   }
@@ -422,6 +427,11 @@ export class Sessions {
    */
   async revokeTeamClaims(claims: Array<{ sessionId: string; team: TeamClaim }>): Promise<void> {
     await this.announceRevoked(claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team)));
+  }
+
+  /** Refuses, on every instance, the access tokens of sessions whose rows are already gone (their user was deleted). */
+  async announceEnded(sessionIds: string[]): Promise<void> {
+    await this.announceRevoked(sessionIds);
   }
 
   /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
