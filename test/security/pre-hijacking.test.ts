@@ -29,6 +29,16 @@ async function signInWithCode(email: string) {
   return server.request("POST", "/auth/code/verify", { body: { email, code } });
 }
 
+/** The attacker registers the victim's address with their own password and turns TOTP on for it. */
+async function preRegisterWithTotp(email: string) {
+  const planted = await server.request("POST", "/auth/register", { body: { email, password: ATTACKER_PASSWORD } });
+  const token = planted.body.accessToken;
+  const setup = await server.request("POST", "/auth/mfa/totp/setup", { token });
+  const totp = new TOTP({ secret: Secret.fromBase32(setup.body.secret) });
+  expect((await server.request("POST", "/auth/mfa/totp/confirm", { token, body: { code: totp.generate() } })).status).toBe(200);
+  return { token, userId: planted.body.user.id as string };
+}
+
 describe("pre-registered victim address", () => {
   test("a magic code sign-in clears the unverified password and revokes the pre-registrant's sessions", async () => {
     const email = uniqueEmail("victim");
@@ -50,12 +60,7 @@ describe("pre-registered victim address", () => {
 
   test("the pre-registrant's planted TOTP, passkey and social link die too: the victim signs in without their second factor", async () => {
     const email = uniqueEmail("victim-mfa");
-    const planted = await server.request("POST", "/auth/register", { body: { email, password: ATTACKER_PASSWORD } });
-    const token = planted.body.accessToken;
-    const setup = await server.request("POST", "/auth/mfa/totp/setup", { token });
-    const totp = new TOTP({ secret: Secret.fromBase32(setup.body.secret) });
-    expect((await server.request("POST", "/auth/mfa/totp/confirm", { token, body: { code: totp.generate() } })).status).toBe(200);
-    const userId = planted.body.user.id;
+    const { token, userId } = await preRegisterWithTotp(email);
     await server.ctx.db.insert(passkeys).values({ id: newId(), userId, credentialId: `attacker-${crypto.randomUUID()}`, publicKey: "cGs", name: "Attacker key" });
     await server.ctx.db.insert(oauthAccounts).values({ id: newId(), userId, provider: "github", providerAccountId: `attacker-${userId}` });
 
@@ -73,17 +78,13 @@ describe("pre-registered victim address", () => {
 
   test("a password reset of a pre-registered account turns the planted TOTP off, and audits it", async () => {
     const email = uniqueEmail("victim-reset-mfa");
-    const planted = await server.request("POST", "/auth/register", { body: { email, password: ATTACKER_PASSWORD } });
-    const token = planted.body.accessToken;
-    const setup = await server.request("POST", "/auth/mfa/totp/setup", { token });
-    const totp = new TOTP({ secret: Secret.fromBase32(setup.body.secret) });
-    expect((await server.request("POST", "/auth/mfa/totp/confirm", { token, body: { code: totp.generate() } })).status).toBe(200);
+    const { userId } = await preRegisterWithTotp(email);
     await server.request("POST", "/auth/password/forgot", { body: { email } });
     const link = /token=([\w-]+)/.exec((await server.mailTo(email, /token=/)).text)?.[1];
     expect((await server.request("POST", "/auth/password/reset", { body: { token: link, newPassword: "victim-new-phrase-32" } })).status).toBe(204);
     const login = await server.request("POST", "/auth/login", { body: { email, password: "victim-new-phrase-32" } });
     expect(login.body).toMatchObject({ tokenType: "Bearer", mfaEnabled: false });
-    const events = await server.ctx.audit.listForUser(planted.body.user.id, { limit: 20 });
+    const events = await server.ctx.audit.listForUser(userId, { limit: 20 });
     expect(events.find((e) => e.type === "mfa_disabled")?.data).toEqual({ method: "reset" });
   });
 
