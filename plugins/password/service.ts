@@ -20,7 +20,6 @@ export const passwordErrors = {
   invalidCredentials: errors.invalidCredentials,
   passwordMismatch: () => new AuthError(400, "PASSWORD_MISMATCH", "The passwords do not match"),
   emailNotVerified: () => new AuthError(403, "EMAIL_NOT_VERIFIED", "Confirm your email address before signing in"),
-  emailTaken: () => new AuthError(409, "EMAIL_TAKEN", "This email is already registered"),
   invalidToken: () => new AuthError(400, "INVALID_TOKEN", "The reset link is invalid or has expired"),
   guestCannotChangeEmail: () => new AuthError(403, "FORBIDDEN", "A guest account registers instead of changing its email"),
 };
@@ -253,7 +252,8 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   const now = ctx.clock.now();
   const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
   // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
-  // unknown one. The link is mailed once the row is written, so it always works when it arrives.
+  // unknown one. The insert runs when sendEmailDetached chains on it, after the answer's own work, and the link is
+  // mailed once the row is written, so it always works when it arrives.
   const stored = user
     ? ctx.db.insert(passwordResetTokens).values({
         id: newId(),
