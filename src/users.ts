@@ -112,7 +112,7 @@ export class Users {
    * the code it mails is that proof (an unproven ADMIN_EMAILS address never carries the role by itself).
    */
   isAdminOnceProven(row: Pick<UserRow, "roles" | "email">): boolean {
-    return row.roles.includes("admin") || (row.email !== null && this.adminEmails.has(row.email));
+    return this.rolesOf({ ...row, emailVerified: true }).includes("admin");
   }
 
   toPublic(row: PublicUserRow): PublicUser {
