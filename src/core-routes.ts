@@ -102,8 +102,7 @@ export function coreRoutes(ctx: AuthContext) {
     .delete(
       "/me",
       async ({ auth, meta, set }) => {
-        await sessions.revokeAll(auth.userId);
-        // Sessions a racing sign-in made after the line above went with the user: they are announced too.
+        // The sessions go with the user, a racing sign-in's included; their tokens are refused on every instance.
         await sessions.announceEnded(await users.delete(auth.userId));
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         set.status = 204;

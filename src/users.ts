@@ -199,16 +199,17 @@ export class Users {
   }
 
   /**
-   * Deletes the user and, by cascade, everything of theirs; answers the ids of the sessions that went with it, for
-   * the caller to announce as revoked. The row is locked first, so a sign-in racing this either made its session
-   * before (and it is in the answer) or finds no user to make one for (the insert breaks its foreign key).
+   * Deletes the user and, by cascade, everything of theirs; answers the ids of the live sessions that went with it,
+   * for the caller to announce as revoked (those revoked earlier were announced then). The row is locked first, so a
+   * sign-in racing this either made its session before (and it is in the answer) or finds no user to make one for
+   * (the insert breaks its foreign key).
    */
   async delete(id: string): Promise<string[]> {
     const ended = await this.db.transaction(async (tx) => {
       await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for("update");
-      const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id });
+      const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id, revokedAt: sessions.revokedAt });
       await tx.delete(users).where(eq(users.id, id));
-      return gone.map((s) => s.id);
+      return gone.filter((s) => s.revokedAt === null).map((s) => s.id);
     });
     this.changed(id);
     return ended;
