@@ -9,8 +9,8 @@ const bool = z
   .transform((v) => v === true || v === "true" || v === "1");
 
 /** A whole number; an empty variable (`PORT=`) means the default, as if it were unset. */
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(min).max(max).default(def));
+const int = (def: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().nonnegative().max(max).default(def));
 
 /** `COUNT/SECONDS`, e.g. `20/60`. */
 const limit = (def: string) =>
@@ -62,7 +62,7 @@ const OIDC_SETTINGS = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"] as
 
 export const settingsSchema = z
   .object({
-    PORT: int(3000, 0, 65535),
+    PORT: int(3000, 65535),
     HOST: optionalString.transform((v) => v ?? "0.0.0.0"),
     DATABASE_URL: urlOf("postgres:", "postgresql:"),
     DATA_DIR: z.string().default("./data"),
