@@ -209,15 +209,34 @@ export async function requestEmailChange(
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
 }
 
-/** Moves the account to the new address (now verified) and tells the old address. */
+/**
+ * Spends every reset link of a user still outstanding: a link follows the mailbox and the password it was mailed
+ * for, so once either changes no older link may set a password.
+ */
+async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
+}
+
+/**
+ * Moves the account to the new address (now verified) and tells the old address. Credentials follow the mailbox:
+ * reset links mailed to the old address are spent, and every other session ends (a session opened by whoever read
+ * the old mailbox must not outlive the move).
+ */
 export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input: { code: string }, meta: RequestMeta): Promise<PublicUser> {
   const spent = await ctx.codes.consume(CODE_PURPOSE.emailChange, auth.userId, input.code);
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true });
+  const user = await ctx.db.transaction(async (tx) => {
+    await spendResetLinks(tx, auth.userId, ctx.clock.now());
+    return ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
+  });
+  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
-  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
+  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
 }
 
@@ -233,7 +252,11 @@ export async function changePassword(
   assertConfirmed(input.newPassword, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
-  await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
+  const passwordHash = await ctx.passwords.hash(input.newPassword);
+  await ctx.db.transaction(async (tx) => {
+    await spendResetLinks(tx, user.id, ctx.clock.now());
+    await ctx.users.update(user.id, { passwordHash }, tx);
+  });
   const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
@@ -304,10 +327,7 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       .returning({ userId: passwordResetTokens.userId });
     if (!spent) return false;
     // Older links of this user die with the one used: a reset closes every other way back in.
-    await tx
-      .update(passwordResetTokens)
-      .set({ usedAt: now })
-      .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
+    await spendResetLinks(tx, spent.userId, now);
     // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
     // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
     const unproven = !user.emailVerified;
