@@ -1,4 +1,5 @@
 import { and, eq, gt, isNull } from "drizzle-orm";
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -63,9 +64,13 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const email = requireEmail(input.email);
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
+  await limitSignUp(ctx, meta);
   // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
   // address like any other mailed code, the same for taken and free emails.
-  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
+    await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+    await limitMailTo(ctx, meta, email);
+  }
   const fields = {
     email,
     emailVerified: false,
@@ -147,6 +152,7 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
 export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
   if (user && !user.emailVerified) {
@@ -196,6 +202,7 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
+  await limitMailTo(ctx, meta, newEmail);
   // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
   if (await ctx.users.findByEmail(newEmail)) {
     await sendEmailDetached(ctx, newEmail, "security-notice", {
@@ -270,6 +277,7 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   const token = randomToken(32);
   const now = ctx.clock.now();
