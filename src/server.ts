@@ -72,6 +72,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
   const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
