@@ -28,6 +28,7 @@ const samples: { [K in TemplateName]: TemplateProps[K] } = {
   "new-sign-in": { ip: "203.0.113.7", userAgent: "Mozilla/5.0 TestBrowser", at: "2025-01-02T03:04:05.000Z" },
   invitation: { link: INVITE, teamName: "Rocket Team", inviterEmail: "boss@example.com" },
   "security-notice": { event: "Two-factor authentication was turned on" },
+  "sign-in-method-changed": { method: "passkey", change: "added", name: "Laptop" },
 };
 
 describe("renderEmail", () => {

@@ -7,6 +7,7 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, describeError, errors, isConnectionError } from "../../src/errors";
+import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
 import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
@@ -305,13 +306,15 @@ async function linkIdentity(ctx: AuthContext, userId: string, providerId: string
     if (linked.userId !== userId) throw oauthFlowErrors.identityInUse();
     return;
   }
-  if (!(await ctx.users.findById(userId))) throw errors.unauthorized();
+  const owner = await ctx.users.findById(userId);
+  if (!owner) throw errors.unauthorized();
   try {
     await insertLink(ctx.db, userId, providerId, profile);
   } catch (error) {
     throw linkConflict(error) ?? error;
   }
   await ctx.audit.record({ type: "oauth_linked", userId, meta, data: { provider: providerId } });
+  await notifySignInMethodChanged(ctx, owner, { method: "provider", change: "added", name: providerId });
 }
 
 export type LinkedAccount = { provider: string; providerAccountId: string; email: string | null; createdAt: string };
@@ -335,8 +338,8 @@ export async function listAccounts(ctx: AuthContext, userId: string): Promise<Li
  * The user row is locked so two unlinks of the last two providers cannot both pass the check.
  */
 export async function unlinkAccount(ctx: AuthContext, userId: string, providerId: string, meta: RequestMeta): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
-    const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for("update");
+  const owner = await ctx.db.transaction(async (tx) => {
+    const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(eq(users.id, userId)).for("update");
     if (!user) throw errors.unauthorized();
     const [link] = await tx
       .select({ id: oauthAccounts.id })
@@ -346,8 +349,10 @@ export async function unlinkAccount(ctx: AuthContext, userId: string, providerId
     // The link being removed is one of them: it may go only if another way in remains.
     if ((await countSignInMethods(ctx, userId, tx)) <= 1) throw oauthFlowErrors.lastSignInMethod();
     await tx.delete(oauthAccounts).where(eq(oauthAccounts.id, link.id));
+    return user;
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });
+  await notifySignInMethodChanged(ctx, owner, { method: "provider", change: "removed", name: providerId });
 }
 
 /** Each linked provider identity is a way into the account. */
