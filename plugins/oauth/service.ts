@@ -59,6 +59,7 @@ const exchangeKey = (code: string) => `oauth:exchange:${sha256(code)}`;
  */
 export function trustedRedirect(config: Config, raw: string | undefined): string {
   if (raw === undefined) return config.APP_URL;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (!/^https?:\/\//i.test(raw) || /[\\\s\u0000-\u001f\u007f]/.test(raw)) throw oauthFlowErrors.untrustedRedirect();
   let url: URL;
   try {
