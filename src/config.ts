@@ -1,7 +1,8 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { adminSettings } from "../plugins/admin/settings";
 
-export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
+export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations", "admin"] as const;
 export type PluginName = (typeof ALL_PLUGINS)[number];
 
 const bool = z
@@ -161,6 +162,7 @@ export const settingsSchema = z
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    ...adminSettings,
   })
   .superRefine((s, ctx) => {
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
