@@ -75,9 +75,9 @@ export function trustedRedirect(config: Config, raw: string | undefined): string
   return url.toString();
 }
 
-/** The callback URL registered with every provider. */
+/** The callback URL registered with every provider: on this server as browsers reach it, wherever the app lives. */
 export function callbackUrl(config: Config, providerId: string): string {
-  return `${config.APP_URL.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${config.publicUrl}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
 }
 
 function providerOf(providers: Map<string, OAuthProvider>, id: string): OAuthProvider {
