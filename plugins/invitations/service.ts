@@ -203,6 +203,7 @@ export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Pr
   const user = input.auth
     ? await joinAsSignedInUser(ctx, invitation, input.auth)
     : await joinWithNewAccount(ctx, invitation, input);
+  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
@@ -227,7 +228,10 @@ async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, a
 
 async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
   const email = invitation.email;
-  if (await ctx.users.findByEmail(email)) {
+  const existing = await ctx.users.findByEmail(email);
+  // The invitation came to this mailbox, so telling its holder that the account is banned names nobody new.
+  if (existing && ctx.users.isBanned(existing, ctx.clock.now())) throw errors.userBanned();
+  if (existing) {
     throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);

@@ -63,6 +63,7 @@ const exchangeKey = (code: string) => `oauth:exchange:${sha256(code)}`;
  */
 export function trustedRedirect(config: Config, raw: string | undefined): string {
   if (raw === undefined) return config.APP_URL;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (!/^https?:\/\//i.test(raw) || /[\\\s\u0000-\u001f\u007f]/.test(raw)) throw oauthFlowErrors.untrustedRedirect();
   let url: URL;
   try {
@@ -74,9 +75,9 @@ export function trustedRedirect(config: Config, raw: string | undefined): string
   return url.toString();
 }
 
-/** The callback URL registered with every provider. */
+/** The callback URL registered with every provider: on this server as browsers reach it, wherever the app lives. */
 export function callbackUrl(config: Config, providerId: string): string {
-  return `${config.APP_URL.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${config.publicUrl}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
 }
 
 function providerOf(providers: Map<string, OAuthProvider>, id: string): OAuthProvider {

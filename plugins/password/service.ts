@@ -155,7 +155,7 @@ export async function resendVerification(ctx: AuthContext, input: { email: strin
   await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
-  if (user && !user.emailVerified) {
+  if (user && !user.emailVerified && !ctx.users.isBanned(user, ctx.clock.now())) {
     await sendVerificationCode(ctx, { ...user, email });
   } else {
     // Same rendering work as a real send, so the answer takes the same time.
@@ -278,10 +278,12 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
   await limitMailTo(ctx, meta, email);
-  const user = await ctx.users.findByEmail(email);
-  const token = randomToken(32);
+  const found = await ctx.users.findByEmail(email);
   const now = ctx.clock.now();
-  const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  // A banned account gets no link: it is one more way back in, and a ban mails nothing.
+  const user = found && !ctx.users.isBanned(found, now) ? found : undefined;
+  const token = randomToken(32);
+  const audited = ctx.audit.record({ type: "password_reset_requested", userId: found?.id ?? null, meta });
   // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
   // unknown one. The insert runs when sendEmailDetached chains on it, after the answer's own work, and the link is
   // mailed once the row is written, so it always works when it arrives.

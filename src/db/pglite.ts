@@ -2,6 +2,9 @@ import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { pathToFileURL } from "node:url";
+// Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
+import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -29,6 +32,14 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
 }
 
 /**
+ * The extensions every embedded database loads: the migrations create pg_trgm (the admin user search), and a data
+ * folder made with it opens only with it. Pass these to every `PGlite.create`.
+ */
+export const pgliteExtensions = {
+  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(pgTrgmBundlePath) }) },
+};
+
+/**
  * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
  * there they are embedded (imported as files) and handed over instead.
  */
@@ -42,5 +53,5 @@ async function embeddedPgliteAssets() {
 
 /** Opens (or creates) the embedded database in `dataDir`. */
 export async function createPglite(dataDir: string, timeoutMs: number): Promise<Database> {
-  return openPglite(await PGlite.create(dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}), timeoutMs);
+  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }), timeoutMs);
 }

@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import type { AuthServerOptions } from "../../src/config";
 import { type Database, openPostgres } from "../../src/db";
-import { openPglite } from "../../src/db/pglite";
+import { openPglite, pgliteExtensions } from "../../src/db/pglite";
 import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
 import type { KeyValueStore } from "../../src/kv";
 import { type MailMessage, MemoryMailer } from "../../src/mail";
@@ -18,7 +18,7 @@ let template: Promise<Blob> | undefined;
 /** Migrating PGlite takes seconds; do it once per process and clone the result for each server. */
 async function pgliteTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const pg = await PGlite.create();
+    const pg = await PGlite.create({ extensions: pgliteExtensions });
     const db = openPglite(pg);
     await db.migrate();
     const dump = await pg.dumpDataDir("none");
@@ -30,7 +30,7 @@ async function pgliteTemplate(): Promise<Blob> {
 
 export async function testDatabase(): Promise<Database> {
   if (backend.databaseUrl) return openPostgres(backend.databaseUrl, 3000);
-  return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate() }));
+  return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate(), extensions: pgliteExtensions }));
 }
 
 export function testStore(): KeyValueStore {
