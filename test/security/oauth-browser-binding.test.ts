@@ -215,9 +215,10 @@ describe("OAuth redirect flows are bound to the browser that started them", () =
 });
 
 describe("the flow cookie outside local development", () => {
-  test("with an https APP_URL it is __Secure- prefixed and Secure", async () => {
+  test("with an https PUBLIC_URL it is __Secure- prefixed and Secure", async () => {
     const secure = await createTestServer({
-      APP_URL: "https://auth.example.com",
+      APP_URL: "http://localhost:3000",
+      PUBLIC_URL: "https://auth.example.com",
       OAUTH_GITHUB_CLIENT_ID: "id",
       OAUTH_GITHUB_CLIENT_SECRET: "secret",
     });

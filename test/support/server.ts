@@ -137,12 +137,12 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
         await Bun.sleep(5);
       }
     },
-    browser() {
+    browser(): TestBrowser {
       const jar = cookieJar();
       return {
-        async request(method, path, opts = {}) {
+        async request<T>(method: string, path: string, opts: RequestOptions = {}) {
           const cookie = jar.header(path);
-          const res = await request(method, path, { ...opts, headers: { ...(cookie ? { cookie } : {}), ...opts.headers } });
+          const res = await request<T>(method, path, { ...opts, headers: { ...(cookie ? { cookie } : {}), ...opts.headers } });
           jar.store(res.headers);
           return res;
         },
