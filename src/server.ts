@@ -1,4 +1,3 @@
-import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
@@ -15,6 +14,7 @@ import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
+import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
 import { KnownDevices } from "./devices";
@@ -28,6 +28,7 @@ import { RateLimiter } from "./rate-limit";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
+import { ownedPaths } from "./scope";
 import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
@@ -127,37 +128,37 @@ const PLUGINS = {
 
 function buildApp(ctx: AuthContext, logger: Logger) {
   const { config } = ctx;
-  const allowedOrigins = new Set(config.corsOrigins);
 
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
   // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
   // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
   for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
+  auth.all("/*", () => {
+    throw errors.notFound();
+  }, { detail: { hide: true } });
+
+  const owns = ownedPaths(config.AUTH_BASE_PATH);
+
+  const securityHeaders = (set: { headers: Record<string, unknown> }) => {
+    set.headers["x-content-type-options"] = "nosniff";
+    set.headers["cache-control"] = "no-store";
+    set.headers["referrer-policy"] = "no-referrer";
+  };
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
-    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
-    .use(observability(ctx, logger))
-    .onRequest(({ set }) => {
-      set.headers["x-content-type-options"] = "nosniff";
-      set.headers["cache-control"] = "no-store";
-      set.headers["referrer-policy"] = "no-referrer";
+    // Before the error handler: its answer ends the error hooks, and an unknown path must carry these headers too.
+    .use(observability(ctx, logger, owns))
+    .onRequest(({ request, set }) => {
+      if (owns(request.url)) securityHeaders(set);
     })
-    .use(
-      cors({
-        origin: ({ headers }) => {
-          const origin = headers.get("origin");
-          return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
-        },
-        credentials: !allowedOrigins.has("*"),
-        allowedHeaders: ["authorization", "content-type", "x-request-id"],
-        // The response headers a browser app may read. (The default echoes the request's header names on every
-        // request, which exposes nothing useful and costs a header walk per request.)
-        exposeHeaders: ["x-request-id", "retry-after"],
-        methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        maxAge: 600,
-      }),
-    )
-    .use(bodyParser(ctx.id))
+    // Local: an unknown path gets here only when this server is the root app, not when a host app mounts it.
+    .onError(({ code, request, set }) => {
+      if (code === "NOT_FOUND" && !owns(request.url)) securityHeaders(set);
+    })
+    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
+    .use(corsPolicy(ctx.id, config.corsOrigins, owns))
+    .use(bodyParser(ctx.id, owns))
     .use(
       openapi({
         path: "/docs",

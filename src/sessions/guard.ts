@@ -10,7 +10,7 @@ import type { AuthInfo } from "./service";
  */
 export function authGuard(ctx: AuthContext) {
   return new Elysia({ name: "auth.guard", seed: ctx.id })
-    .resolve({ as: "global" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
+    .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
         async resolve({ headers }) {
