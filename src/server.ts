@@ -126,18 +126,39 @@ const PLUGINS = {
   invitations: invitationsPlugin,
 } as const;
 
-function buildApp(ctx: AuthContext, logger: Logger) {
-  const { config } = ctx;
+/**
+ * Every plugin's routes chained on the core's, so their types add up; never called with plugins that are off.
+ * The base path's type is the default one: a client of a server with another AUTH_BASE_PATH sets it in its URL.
+ */
+function allRoutes(ctx: AuthContext) {
+  return new Elysia({ name: "auth.routes", seed: ctx.id, prefix: "/auth" })
+    .use(coreRoutes(ctx))
+    .use(passwordPlugin(ctx))
+    .use(magicCodePlugin(ctx))
+    .use(anonymousPlugin(ctx))
+    .use(oauthPlugin(ctx))
+    .use(mfaPlugin(ctx))
+    .use(teamsPlugin(ctx))
+    .use(invitationsPlugin(ctx));
+}
 
-  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+/**
+ * The core and the plugins AUTH_PLUGINS turns on, under AUTH_BASE_PATH. Which plugins run is a runtime choice, so
+ * the type holds them all (a route of a plugin that is off answers 404 NOT_FOUND): Eden clients see the whole API.
+ */
+function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
+  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
   // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
-  // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
-  for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  for (const name of ctx.config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
   // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
   auth.all("/*", () => {
     throw errors.notFound();
   }, { detail: { hide: true } });
+  return auth as unknown as ReturnType<typeof allRoutes>;
+}
 
+function buildApp(ctx: AuthContext, logger: Logger) {
+  const { config } = ctx;
   const owns = ownedPaths(config.AUTH_BASE_PATH);
 
   const securityHeaders = (set: { headers: Record<string, unknown> }) => {
@@ -198,7 +219,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
     }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
-    .use(auth);
+    .use(authRoutes(ctx));
 }
 
 export type AuthServer = {
@@ -240,19 +261,5 @@ export async function createAuthServer(options: AuthServerOptions = {}, ports: A
   return (await buildAuthServer(options, ports)).app;
 }
 
-/** Every route of every plugin, chained statically, so Eden treaty clients see the whole API. Never called. */
-function typedApp(ctx: AuthContext) {
-  return buildApp(ctx, createLogger("silent")).group("", (app) =>
-    app
-      .use(passwordPlugin(ctx))
-      .use(magicCodePlugin(ctx))
-      .use(anonymousPlugin(ctx))
-      .use(oauthPlugin(ctx))
-      .use(mfaPlugin(ctx))
-      .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx)),
-  );
-}
-
-/** The app's type, for Eden treaty clients. */
-export type App = ReturnType<typeof typedApp>;
+/** The app's type, for Eden treaty clients: every route of every plugin, under `/auth`. */
+export type App = AuthServer["app"];
