@@ -61,7 +61,8 @@ export type RequestOptions = {
   body?: unknown;
   form?: Record<string, string>;
   token?: string;
-  headers?: Record<string, string>;
+  /** A header given as undefined is not sent. */
+  headers?: Record<string, string | undefined>;
 };
 
 export type TestServer = AuthServer & {
@@ -153,7 +154,8 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
   };
 
   async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<TestResponse<T>> {
-    const headers: Record<string, string> = { ...opts.headers };
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(opts.headers ?? {})) if (value !== undefined) headers[name] = value;
     let body: string | undefined;
     if (opts.form) {
       headers["content-type"] ??= "application/x-www-form-urlencoded";
