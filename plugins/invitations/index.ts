@@ -52,7 +52,7 @@ export function invitationsPlugin(ctx: AuthContext) {
       {
         auth: true,
         body: createBody,
-        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema },
         detail: {
           summary: "Invite someone by email",
           description:
@@ -60,7 +60,10 @@ export function invitationsPlugin(ctx: AuthContext) {
             "`role` defaults to `member`; only the team's owners (and global admins) invite owners. Anyone else: `403 FORBIDDEN`; " +
             "a global admin naming an unknown team: `404`. The invitee gets an email with a link to `APP_URL` + `INVITATION_PATH` + " +
             "`?token=...`; the token is 256-bit, single use, valid 7 days, and bound to the invited email. " +
-            "A new invitation replaces the pending ones for the same email and team.",
+            "A new invitation replaces the pending ones for the same email and team. Each invitation counts against `RATE_LIMIT_MAIL_IP` " +
+            "(the caller's IP) and `RATE_LIMIT_MAIL_RECIPIENT` (the invited address): `429 RATE_LIMITED` with `Retry-After`. The mail's " +
+            "subject is fixed; the team name is in its body only. An invitation dies when its inviter loses the right to make it (leaves " +
+            "the team, is removed, demoted, banned, loses the `admin` role, or is deleted).",
         },
       },
     )
