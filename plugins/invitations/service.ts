@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
-import { limitMailTo } from "../../src/abuse-limits";
+import { limitInvitationMail } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -96,7 +96,7 @@ export async function createInvitation(
   }
 
   // A team (a guest can make one) must not be a way to mail one address invitation after invitation.
-  await limitMailTo(ctx, input.meta, email);
+  await limitInvitationMail(ctx, input.meta, email);
   const token = randomToken(32);
   const now = ctx.clock.now();
   const row = {

@@ -5,7 +5,7 @@ import { createTestServer, type TestServer, uniqueEmail } from "../support/serve
 /**
  * Checklist: sign-up floods and mail abuse (issue 17, point 4). One IP may make only RATE_LIMIT_SIGNUP_IP accounts,
  * guests and code requests, and cause only RATE_LIMIT_MAIL_IP mails (codes, links, invitations); one address receives
- * at most RATE_LIMIT_MAIL_RECIPIENT of them, from any number of IPs. Security notices to an owner always go out, and
+ * at most RATE_LIMIT_MAIL_RECIPIENT invitations, from any number of IPs (its codes and links: RATE_LIMIT_CODE_EMAIL). Security notices to an owner always go out, and
  * attacker-written text (a team name) never reaches a subject line. The limits below are API.md's defaults.
  */
 const LIMITS = { RATE_LIMIT_SIGNUP_IP: "10/600", RATE_LIMIT_MAIL_IP: "20/3600", RATE_LIMIT_MAIL_RECIPIENT: "10/3600" };
