@@ -2,13 +2,6 @@ import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
-import { anonymousPlugin } from "../plugins/anonymous";
-import { invitationsPlugin } from "../plugins/invitations";
-import { magicCodePlugin } from "../plugins/magic-code";
-import { mfaPlugin } from "../plugins/mfa";
-import { oauthPlugin } from "../plugins/oauth";
-import { passwordPlugin } from "../plugins/password";
-import { teamsPlugin } from "../plugins/teams";
 import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
@@ -24,6 +17,8 @@ import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
+import { installPlugins } from "./plugin";
+import { allPluginRoutes, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
@@ -115,24 +110,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   };
 }
 
-const PLUGINS = {
-  password: passwordPlugin,
-  "magic-code": magicCodePlugin,
-  anonymous: anonymousPlugin,
-  oauth: oauthPlugin,
-  mfa: mfaPlugin,
-  teams: teamsPlugin,
-  invitations: invitationsPlugin,
-} as const;
-
 function buildApp(ctx: AuthContext, logger: Logger) {
   const { config } = ctx;
   const allowedOrigins = new Set(config.corsOrigins);
 
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
-  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
+  // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
   // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
-  for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  for (const routes of installPlugins(ctx, PLUGINS, config.plugins)) auth.use(routes);
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
@@ -241,16 +226,7 @@ export async function createAuthServer(options: AuthServerOptions = {}, ports: A
 
 /** Every route of every plugin, chained statically, so Eden treaty clients see the whole API. Never called. */
 function typedApp(ctx: AuthContext) {
-  return buildApp(ctx, createLogger("silent")).group("", (app) =>
-    app
-      .use(passwordPlugin(ctx))
-      .use(magicCodePlugin(ctx))
-      .use(anonymousPlugin(ctx))
-      .use(oauthPlugin(ctx))
-      .use(mfaPlugin(ctx))
-      .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx)),
-  );
+  return buildApp(ctx, createLogger("silent")).group("", (app) => app.use(allPluginRoutes(ctx)));
 }
 
 /** The app's type, for Eden treaty clients. */

@@ -6,6 +6,10 @@ import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
 import { TEAM_ROLES } from "../teams/service";
+import { definePlugin } from "../../src/plugin";
+import { INVITATIONS_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { invitationsSettings } from "./settings";
 import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
@@ -126,3 +130,19 @@ export function invitationsPlugin(ctx: AuthContext) {
       },
     );
 }
+
+declare module "../../src/mail/render" {
+  interface TemplateProps {
+    invitation: import("../../emails/invitation").InvitationProps;
+  }
+}
+
+export default definePlugin({
+  id: "invitations",
+  dependsOn: ["teams"],
+  settings: invitationsSettings,
+  tables,
+  errors: INVITATIONS_ERRORS,
+  emails: { invitation: () => import("../../emails/invitation") },
+  routes: invitationsPlugin,
+});

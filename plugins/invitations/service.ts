@@ -3,7 +3,8 @@ import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { coreError, errors } from "../../src/errors";
+import { invitationsError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
@@ -24,7 +25,7 @@ export type PendingInvitation = InvitationView & { createdAt: string };
 
 type InvitationRow = typeof invitations.$inferSelect;
 
-const invalidToken = () => new AuthError(400, "INVALID_TOKEN", "The invitation is invalid, used, revoked or has expired");
+const invalidToken = () => invitationsError("INVALID_TOKEN");
 const invitationNotFound = () => errors.notFound("Invitation not found");
 
 const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
@@ -207,7 +208,7 @@ async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, a
 async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
   const email = invitation.email;
   if (await ctx.users.findByEmail(email)) {
-    throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
+    throw coreError("EMAIL_TAKEN", { message: "An account with this email exists: sign in, then accept the invitation with your token" });
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);
   await assertPasswordPolicy(ctx.config, input.password, email);

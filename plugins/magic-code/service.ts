@@ -2,6 +2,7 @@ import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
+import { magicCodeError } from "./errors";
 import { claimUnverifiedAccount } from "../../src/credentials";
 import { sendEmailDetached } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
@@ -27,7 +28,7 @@ export async function requestCode(ctx: AuthContext, request: CodeRequest): Promi
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
   if (request.dashboard) {
     const user = await ctx.users.findByEmail(email);
-    if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");
+    if (!user) throw magicCodeError("USER_NOT_FOUND");
     if (!ctx.users.isAdminOnceProven(user)) throw errors.forbidden("This account may not sign in to the dashboard");
   }
   const code = await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
