@@ -18,6 +18,8 @@ const coreSettingsShape = {
       .default("/auth")
       .refine((v) => /^\/[A-Za-z0-9/_-]*$/.test(v) && !v.endsWith("/"), "must start with / and not end with /"),
     APP_URL: z.url().default("http://localhost:3000"),
+    /** Where browsers and providers reach this server (OAuth callbacks, hosted pages, cookies); APP_URL when unset. */
+    PUBLIC_URL: urlOf("https:", "http:"),
     JWT_ALG: z.enum(["EdDSA", "HS256"]).default("EdDSA"),
     JWT_SECRET: optionalString,
     JWT_ISSUER: optionalString,
@@ -46,6 +48,11 @@ const coreSettingsShape = {
     RATE_LIMIT_LOGIN_EMAIL: limit("5/60"),
     RATE_LIMIT_CODE_EMAIL: limit("3/600"),
     RATE_LIMIT_REFRESH_SESSION: limit("60/60"),
+    RATE_LIMIT_SIGNUP_IP: limit("10/600"),
+    RATE_LIMIT_MAIL_IP: limit("20/3600"),
+    RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
+    /** How long an impersonation token lives; it has no refresh token, so this is the whole impersonation. */
+    IMPERSONATION_TTL_S: z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(1).max(86_400).default(1800)),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000),
     SHUTDOWN_TIMEOUT_MS: int(10000),
@@ -123,6 +130,8 @@ export type Config = CoreSettings &
     trustedRedirectOrigins: string[];
     corsOrigins: string[];
     plugins: Set<string>;
+    /** PUBLIC_URL (or APP_URL) without a trailing slash. */
+    publicUrl: string;
   };
 
 export class ConfigError extends Error {
@@ -161,14 +170,16 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   }
   const s = result.data as CoreSettings;
   const appOrigin = new URL(s.APP_URL).origin;
+  const publicUrl = (s.PUBLIC_URL ?? s.APP_URL).replace(/\/+$/, "");
   const derived = plugins.map((p) => p.settings?.derive?.(result.data, s));
   return Object.assign({}, s, ...derived, {
-    issuer: s.JWT_ISSUER ?? s.APP_URL,
+    publicUrl,
+    issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(
       (o) => new URL(o).origin,
     ),
-    corsOrigins: s.CORS_ORIGINS.length ? s.CORS_ORIGINS : [appOrigin],
+    corsOrigins: (s.CORS_ORIGINS.length ? s.CORS_ORIGINS : [appOrigin]).map((o) => new URL(o).origin),
     plugins: new Set(s.AUTH_PLUGINS),
   });
 }

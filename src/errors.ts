@@ -52,6 +52,8 @@ export const CORE_ERRORS = {
   SESSION_REVOKED: { status: 401, message: "The session has been revoked" },
   TEAM_CLAIM_REVOKED: { status: 401, message: "The team in this token is no longer yours; refresh to get a new token" },
   FORBIDDEN: { status: 403, message: "Not allowed" },
+  USER_BANNED: { status: 403, message: "This account is banned" },
+  CSRF_REJECTED: { status: 403, message: "This request uses the browser session but does not come from a trusted origin" },
   NOT_FOUND: { status: 404, message: "Not found" },
   CONFLICT: { status: 409, message: "Conflict" },
   EMAIL_TAKEN: { status: 409, message: "This email is already registered" },
@@ -77,6 +79,8 @@ export const errors = {
   invalidCode: () => coreError("INVALID_CODE"),
   invalidCredentials: () => coreError("INVALID_CREDENTIALS"),
   sessionRevoked: () => coreError("SESSION_REVOKED"),
+  /** Every sign-in path of a banned account (asked only once its credential proved right, so it names nobody). */
+  userBanned: () => coreError("USER_BANNED"),
 };
 
 /** An answer of the error handler that is not an AuthError, shaped from the catalog. */

@@ -1,3 +1,4 @@
+import admin from "../plugins/admin";
 import anonymous from "../plugins/anonymous";
 import invitations from "../plugins/invitations";
 import magicCode from "../plugins/magic-code";
@@ -12,7 +13,7 @@ import { registerTemplates } from "./mail/render";
  * The composition root: the plugins this server ships, in the order they are installed. It is the one module in
  * src/ that imports from plugins/; everything else reaches a plugin through its definition (src/plugin.ts).
  */
-export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations] as const;
+export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations, admin] as const;
 
 for (const plugin of PLUGINS) if ("emails" in plugin && plugin.emails) registerTemplates(plugin.emails);
 
@@ -26,5 +27,6 @@ export function allPluginRoutes(ctx: AuthContext) {
     .use(oauth.routes(ctx, deps))
     .use(mfa.routes(ctx, deps))
     .use(teams.routes(ctx, deps))
-    .use(invitations.routes(ctx, deps));
+    .use(invitations.routes(ctx, deps))
+    .use(admin.routes(ctx, deps));
 }

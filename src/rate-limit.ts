@@ -13,6 +13,9 @@ export interface RateLimits {
   RATE_LIMIT_LOGIN_EMAIL: Limit;
   RATE_LIMIT_CODE_EMAIL: Limit;
   RATE_LIMIT_REFRESH_SESSION: Limit;
+  RATE_LIMIT_SIGNUP_IP: Limit;
+  RATE_LIMIT_MAIL_IP: Limit;
+  RATE_LIMIT_MAIL_RECIPIENT: Limit;
 }
 
 export type LimitName = keyof RateLimits;

@@ -115,6 +115,24 @@ export class Users {
     return this.rolesOf({ ...row, emailVerified: true }).includes("admin");
   }
 
+  /** Whether a ban holds at `now`: one with an end lifts by itself once that end has passed. */
+  isBanned(row: Pick<UserRow, "banned" | "bannedUntil">, now: Date): boolean {
+    return row.banned && (row.bannedUntil === null || row.bannedUntil > now);
+  }
+
+  /**
+   * Records a sign-in and answers whether the user is banned now. Run once the new session's row exists: a ban
+   * locks the user row, so it either committed before this update (which then sees it) or revokes that session.
+   */
+  async markSignedIn(userId: string, now: Date): Promise<{ banned: boolean }> {
+    const [row] = await this.db
+      .update(users)
+      .set({ lastSignInAt: now })
+      .where(eq(users.id, userId))
+      .returning({ banned: users.banned, bannedUntil: users.bannedUntil });
+    return { banned: row ? this.isBanned(row, now) : false };
+  }
+
   toPublic(row: PublicUserRow): PublicUser {
     return {
       id: row.id,

@@ -10,7 +10,7 @@ import { definePlugin } from "../../src/plugin";
 import { INVITATIONS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { invitationsSettings } from "./settings";
-import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, validateInvitation } from "./service";
+import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
 const roleSchema = z.enum(TEAM_ROLES);
@@ -38,6 +38,7 @@ const acceptBody = z.object({
 
 /** Invitations by email, to a team or to the service, accepted into a new account or an existing one. */
 export function invitationsPlugin(ctx: AuthContext) {
+  ctx.hooks.membershipChanged.push((change, db) => revokeInvitationsOfDemoted(ctx, change, db));
   return new Elysia({ name: "plugin.invitations", seed: ctx.id, detail: { tags: ["invitations"] } })
     .use(authGuard(ctx))
     .post(

@@ -4,6 +4,10 @@ import { errorsFrom } from "../../src/errors";
 export const OAUTH_ERRORS = {
   UNTRUSTED_REDIRECT: { status: 400, message: "redirectTo is not under a trusted origin" },
   INVALID_STATE: { status: 400, message: "The sign-in attempt is unknown, expired or already used" },
+  BROWSER_MISMATCH: {
+    status: 400,
+    message: "The sign-in was finished in another browser than the one that started it; start it again here",
+  },
   INVALID_ID_TOKEN: { status: 401, message: "The ID token is invalid" },
   INVALID_ACCESS_TOKEN: { status: 401, message: "The access token is invalid" },
   ACCESS_DENIED: { status: 403, message: "The sign-in was cancelled at the provider" },

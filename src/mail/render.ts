@@ -1,6 +1,7 @@
 import { createElement, type FunctionComponent } from "react";
 import type { NewSignInProps } from "../../emails/new-sign-in";
 import type { SecurityNoticeProps } from "../../emails/security-notice";
+import type { SignInMethodChangedProps } from "../../emails/sign-in-method-changed";
 
 /**
  * Template name -> props type. The core's templates are listed here; each plugin adds its own from its folder by
@@ -10,6 +11,7 @@ import type { SecurityNoticeProps } from "../../emails/security-notice";
 export interface TemplateProps {
   "new-sign-in": NewSignInProps;
   "security-notice": SecurityNoticeProps;
+  "sign-in-method-changed": SignInMethodChangedProps;
 }
 
 export type TemplateName = keyof TemplateProps;
@@ -22,6 +24,7 @@ export type TemplateLoaders = { [K in TemplateName]?: () => Promise<TemplateModu
 const templates: TemplateLoaders = {
   "new-sign-in": () => import("../../emails/new-sign-in"),
   "security-notice": () => import("../../emails/security-notice"),
+  "sign-in-method-changed": () => import("../../emails/sign-in-method-changed"),
 };
 
 /** Every template known so far: the core's, then each plugin's as the composition root registers them. */
