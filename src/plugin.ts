@@ -110,3 +110,24 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
   }
   return routes;
 }
+
+/** A registered error code: its one status and message, and who declared it ("core" or a plugin id). */
+export type RegisteredError = { status: number; message: string; owner: string };
+
+/**
+ * The one error registry: the core's codes and every plugin's, each declared once. A code declared twice (by two
+ * plugins, or by a plugin and the core) is a programming error, refused when the server is composed.
+ */
+export function errorRegistryOf(core: ErrorCatalog, plugins: readonly AnyPlugin[]): ReadonlyMap<string, RegisteredError> {
+  const registry = new Map<string, RegisteredError>();
+  const declare = (owner: string, catalog: ErrorCatalog = {}) => {
+    for (const [code, spec] of Object.entries(catalog)) {
+      const earlier = registry.get(code);
+      if (earlier) throw new Error(`error code ${code} is declared by ${earlier.owner} and again by ${owner}`);
+      registry.set(code, { ...spec, owner });
+    }
+  };
+  declare("core", core);
+  for (const plugin of plugins) declare(plugin.id, plugin.errors);
+  return registry;
+}

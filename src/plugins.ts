@@ -7,7 +7,9 @@ import oauth from "../plugins/oauth";
 import password from "../plugins/password";
 import teams from "../plugins/teams";
 import type { AuthContext } from "./context";
+import { CORE_ERRORS } from "./errors";
 import { registerTemplates } from "./mail/render";
+import { errorRegistryOf } from "./plugin";
 
 /**
  * The composition root: the plugins this server ships, in the order they are installed. It is the one module in
@@ -16,6 +18,12 @@ import { registerTemplates } from "./mail/render";
 export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations, admin] as const;
 
 for (const plugin of PLUGINS) if ("emails" in plugin && plugin.emails) registerTemplates(plugin.emails);
+
+/** Every code a client can get, once each, with its one status (library-mode hooks may throw their own). */
+export const ERROR_REGISTRY = errorRegistryOf(CORE_ERRORS, PLUGINS);
+
+/** Each plugin's dependencies, by id. */
+export const DEPENDENCIES: ReadonlyMap<string, readonly string[]> = new Map(PLUGINS.map((p) => [p.id, "dependsOn" in p ? (p.dependsOn ?? []) : []]));
 
 /** Every plugin's routes chained statically, so the app's type (Eden treaty) holds them all. Never served. */
 export function allPluginRoutes(ctx: AuthContext) {

@@ -16,9 +16,10 @@ import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
+import { errorCodesInSpec } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
-import { allPluginRoutes, PLUGINS } from "./plugins";
+import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
 import { BROWSER_SESSIONS_DOC, browserSessions, COOKIE_MODE_HEADER } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
@@ -154,6 +155,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     )
     .use(browserSessions(ctx.id, config))
     .use(bodyParser(ctx.id))
+    .use(errorCodesInSpec(ctx.id, "/docs/json", ERROR_REGISTRY, DEPENDENCIES))
     .use(
       openapi({
         path: "/docs",

@@ -126,7 +126,7 @@ export function invitationsPlugin(ctx: AuthContext) {
             "email exists: `409 EMAIL_TAKEN` (sign in, then accept again with the Bearer token), and the token stays usable. " +
             "With the invited user's own Bearer token: the membership is added to that account (an existing membership keeps " +
             "its role). Another signed-in user: `403 FORBIDDEN`, the token stays usable. An invalid, used, revoked or expired " +
-            'token: `400 INVALID_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
+            'token: `400 INVALID_INVITATION_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
         },
       },
     );

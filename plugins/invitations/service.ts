@@ -26,7 +26,7 @@ export type PendingInvitation = InvitationView & { createdAt: string };
 
 type InvitationRow = typeof invitations.$inferSelect;
 
-const invalidToken = () => invitationsError("INVALID_TOKEN");
+const invalidToken = () => invitationsError("INVALID_INVITATION_TOKEN");
 const invitationNotFound = () => errors.notFound("Invitation not found");
 
 const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
@@ -253,7 +253,7 @@ async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, i
   return user;
 }
 
-/** Spends the token, or 400 INVALID_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
+/** Spends the token, or 400 INVALID_INVITATION_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
 async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
   const [won] = await tx
     .update(invitations)

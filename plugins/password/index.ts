@@ -169,7 +169,7 @@ export function passwordPlugin(ctx: AuthContext) {
         response: errorResponses(400),
         detail: {
           summary: "Set a new password with a reset token",
-          description: "`204`; the token is spent, the email counts as verified, and every session is revoked. `400 INVALID_TOKEN` / `WEAK_PASSWORD`.",
+          description: "`204`; the token is spent, the email counts as verified, and every session is revoked. `400 INVALID_RESET_TOKEN` / `WEAK_PASSWORD`.",
         },
       },
     );

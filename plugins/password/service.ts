@@ -22,7 +22,7 @@ export const passwordErrors = {
   invalidCredentials: errors.invalidCredentials,
   passwordMismatch: () => passwordError("PASSWORD_MISMATCH"),
   emailNotVerified: () => passwordError("EMAIL_NOT_VERIFIED"),
-  invalidToken: () => passwordError("INVALID_TOKEN"),
+  invalidToken: () => passwordError("INVALID_RESET_TOKEN"),
   guestCannotChangeEmail: () => errors.forbidden("A guest account registers instead of changing its email"),
 };
 
