@@ -61,7 +61,7 @@ export type RequestOptions = {
   body?: unknown;
   form?: Record<string, string>;
   token?: string;
-  /** An undefined value sends no header (a table of cases can leave one out). */
+  /** A header given as undefined is not sent. */
   headers?: Record<string, string | undefined>;
 };
 
