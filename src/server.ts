@@ -26,6 +26,7 @@ import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
+import { BROWSER_SESSIONS_DOC, browserSessions, COOKIE_MODE_HEADER } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
@@ -73,8 +74,9 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
@@ -159,7 +161,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
           return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
         },
         credentials: !allowedOrigins.has("*"),
-        allowedHeaders: ["authorization", "content-type", "x-request-id"],
+        allowedHeaders: ["authorization", "content-type", "x-request-id", COOKIE_MODE_HEADER],
         // The response headers a browser app may read. (The default echoes the request's header names on every
         // request, which exposes nothing useful and costs a header walk per request.)
         exposeHeaders: ["x-request-id", "retry-after"],
@@ -167,6 +169,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
         maxAge: 600,
       }),
     )
+    .use(browserSessions(ctx.id, config))
     .use(bodyParser(ctx.id))
     .use(
       openapi({
@@ -181,9 +184,20 @@ function buildApp(ctx: AuthContext, logger: Logger) {
             title: "Auth server",
             version: "0.1.0",
             description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.",
+              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.\n\n" +
+              BROWSER_SESSIONS_DOC,
           },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+          components: {
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              cookie: {
+                type: "apiKey",
+                in: "cookie",
+                name: "auth_at",
+                description: "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
+              },
+            },
+          },
         },
       }),
     )

@@ -92,7 +92,7 @@ export class Users {
 
   constructor(
     private readonly db: Db,
-    private readonly config: Config,
+    config: Config,
   ) {
     this.adminEmails = new Set(config.ADMIN_EMAILS.map(canonicalEmail).filter((e): e is string => e !== null));
     this.queries = prepareQueries(db);

@@ -1,3 +1,4 @@
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
@@ -24,7 +25,9 @@ export type CodeRequest = { email: string; dashboard: boolean; captchaToken?: st
 export async function requestCode(ctx: AuthContext, request: CodeRequest): Promise<void> {
   const { email } = request;
   await assertCaptcha(ctx.config, request.captchaToken, request.meta.ip);
+  await limitSignUp(ctx, request.meta);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, request.meta, email);
   const user = await ctx.users.findByEmail(email);
   if (request.dashboard) {
     if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");

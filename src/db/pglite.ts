@@ -9,8 +9,11 @@ import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { type Database, type Db, migrationsFolder, schema } from "./index";
+import { gatePglite } from "./pglite-gate";
 
-export function openPglite(client: PGlite): Database {
+/** `timeoutMs` bounds how long a query may wait for the one connection (BACKEND_TIMEOUT_MS): then it is a 503. */
+export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
+  const client = gatePglite(pglite, timeoutMs);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
@@ -48,8 +51,7 @@ async function embeddedPgliteAssets() {
   return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
 }
 
-
 /** Opens (or creates) the embedded database in `dataDir`. */
-export async function createPglite(dataDir: string): Promise<Database> {
-  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }));
+export async function createPglite(dataDir: string, timeoutMs: number): Promise<Database> {
+  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }), timeoutMs);
 }
