@@ -2,6 +2,8 @@ import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 // Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
 import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
@@ -36,8 +38,19 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
  * folder made with it opens only with it. Pass these to every `PGlite.create`.
  */
 export const pgliteExtensions = {
-  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(pgTrgmBundlePath) }) },
+  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(await readableBundlePath(pgTrgmBundlePath)) }) },
 };
+
+/**
+ * PGlite streams an extension bundle with node:fs, which cannot stream a file embedded in a compiled binary (Bun.file
+ * can read it): there it is copied to the temporary directory once per process.
+ */
+async function readableBundlePath(path: string): Promise<string> {
+  if (!Bun.isStandaloneExecutable) return path;
+  const copy = join(tmpdir(), `auth-server-${process.pid}-${basename(path)}`);
+  if (!(await Bun.file(copy).exists())) await Bun.write(copy, Bun.file(path));
+  return copy;
+}
 
 /**
  * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
