@@ -3,11 +3,11 @@ import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
-// Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
-import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -39,17 +39,23 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
  * folder made with it opens only with it. Pass these to every `PGlite.create`.
  */
 export const pgliteExtensions = {
-  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(await readableBundlePath(pgTrgmBundlePath)) }) },
+  pg_trgm: Bun.isStandaloneExecutable ? { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(await embeddedBundleCopy()) }) } : pg_trgm,
 };
 
 /**
  * PGlite streams an extension bundle with node:fs, which cannot stream a file embedded in a compiled binary (Bun.file
- * can read it): there it is copied to the temporary directory once per process.
+ * can read it): there it is copied to the temporary directory, under a name its content fixes (the bundler's hash),
+ * written aside and renamed so a process starting meanwhile never reads half of it.
  */
-async function readableBundlePath(path: string): Promise<string> {
-  if (!Bun.isStandaloneExecutable) return path;
-  const copy = join(tmpdir(), `auth-server-${process.pid}-${basename(path)}`);
-  if (!(await Bun.file(copy).exists())) await Bun.write(copy, Bun.file(path));
+async function embeddedBundleCopy(): Promise<string> {
+  const { pgTrgmBundlePath } = await import("./pglite-embedded");
+  const copy = join(tmpdir(), `auth-server-${basename(pgTrgmBundlePath)}`);
+  const embedded = Bun.file(pgTrgmBundlePath);
+  if (Bun.file(copy).size !== embedded.size) {
+    const partial = `${copy}.${process.pid}`;
+    await Bun.write(partial, embedded);
+    await rename(partial, copy);
+  }
   return copy;
 }
 
