@@ -23,7 +23,10 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
     kind: "pglite",
     async migrate() {
       // One process owns an embedded database, so there is nobody to race.
-      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder });
+      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder }).catch((error: unknown) => {
+        const missing = /extension "pg_trgm" is not available/.test(`${(error as Error)?.message} ${((error as Error)?.cause as Error)?.message}`);
+        throw missing ? new Error("PGlite was created without pg_trgm: pass { extensions: pgliteExtensions } (src/db/pglite.ts) to PGlite.create") : error;
+      });
     },
     async ping() {
       await db.execute(sql`select 1`);
