@@ -23,8 +23,9 @@ export function flowCookieName(config: Config): string {
   return isSecure(config) ? `__Secure-${COOKIE_BASE_NAME}` : COOKIE_BASE_NAME;
 }
 
+/** The callback's path as the browser sees it: under PUBLIC_URL's own path when the server sits behind a prefix. */
 function cookiePath(config: Config, providerId: string): string {
-  return `${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${new URL(config.publicUrl).pathname.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
 }
 
 function cookie(config: Config, providerId: string, value: string, maxAgeS: number): string {
