@@ -88,8 +88,11 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
-    await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
-    await sendEmailDetached(ctx, email, "security-notice", {
+    const owner = await ctx.users.findByEmail(email);
+    await ctx.audit.record({ type: "sign_up_existing_email", userId: owner?.id ?? null, meta });
+    // A banned account is mailed nothing; the answer is the same.
+    const banned = owner !== undefined && ctx.users.isBanned(owner, ctx.clock.now());
+    await sendEmailDetached(ctx, banned ? null : email, "security-notice", {
       event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
     });
     return { status: 202, body: pendingConfirmation() };
