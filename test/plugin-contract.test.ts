@@ -28,7 +28,7 @@ describe("the contract", () => {
     const folders: string[] = [];
     for await (const path of new Glob("plugins/*/index.ts").scan(".")) folders.push(path.split("/")[1] as string);
     expect(PLUGINS.map((p): string => p.id).sort()).toEqual(folders.sort());
-    const ids = new Set(PLUGINS.map((p) => p.id));
+    const ids = new Set<string>(PLUGINS.map((p) => p.id));
     for (const plugin of PLUGINS) for (const dep of ("dependsOn" in plugin ? plugin.dependsOn : []) ?? []) expect(ids.has(dep)).toBe(true);
   });
 
