@@ -4,6 +4,7 @@ import { and, eq } from "drizzle-orm";
 import { ConfigError, loadConfig } from "../src/config";
 import { auditEvents } from "../src/db/schema";
 import { PLUGINS } from "../src/plugins";
+import { buildAuthServer } from "../src/server";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 
 // Issue 16: one plugin contract. The core names no plugin; a plugin needs another only through its declared API;
@@ -47,7 +48,8 @@ describe("the contract", () => {
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).variable).toBe("AUTH_PLUGINS");
     expect((caught as Error).message).toBe('Invalid setting AUTH_PLUGINS: plugin "invitations" needs plugin "teams"');
-    await expect(createTestServer({ AUTH_PLUGINS: "invitations" })).rejects.toThrow('plugin "invitations" needs plugin "teams"');
+    // The settings are checked before anything is opened.
+    await expect(buildAuthServer({ AUTH_PLUGINS: "invitations" })).rejects.toThrow('plugin "invitations" needs plugin "teams"');
     expect([...loadConfig({ AUTH_PLUGINS: "teams,invitations" }).plugins]).toEqual(["teams", "invitations"]);
   });
 
