@@ -4,6 +4,7 @@ import { loadConfig } from "../src/config";
 import { sessionCookies } from "../src/sessions/cookies";
 import { buildAuthServer } from "../src/server";
 import { CookieJar, setCookies } from "./support/cookies";
+import { startTestIdp } from "./support/oidc-provider";
 import { backend, createTestServer, type TestResponse, type TestServer, testDatabase, testStore, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
 
@@ -568,6 +569,37 @@ describe("PUBLIC_URL", () => {
     expect(() => loadConfig({ PUBLIC_URL: "ftp://auth.example.com" })).toThrow(/PUBLIC_URL/);
     expect(() => loadConfig({ PUBLIC_URL: "not a url" })).toThrow(/PUBLIC_URL/);
   });
+});
+
+test("a standalone server whose app lives elsewhere finishes a redirect sign-in at PUBLIC_URL, and the exchange answers in cookies", async () => {
+  const publicUrl = "http://localhost:3000";
+  const callback = `${publicUrl}/auth/oauth/oidc/callback`;
+  const idp = await startTestIdp(callback);
+  const s = await createTestServer({
+    APP_URL: APP_ORIGIN,
+    PUBLIC_URL: publicUrl,
+    OIDC_ISSUER: idp.issuer,
+    OIDC_CLIENT_ID: idp.clientId,
+    OIDC_CLIENT_SECRET: idp.clientSecret,
+  });
+  try {
+    const account = idp.addAccount({ sub: `person-${crypto.randomUUID()}`, email: uniqueEmail("idp"), email_verified: true });
+    const start = await s.request("GET", "/auth/oauth/oidc");
+    expect(start.status).toBe(302);
+    // The provider accepts only the registered redirect_uri: under PUBLIC_URL, not the app's APP_URL.
+    const back = await idp.authorize(start.headers.get("location") ?? "", account.sub, callback);
+    const landed = await s.request("GET", `/auth/oauth/oidc/callback${back.search}`);
+    const target = new URL(landed.headers.get("location") ?? "");
+    expect(target.origin).toBe(APP_ORIGIN);
+    const browser = browserOn(s, APP_ORIGIN);
+    const exchanged = await browser.request("POST", "/auth/oauth/exchange", { body: { code: target.searchParams.get("code") }, headers: COOKIE_MODE });
+    expect(exchanged.status).toBe(200);
+    expectStrippedTokenResponse(exchanged.body);
+    expect((await browser.request("GET", "/auth/me")).body.email).toBe(account.email);
+  } finally {
+    await s.close();
+    await idp.close();
+  }
 });
 
 test("the OpenAPI spec documents the cookies, the cookie-mode header and CSRF_REJECTED", async () => {
