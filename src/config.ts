@@ -1,7 +1,8 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { adminSettings } from "../plugins/admin/settings";
 
-export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
+export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations", "admin"] as const;
 export type PluginName = (typeof ALL_PLUGINS)[number];
 
 const bool = z
@@ -155,11 +156,15 @@ export const settingsSchema = z
     RATE_LIMIT_EMAIL_CHECK_IP: limit("10/60"),
     RATE_LIMIT_REFRESH_SESSION: limit("60/60"),
     RATE_LIMIT_ANONYMOUS_IP: limit("10/60"),
+    RATE_LIMIT_SIGNUP_IP: limit("10/600"),
+    RATE_LIMIT_MAIL_IP: limit("20/3600"),
+    RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000),
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    ...adminSettings,
   })
   .superRefine((s, ctx) => {
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {

@@ -2,6 +2,7 @@ import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
+import { adminPlugin } from "../plugins/admin";
 import { anonymousPlugin } from "../plugins/anonymous";
 import { invitationsPlugin } from "../plugins/invitations";
 import { magicCodePlugin } from "../plugins/magic-code";
@@ -73,13 +74,20 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+    if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
     const response = await sessions.create(user, { amr, meta, sessionId });
+    // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
+    if ((await users.markSignedIn(user.id, now())).banned) {
+      await sessions.revoke(sessionId);
+      throw errors.userBanned();
+    }
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
@@ -109,6 +117,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     hooks,
     logger,
     async signIn(user, opts) {
+      // Before the second step: a banned account gets no MFA challenge either.
+      if (users.isBanned(user, now())) throw errors.userBanned();
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
       return startSession(user, opts);
     },
@@ -124,6 +134,7 @@ const PLUGINS = {
   mfa: mfaPlugin,
   teams: teamsPlugin,
   invitations: invitationsPlugin,
+  admin: adminPlugin,
 } as const;
 
 function buildApp(ctx: AuthContext, logger: Logger) {
@@ -262,7 +273,8 @@ function typedApp(ctx: AuthContext) {
       .use(oauthPlugin(ctx))
       .use(mfaPlugin(ctx))
       .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx)),
+      .use(invitationsPlugin(ctx))
+      .use(adminPlugin(ctx)),
   );
 }
 
