@@ -324,7 +324,7 @@ describe("CSRF: a cookie-authenticated request that can change something shows w
   test("login CSRF: a sign-in that would set cookies must come from a trusted origin too, and then starts no session", async () => {
     const { user, tokens } = await createSignedInUser(server, { passwordHash: await server.ctx.passwords.hash(PASSWORD) });
     const before = await server.request("GET", "/auth/sessions", { token: tokens.accessToken });
-    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}, { "sec-fetch-site": "same-site" }]) {
+    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}, { "sec-fetch-site": "same-site" }] as Record<string, string>[]) {
       const res = await server.request("POST", "/auth/login", { body: { email: user.email, password: PASSWORD }, headers: { ...COOKIE_MODE, ...headers } });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("CSRF_REJECTED");
@@ -409,7 +409,7 @@ describe("POST /auth/refresh with the refresh cookie", () => {
   test("from a stranger's page: 403 CSRF_REJECTED, and the cookie was not spent", async () => {
     const { browser } = await signUpInCookies(server);
     const before = browser.jar.cookies.get("auth_rt");
-    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}]) {
+    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}] as Record<string, string>[]) {
       const res = await browserOn(server, null, browser.jar).request("POST", "/auth/refresh", { headers });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("CSRF_REJECTED");
@@ -588,7 +588,9 @@ test("a standalone server whose app lives elsewhere finishes a redirect sign-in 
     expect(start.status).toBe(302);
     // The provider accepts only the registered redirect_uri: under PUBLIC_URL, not the app's APP_URL.
     const back = await idp.authorize(start.headers.get("location") ?? "", account.sub, callback);
-    const landed = await s.request("GET", `/auth/oauth/oidc/callback${back.search}`);
+    // The flow is bound to the browser that started it: the callback brings back the flow cookie.
+    const flowCookie = start.headers.getSetCookie()[0]?.split(";")[0] ?? "";
+    const landed = await s.request("GET", `/auth/oauth/oidc/callback${back.search}`, { headers: { cookie: flowCookie } });
     const target = new URL(landed.headers.get("location") ?? "");
     expect(target.origin).toBe(APP_ORIGIN);
     const browser = browserOn(s, APP_ORIGIN);
@@ -599,6 +601,26 @@ test("a standalone server whose app lives elsewhere finishes a redirect sign-in 
   } finally {
     await s.close();
     await idp.close();
+  }
+});
+
+test("admin routes take the cookie too, under the same CSRF rule", async () => {
+  const email = uniqueEmail("admin");
+  const s = await createTestServer({ ADMIN_EMAILS: email });
+  try {
+    await s.ctx.users.create({ email, emailVerified: true, passwordHash: await s.ctx.passwords.hash(PASSWORD) });
+    const browser = browserOn(s, PUBLIC_ORIGIN);
+    expect((await browser.request("POST", "/auth/login", { body: { email, password: PASSWORD }, headers: COOKIE_MODE })).status).toBe(200);
+    const listed = await browser.request("GET", "/auth/admin/users");
+    expect(listed.status).toBe(200);
+    const target = await s.ctx.users.create({ email: uniqueEmail("target"), emailVerified: true });
+    const forged = await browserOn(s, EVIL_ORIGIN, browser.jar).request("POST", `/auth/admin/users/${target.id}/ban`, { body: {} });
+    expect(forged.status).toBe(403);
+    expect(forged.body.code).toBe("CSRF_REJECTED");
+    expect((await browser.request("GET", `/auth/admin/users/${target.id}`)).body.banned).toBe(false);
+    expect((await browser.request("POST", `/auth/admin/users/${target.id}/ban`, { body: {} })).status).toBe(200);
+  } finally {
+    await s.close();
   }
 });
 

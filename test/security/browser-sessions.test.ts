@@ -57,7 +57,7 @@ describe("CSRF", () => {
 
   test("a sandboxed frame or a redirect chain (Origin: null) and a spoofed Sec-Fetch-Site next to a foreign Origin are refused", async () => {
     const { jar } = await victimSignedIn();
-    for (const headers of [{ origin: "null" }, { origin: SIBLING, "sec-fetch-site": "same-origin" }, { origin: `${AUTH}.evil.com` }, { origin: "https://auth.example.com:8443" }]) {
+    for (const headers of [{ origin: "null" }, { origin: SIBLING, "sec-fetch-site": "same-origin" }, { origin: `${AUTH}.evil.com` }, { origin: "https://auth.example.com:8443" }] as Record<string, string>[]) {
       const res = await server.request("PATCH", "/auth/me", { body: { firstName: "Mallory" }, headers: withCookies(jar, headers) });
       expect(res.status).toBe(403);
     }
