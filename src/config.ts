@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { adminSettings } from "../plugins/admin/settings";
+import { hostedUiSettings } from "../plugins/hosted-ui/settings";
 
 export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations", "admin"] as const;
 export type PluginName = (typeof ALL_PLUGINS)[number];
@@ -165,6 +166,7 @@ export const settingsSchema = z
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
     ...adminSettings,
+    ...hostedUiSettings,
   })
   .superRefine((s, ctx) => {
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {

@@ -8,6 +8,7 @@ import { invitationsPlugin } from "../plugins/invitations";
 import { magicCodePlugin } from "../plugins/magic-code";
 import { mfaPlugin } from "../plugins/mfa";
 import { oauthPlugin } from "../plugins/oauth";
+import { hostedUiLinks, hostedUiPlugin } from "../plugins/hosted-ui";
 import { passwordPlugin } from "../plugins/password";
 import { teamsPlugin } from "../plugins/teams";
 import { AuditLog } from "./audit";
@@ -145,6 +146,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
   // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
   // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
   for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  if (config.HOSTED_UI) auth.use(hostedUiPlugin(ctx));
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
@@ -221,6 +223,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
     }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    .use(hostedUiLinks(ctx))
     .use(auth);
 }
 

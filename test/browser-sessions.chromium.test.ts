@@ -10,6 +10,8 @@ import { serveWebAuthnPage } from "./support/webauthn-page";
  * trusted) and one on another site (http://127.0.0.1:D).
  */
 const PASSWORD = "correct horse battery staple";
+/** A browser test drives real processes: on a loaded machine it outlasts bun's 5 s default. */
+const BROWSER_TEST_TIMEOUT_MS = 60_000;
 
 let server: TestServer;
 let auth: ServedOrigin;
@@ -131,7 +133,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("two tabs refresh at once, with the same refresh cookie, and both stay signed in", async () => {
     const { context, page, userId } = await signedInContext();
@@ -160,7 +162,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("a page on another origin of the same site cannot use the session: no read, and its forged form is refused", async () => {
     const { context, page } = await signedInContext();
@@ -184,7 +186,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("a page on another site cannot use the session: the browser does not even send the cookie", async () => {
     const { context, page } = await signedInContext();
@@ -203,7 +205,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 });
 
 describe("Chromium, on the server's own origin", () => {
@@ -250,5 +252,5 @@ describe("Chromium, on the server's own origin", () => {
       await site.stop();
       await own.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 });
