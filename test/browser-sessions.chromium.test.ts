@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { html, launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { serveWebAuthnPage } from "./support/webauthn-page";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /**
  * Browser sessions in a real Chromium, against listening servers: the auth server on http://localhost:A (its

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Secret, TOTP } from "otpauth";
 import { loadConfig } from "../src/config";
 import { sessionCookies } from "../src/sessions/cookies";
@@ -7,6 +7,9 @@ import { CookieJar, setCookies } from "./support/cookies";
 import { startTestIdp } from "./support/oidc-provider";
 import { backend, createTestServer, type TestResponse, type TestServer, testDatabase, testStore, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 const PASSWORD = "correct horse battery staple";
 const PUBLIC_ORIGIN = "http://localhost:3000";
@@ -21,14 +24,14 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-type Sent = { body?: unknown; form?: Record<string, string>; headers?: Record<string, string>; token?: string };
+type Sent = { body?: unknown; form?: Record<string, string>; headers?: Record<string, string | undefined>; token?: string };
 
 /** A browser on one origin: it sends its Origin and cookie jar, and keeps what each answer sets. */
 function browserOn(target: TestServer, origin: string | null, jar = new CookieJar()) {
   return {
     jar,
     async request(method: string, path: string, opts: Sent = {}): Promise<TestResponse> {
-      const headers: Record<string, string> = { ...opts.headers };
+      const headers: Record<string, string | undefined> = { ...opts.headers };
       if (origin !== null) headers.origin = origin;
       if (jar.cookies.size > 0) headers.cookie = jar.header();
       const res = await target.request(method, path, { ...opts, headers });

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { startSmtpServer } from "./support/smtp";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /**
  * The hosted pages end to end in Chromium, with JavaScript off (plain forms are the whole flow), mails read from a

@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { loadConfig } from "../src/config";
 import { setCookies } from "./support/cookies";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /** The hosted pages over HTTP: what Chromium cannot show easily (headers, refusals, settings). */
 const PASSWORD = "correct horse battery staple";

@@ -1,3 +1,4 @@
+/// <reference path="./pglite-assets.d.ts" />
 import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };

@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CookieJar, setCookies } from "../support/cookies";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { createSignedInUser } from "../support/users";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /**
  * Checklist: attacks on browser sessions (issue 20). The server is deployed as a browser would meet it in
@@ -32,7 +35,7 @@ async function victimSignedIn() {
   return { jar, userId: res.body.user.id as string };
 }
 
-const withCookies = (jar: CookieJar, headers: Record<string, string> = {}) => ({ cookie: jar.header(), ...headers });
+const withCookies = (jar: CookieJar, headers: Record<string, string | undefined> = {}) => ({ cookie: jar.header(), ...headers });
 
 describe("CSRF", () => {
   test("a forged form post from a sibling subdomain (cookies attached, same site) changes nothing: 403 CSRF_REJECTED", async () => {
