@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
+import { Secret, TOTP } from "otpauth";
 import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { startSmtpServer } from "./support/smtp";
@@ -240,6 +241,106 @@ describe("hosted pages in Chromium (no JavaScript)", () => {
       } finally {
         await first.context.close();
         await second.context.close();
+      }
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "the MFA step after a password sign-in: a wrong code shows next to the field, the right one signs in",
+    async () => {
+      const email = uniqueEmail("mfa");
+      const user = await server.ctx.users.create({ email, emailVerified: true, passwordHash: await server.ctx.passwords.hash(PASSWORD) });
+      const { accessToken } = await server.ctx.sessions.create(user, { amr: ["pwd"], meta: { ip: null, userAgent: null } });
+      const setup = await server.request("POST", "/auth/mfa/totp/setup", { token: accessToken });
+      const totp = (atMs: number) => new TOTP({ secret: Secret.fromBase32(setup.body.secret) }).generate({ timestamp: atMs });
+      // The step before this one (one step of skew is allowed), so the sign-in's code is not a replay of it.
+      expect((await server.request("POST", "/auth/mfa/totp/confirm", { token: accessToken, body: { code: totp(Date.now() - 30_000) } })).status).toBe(200);
+
+      const { context, page, requests } = await plainBrowser();
+      try {
+        await page.goto(`${site.origin}/auth/ui/sign-in`);
+        await page.fill("#field-email", email);
+        await page.fill("#field-password", PASSWORD);
+        await page.click("button[type=submit]");
+        expect(await page.title()).toBe("Two-step verification · Acme");
+        expect(await context.cookies(site.origin)).toEqual([]);
+        await shot(page, "mfa");
+        const wrong = totp(Date.now()) === "000000" ? "111111" : "000000";
+        await page.fill("#field-code", wrong);
+        await page.click("form:first-of-type button[type=submit]");
+        expect(await fieldError(page, "code")).toBe("The code is invalid or has expired");
+        await shot(page, "mfa-error");
+        await page.fill("#field-code", totp(Date.now()));
+        await Promise.all([page.waitForURL(/\/auth\/ui\/account/), page.click("form:first-of-type button[type=submit]")]);
+        expect(await page.textContent("main")).toContain(email);
+        expectOnlyOwnOrigin(requests);
+      } finally {
+        await context.close();
+      }
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "sign in with an email code read from the mail",
+    async () => {
+      const { context, page, requests } = await plainBrowser();
+      try {
+        const email = uniqueEmail("code");
+        await server.ctx.users.create({ email, emailVerified: true });
+        await page.goto(`${site.origin}/auth/ui/sign-in`);
+        await Promise.all([page.waitForURL(/sign-in\/code/), page.click("text=Sign in with an email code instead")]);
+        await shot(page, "email-code");
+        await page.fill("#field-email", email);
+        const before = smtp.received.length;
+        await page.click("button[type=submit]");
+        expect(await page.textContent("[role=status]")).toContain("a 6-digit code is on its way");
+        await shot(page, "email-code-sent");
+        const code = /\b(\d{6})\b/.exec(await mailTo(email, /\b\d{6}\b/, before))?.[1] ?? "";
+        await page.fill("#field-code", code);
+        await Promise.all([page.waitForURL(/\/auth\/ui\/account/), page.click("button[type=submit]")]);
+        expect(await page.textContent("main")).toContain(email);
+        expectOnlyOwnOrigin(requests);
+      } finally {
+        await context.close();
+      }
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
+    "accept an invitation from its emailed link (APP_URL + /accept-invitation) as a new account",
+    async () => {
+      const owner = await server.ctx.users.create({ email: uniqueEmail("owner"), emailVerified: true });
+      const { accessToken } = await server.ctx.sessions.create(owner, { amr: ["pwd"], meta: { ip: null, userAgent: null } });
+      const team = await server.request("POST", "/auth/teams", { token: accessToken, body: { name: "Research Lab" } });
+      const invitee = uniqueEmail("invitee");
+      const before = smtp.received.length;
+      expect((await server.request("POST", "/auth/invitations", { token: accessToken, body: { email: invitee, teamId: team.body.id } })).status).toBe(201);
+      const link = /(http:\/\/localhost:\d+\/accept-invitation\?token=[A-Za-z0-9_%-]+)/.exec(await mailTo(invitee, /accept-invitation/, before))?.[1] ?? "";
+      expect(link.startsWith(`${site.origin}/accept-invitation?token=`)).toBe(true);
+
+      const { context, page, requests } = await plainBrowser();
+      try {
+        await page.goto(link);
+        expect(new URL(page.url()).pathname).toBe("/auth/ui/accept-invitation");
+        expect(await page.textContent("h1")).toBe("You are invited to join Research Lab");
+        await shot(page, "accept-invitation");
+        await page.fill("#field-password", "password");
+        await page.click("button[type=submit]");
+        expect(await fieldError(page, "password")).toContain("common");
+        await page.fill("#field-firstName", "Grace");
+        await page.fill("#field-password", PASSWORD);
+        await Promise.all([page.waitForURL(/\/auth\/ui\/account/), page.click("button[type=submit]")]);
+        expect(await page.textContent("main")).toContain(invitee);
+        const members = await server.request("GET", `/auth/teams/${team.body.id}/members`, { token: accessToken });
+        expect(members.body.map((m: { email: string }) => m.email)).toContain(invitee);
+        await page.goto(link);
+        expect(await page.textContent("[role=alert]")).toContain("This invitation is invalid");
+        expectOnlyOwnOrigin(requests);
+      } finally {
+        await context.close();
       }
     },
     TIMEOUT_MS,

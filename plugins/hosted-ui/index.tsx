@@ -6,13 +6,20 @@ import type { AuthContext } from "../../src/context";
 import { AuthError } from "../../src/errors";
 import { assertTrustedOrigin, clearSessionCookies, sessionCookies, setSessionCookies } from "../../src/sessions/cookies";
 import { authGuard } from "../../src/sessions/guard";
+import type { SignInResult } from "../../src/context";
 import type { TokenResponse } from "../../src/sessions/service";
+import { acceptInvitation, validateInvitation } from "../invitations/service";
+import { requestCode, verifyCode } from "../magic-code/service";
+import { recoverWithCode, verifyMfa } from "../mfa/service";
 import { forgotPassword, isResetTokenValid, login, register, resendVerification, resetPassword, verifyEmail } from "../password/service";
 import {
+  AcceptInvitationPage,
   AccountPage,
+  EmailCodePage,
   ForgotPasswordPage,
   type FormErrors,
   MessagePage,
+  MfaPage,
   noErrors,
   type PageFrame,
   renderPage,
@@ -21,6 +28,7 @@ import {
   SignUpPage,
   VerifyEmailPage,
 } from "./pages";
+import { requireEmail } from "../../src/users";
 import { afterSignIn, appIsThisServer, contentSecurityPolicy, formErrorsOf, pageSession, required, uiBase } from "./service";
 import { stylesheet } from "./style";
 
@@ -42,10 +50,16 @@ export function hostedUiPlugin(ctx: AuthContext) {
   const base = uiBase(config);
   const css = stylesheet(brandOf(config));
   const cssVersion = Bun.hash(css).toString(36);
-  const frame: PageFrame = { brand: brandOf(config), base, stylesheet: `${base}/assets/style.css?v=${cssVersion}` };
+  const enabled = (name: string) => config.plugins.has(name as never);
+  const frame: PageFrame = {
+    brand: brandOf(config),
+    base,
+    stylesheet: `${base}/assets/style.css?v=${cssVersion}`,
+    acceptUrl: `${config.publicUrl}${base}/accept-invitation`,
+    emailCode: enabled("magic-code"),
+  };
   const csp = contentSecurityPolicy(config);
   const cookies = sessionCookies(config);
-  const enabled = (name: string) => config.plugins.has(name as never);
 
   const page = (element: ReactNode, status = 200) =>
     new Response(renderPage(element), {
@@ -65,6 +79,11 @@ export function hostedUiPlugin(ctx: AuthContext) {
     setSessionCookies(jar, config, response);
     return seeOther(afterSignIn(config, redirectTo));
   };
+  /** The end of a first factor: signed in, or (MFA on) the second step's page, which carries the challenge on. */
+  const afterFirstFactor = (jar: Parameters<typeof setSessionCookies>[0], result: SignInResult, redirectTo: string | undefined) =>
+    "mfaRequired" in result
+      ? page(<MfaPage frame={frame} errors={noErrors} mfaToken={result.mfaToken} methods={result.methods} redirectTo={redirectTo} />)
+      : signedInTo(jar, result, redirectTo);
   /** Every form post: refused (an HTML page, not JSON) unless it comes from a trusted origin, as the API's rule. */
   const fromTrustedPage = (request: Request): Response | undefined => {
     try {
@@ -131,11 +150,113 @@ export function hostedUiPlugin(ctx: AuthContext) {
         const again = (e: FormErrors, status: number) => signInPage({ errors: e, email, redirectTo: form.redirectTo }, status);
         if (Object.keys(errors.fields).length > 0) return again(errors, 400);
         return orShowErrors(async () => {
-          const result = await login(ctx, { email, password }, meta);
-          if ("mfaRequired" in result) {
-            return page(<MessagePage frame={frame} title="Two-step verification" message="This account has two-step verification on; finish signing in with your app." />, 200);
-          }
+          return afterFirstFactor(cookie, await login(ctx, { email, password }, meta), form.redirectTo);
+        }, again);
+      },
+      { body: formBody, ...hidden },
+    )
+    .post(
+      "/mfa",
+      async ({ request, cookie, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const form = firstValues(body);
+        const mfaToken = form.mfaToken ?? "";
+        const recoveryCode = form.recoveryCode?.trim();
+        const code = form.code?.trim();
+        const again = (e: FormErrors, status: number) =>
+          page(<MfaPage frame={frame} errors={e} mfaToken={mfaToken} methods={["totp", "recovery_code"]} redirectTo={form.redirectTo} />, status);
+        if (!recoveryCode && !code) return again({ fields: { code: "Enter the 6-digit code from your app" } }, 400);
+        try {
+          const result = recoveryCode ? await recoverWithCode(ctx, { mfaToken, recoveryCode, meta }) : await verifyMfa(ctx, { mfaToken, code: code ?? "", meta });
           return signedInTo(cookie, result, form.redirectTo);
+        } catch (error) {
+          if (!(error instanceof AuthError) || error.status >= 500) throw error;
+          // A spent or expired challenge cannot be retried: the first factor starts again.
+          if (error.status === 401) return signInPage({ errors: { form: "The sign-in took too long or had too many tries. Sign in again.", fields: {} } }, 401);
+          return again({ fields: { [recoveryCode ? "recoveryCode" : "code"]: error.message } }, error.status);
+        }
+      },
+      { body: formBody, ...hidden },
+    )
+    .get(
+      "/sign-in/code",
+      async ({ request, cookie, meta, query }) => {
+        if (!enabled("magic-code")) return seeOther(`${base}/sign-in`);
+        if (await pageSession(ctx, request, cookie, meta)) return seeOther(afterSignIn(config, query.redirectTo));
+        return page(<EmailCodePage frame={frame} errors={noErrors} sent={false} redirectTo={query.redirectTo} />);
+      },
+      { query, ...hidden },
+    )
+    .post(
+      "/sign-in/code",
+      async ({ request, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const form = firstValues(body);
+        const errors: FormErrors = { fields: {} };
+        const email = required(form, "email", errors, "Enter your email address");
+        const again = (e: FormErrors, status: number) => page(<EmailCodePage frame={frame} errors={e} email={email} sent={false} redirectTo={form.redirectTo} />, status);
+        if (Object.keys(errors.fields).length > 0) return again(errors, 400);
+        return orShowErrors(async () => {
+          const canonical = requireEmail(email);
+          await requestCode(ctx, { email: canonical, dashboard: false, meta });
+          return page(<EmailCodePage frame={frame} errors={noErrors} email={canonical} sent redirectTo={form.redirectTo} />);
+        }, again);
+      },
+      { body: formBody, ...hidden },
+    )
+    .post(
+      "/sign-in/code/verify",
+      async ({ request, cookie, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const form = firstValues(body);
+        const errors: FormErrors = { fields: {} };
+        const email = form.email ?? "";
+        const code = required(form, "code", errors, "Enter the 6-digit code from the email");
+        const again = (e: FormErrors, status: number) => page(<EmailCodePage frame={frame} errors={e} email={email} sent redirectTo={form.redirectTo} />, status);
+        if (Object.keys(errors.fields).length > 0) return again(errors, 400);
+        return orShowErrors(
+          async () => afterFirstFactor(cookie, await verifyCode(ctx, { email: requireEmail(email), code, auth: null, meta }), form.redirectTo),
+          again,
+        );
+      },
+      { body: formBody, ...hidden },
+    )
+    .get(
+      "/accept-invitation",
+      async ({ request, cookie, meta, query }) => {
+        const token = query.token ?? "";
+        const invitation = token && enabled("invitations") ? await validateInvitation(ctx, token) : { valid: false };
+        const signedIn = invitation.valid ? await pageSession(ctx, request, cookie, meta) : null;
+        return page(<AcceptInvitationPage frame={frame} errors={noErrors} token={token} invitation={invitation} signedInAs={signedIn?.user.email} />, invitation.valid ? 200 : 400);
+      },
+      { query, ...hidden },
+    )
+    .post(
+      "/accept-invitation",
+      async ({ request, cookie, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const form = firstValues(body);
+        const token = form.token ?? "";
+        const signedIn = await pageSession(ctx, request, cookie, meta);
+        const invitation = await validateInvitation(ctx, token);
+        const invitedHere = signedIn !== null && signedIn.user.email === invitation.email;
+        const again = (e: FormErrors, status: number) =>
+          page(<AcceptInvitationPage frame={frame} errors={e} token={token} invitation={invitation} signedInAs={signedIn?.user.email} values={form} />, status);
+        if (!invitedHere && !form.password) return again({ fields: { password: "Choose a password" } }, 400);
+        return orShowErrors(async () => {
+          const result = await acceptInvitation(ctx, {
+            token,
+            password: invitedHere ? undefined : form.password,
+            firstName: form.firstName?.trim() || null,
+            lastName: form.lastName?.trim() || null,
+            auth: invitedHere ? signedIn.auth : null,
+            meta,
+          });
+          return signedInTo(cookie, result, undefined);
         }, again);
       },
       { body: formBody, ...hidden },
@@ -170,8 +291,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
             if (form.redirectTo) next.set("redirectTo", form.redirectTo);
             return seeOther(`${base}/verify-email?${next}`);
           }
-          if ("mfaRequired" in result.body) return seeOther(`${base}/sign-in`);
-          return signedInTo(cookie, result.body, form.redirectTo);
+          return afterFirstFactor(cookie, result.body, form.redirectTo);
         }, again);
       },
       { body: formBody, ...hidden },
@@ -193,9 +313,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         const again = (e: FormErrors, status: number) => page(<VerifyEmailPage frame={frame} errors={e} email={email} redirectTo={form.redirectTo} />, status);
         if (Object.keys(errors.fields).length > 0) return again(errors, 400);
         return orShowErrors(async () => {
-          const result = await verifyEmail(ctx, { email, code }, meta);
-          if ("mfaRequired" in result) return seeOther(`${base}/sign-in`);
-          return signedInTo(cookie, result, form.redirectTo);
+          return afterFirstFactor(cookie, await verifyEmail(ctx, { email, code }, meta), form.redirectTo);
         }, again);
       },
       { body: formBody, ...hidden },
@@ -387,5 +505,6 @@ export function hostedUiLinks(ctx: AuthContext) {
   };
   return app
     .get("/", forward(`${base}/sign-in`), hidden)
-    .get(config.PASSWORD_RESET_PATH, forward(`${base}/reset-password`), hidden);
+    .get(config.PASSWORD_RESET_PATH, forward(`${base}/reset-password`), hidden)
+    .get(config.INVITATION_PATH, forward(`${base}/accept-invitation`), hidden);
 }

@@ -7,7 +7,7 @@ export type FormErrors = { form?: string; fields: Record<string, string> };
 export const noErrors: FormErrors = { fields: {} };
 
 /** Where the pages live and what they look like; the same for every page of one server. */
-export type PageFrame = { brand: Brand; base: string; stylesheet: string };
+export type PageFrame = { brand: Brand; base: string; stylesheet: string; acceptUrl: string; emailCode: boolean };
 
 export function renderPage(element: ReactNode): string {
   return `<!doctype html>${renderToStaticMarkup(element)}`;
@@ -129,6 +129,11 @@ export function SignInPage(props: {
             </p>
           ))}
         </>
+      ) : null}
+      {frame.emailCode ? (
+        <p>
+          <a href={withRedirect(`${frame.base}/sign-in/code`, redirectTo)}>Sign in with an email code instead</a>
+        </p>
       ) : null}
       <div className="links">
         <a href={withRedirect(`${frame.base}/forgot-password`, redirectTo)}>Forgot password?</a>
@@ -322,6 +327,116 @@ export function MessagePage(props: { frame: PageFrame; title: string; message: s
           <a href={props.link.href}>{props.link.label}</a>
         </p>
       ) : null}
+    </Layout>
+  );
+}
+
+export function MfaPage(props: { frame: PageFrame; errors: FormErrors; mfaToken: string; redirectTo?: string; methods: string[] }) {
+  const { frame, errors } = props;
+  return (
+    <Layout frame={frame} title="Two-step verification">
+      <FormAlert errors={errors} />
+      <form method="post" action={`${frame.base}/mfa`} noValidate>
+        <Hidden name="mfaToken" value={props.mfaToken} />
+        <Hidden name="redirectTo" value={props.redirectTo} />
+        <Field name="code" label="Code from your authenticator app" errors={errors} autoComplete="one-time-code" inputMode="numeric" />
+        <button type="submit" className="block">
+          Verify
+        </button>
+      </form>
+      {props.methods.includes("recovery_code") ? (
+        <>
+          <h2>Lost your device?</h2>
+          <form method="post" action={`${frame.base}/mfa`} noValidate>
+            <Hidden name="mfaToken" value={props.mfaToken} />
+            <Hidden name="redirectTo" value={props.redirectTo} />
+            <Field name="recoveryCode" label="Recovery code" errors={errors} autoComplete="off" />
+            <p className="muted">A recovery code works once, and turns two-step verification off: set it up again afterwards.</p>
+            <button type="submit" className="secondary">
+              Use a recovery code
+            </button>
+          </form>
+        </>
+      ) : null}
+    </Layout>
+  );
+}
+
+export function EmailCodePage(props: { frame: PageFrame; errors: FormErrors; email?: string; sent: boolean; redirectTo?: string }) {
+  const { frame, errors } = props;
+  return (
+    <Layout frame={frame} title="Sign in with an email code">
+      <FormAlert errors={errors} notice={props.sent ? "If the address can sign in, a 6-digit code is on its way." : undefined} />
+      {props.sent ? (
+        <form method="post" action={`${frame.base}/sign-in/code/verify`} noValidate>
+          <Hidden name="email" value={props.email} />
+          <Hidden name="redirectTo" value={props.redirectTo} />
+          <Field name="code" label="Code" errors={errors} autoComplete="one-time-code" inputMode="numeric" />
+          <button type="submit" className="block">
+            Sign in
+          </button>
+        </form>
+      ) : (
+        <form method="post" action={`${frame.base}/sign-in/code`} noValidate>
+          <Hidden name="redirectTo" value={props.redirectTo} />
+          <Field name="email" label="Email" type="email" value={props.email} errors={errors} autoComplete="email" inputMode="email" />
+          <button type="submit" className="block">
+            Send me a code
+          </button>
+        </form>
+      )}
+      <div className="links">
+        <a href={withRedirect(`${frame.base}/sign-in`, props.redirectTo)}>Sign in with a password</a>
+      </div>
+    </Layout>
+  );
+}
+
+export function AcceptInvitationPage(props: {
+  frame: PageFrame;
+  errors: FormErrors;
+  token: string;
+  invitation: { valid: boolean; email?: string; teamName?: string };
+  signedInAs?: string | null;
+  values?: Record<string, string | undefined>;
+}) {
+  const { frame, errors, invitation } = props;
+  if (!invitation.valid) {
+    return (
+      <MessagePage frame={frame} title="Invitation" message="This invitation is invalid, has expired or was already used." link={{ href: `${frame.base}/sign-in`, label: "Go to sign in" }} />
+    );
+  }
+  const team = invitation.teamName ? ` to join ${invitation.teamName}` : "";
+  const invitedHere = props.signedInAs !== undefined && props.signedInAs === invitation.email;
+  return (
+    <Layout frame={frame} title={`You are invited${team}`}>
+      <FormAlert errors={errors} />
+      <p>
+        The invitation is for <strong>{invitation.email}</strong>.
+      </p>
+      {invitedHere ? (
+        <form method="post" action={`${frame.base}/accept-invitation`}>
+          <Hidden name="token" value={props.token} />
+          <button type="submit" className="block">
+            Accept the invitation
+          </button>
+        </form>
+      ) : (
+        <form method="post" action={`${frame.base}/accept-invitation`} noValidate>
+          <Hidden name="token" value={props.token} />
+          <div className="row">
+            <Field name="firstName" label="First name" value={props.values?.firstName} errors={errors} autoComplete="given-name" required={false} />
+            <Field name="lastName" label="Last name" value={props.values?.lastName} errors={errors} autoComplete="family-name" required={false} />
+          </div>
+          <Field name="password" label="Choose a password" type="password" errors={errors} autoComplete="new-password" />
+          <button type="submit" className="block">
+            Create the account and accept
+          </button>
+          <p className="muted">
+            Already have an account with this address? <a href={`${frame.base}/sign-in?redirectTo=${encodeURIComponent(`${frame.acceptUrl}?token=${props.token}`)}`}>Sign in</a> first.
+          </p>
+        </form>
+      )}
     </Layout>
   );
 }
