@@ -347,6 +347,42 @@ describe("hosted pages in Chromium (no JavaScript)", () => {
   );
 
   test(
+    "the account page changes the password and deletes the account, each with a proof of the password",
+    async () => {
+      const { context, page, requests } = await plainBrowser();
+      try {
+        const email = uniqueEmail("account");
+        const newPassword = "another long passphrase";
+        await signUp(page, email);
+        await page.fill("#field-currentPassword", "not my password");
+        await page.fill("#field-newPassword", newPassword);
+        await page.fill("#field-confirmPassword", newPassword);
+        await page.click("text=Change password");
+        expect(await fieldError(page, "currentPassword")).toBe("The current password is not right");
+        await shot(page, "account-password-error");
+        await page.fill("#field-currentPassword", PASSWORD);
+        await page.fill("#field-newPassword", newPassword);
+        await page.fill("#field-confirmPassword", newPassword);
+        await Promise.all([page.waitForURL(/notice=password/), page.click("text=Change password")]);
+        expect(await page.textContent("[role=status]")).toContain("Your password was changed");
+
+        await page.fill("#field-deletePassword", PASSWORD);
+        await page.click("text=Delete my account");
+        expect(await fieldError(page, "deletePassword")).toBe("The password is not right");
+        await page.fill("#field-deletePassword", newPassword);
+        await Promise.all([page.waitForURL(/notice=account-deleted/), page.click("text=Delete my account")]);
+        expect(await page.textContent("[role=status]")).toBe("Your account was deleted.");
+        expect(await context.cookies(site.origin)).toEqual([]);
+        expect(await server.ctx.users.findByEmail(email)).toBeUndefined();
+        expectOnlyOwnOrigin(requests);
+      } finally {
+        await context.close();
+      }
+    },
+    TIMEOUT_MS,
+  );
+
+  test(
     "branding and a dark look by prefers-color-scheme, from the one stylesheet on this server",
     async () => {
       const light = await plainBrowser({ javaScriptEnabled: true });

@@ -11,7 +11,7 @@ import type { TokenResponse } from "../../src/sessions/service";
 import { acceptInvitation, validateInvitation } from "../invitations/service";
 import { requestCode, verifyCode } from "../magic-code/service";
 import { recoverWithCode, verifyMfa } from "../mfa/service";
-import { forgotPassword, isResetTokenValid, login, register, resendVerification, resetPassword, verifyEmail } from "../password/service";
+import { changePassword, forgotPassword, isResetTokenValid, login, register, resendVerification, resetPassword, verifyEmail } from "../password/service";
 import {
   AcceptInvitationPage,
   AccountPage,
@@ -29,7 +29,7 @@ import {
   VerifyEmailPage,
 } from "./pages";
 import { requireEmail } from "../../src/users";
-import { afterSignIn, appIsThisServer, contentSecurityPolicy, formErrorsOf, pageSession, required, uiBase } from "./service";
+import { afterSignIn, appIsThisServer, contentSecurityPolicy, formErrorsOf, type PageSession, pageSession, required, uiBase } from "./service";
 import { stylesheet } from "./style";
 
 /** A form as Elysia parses it: strings, or arrays of them for repeated keys; only the first of each counts. */
@@ -114,6 +114,11 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .filter(([id]) => enabled("oauth") && isProviderOn(config, id ?? ""))
     .map(([id, label]) => ({ id: id ?? "", label: `Continue with ${label}` }));
 
+  const accountPage = async (signedIn: PageSession, errors: FormErrors, status: number, notice?: string) => {
+    const sessions = await ctx.sessions.list(signedIn.user.id, signedIn.auth.sessionId);
+    return page(<AccountPage frame={frame} user={signedIn.user} hasPassword={signedIn.user.passwordHash !== null} sessions={sessions} errors={errors} notice={notice} />, status);
+  };
+
   const signInPage = (opts: { errors?: FormErrors; email?: string; redirectTo?: string; notice?: string }, status = 200) =>
     page(<SignInPage frame={frame} errors={opts.errors ?? noErrors} email={opts.email} redirectTo={opts.redirectTo} notice={opts.notice} providers={providers} signUp={enabled("password")} />, status);
 
@@ -132,7 +137,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
       "/sign-in",
       async ({ request, cookie, meta, query }) => {
         if (await pageSession(ctx, request, cookie, meta)) return seeOther(afterSignIn(config, query.redirectTo));
-        const notice = new URL(request.url).searchParams.get("notice") === "password-reset" ? "Your password was changed. Sign in with the new one." : undefined;
+        const notice = SIGN_IN_NOTICES[new URL(request.url).searchParams.get("notice") ?? ""];
         return signInPage({ redirectTo: query.redirectTo, notice });
       },
       { query, ...hidden },
@@ -394,7 +399,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const notice = NOTICES[new URL(request.url).searchParams.get("notice") ?? ""];
         const sessions = await ctx.sessions.list(signedIn.user.id, signedIn.auth.sessionId);
-        return page(<AccountPage frame={frame} user={signedIn.user} sessions={sessions} errors={noErrors} notice={notice} />);
+        return accountPage(signedIn, noErrors, 200, notice);
       },
       hidden,
     )
@@ -411,10 +416,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         const lastName = (form.lastName ?? "").trim();
         if (firstName.length > 100) errors.fields.firstName = "At most 100 characters";
         if (lastName.length > 100) errors.fields.lastName = "At most 100 characters";
-        if (Object.keys(errors.fields).length > 0) {
-          const sessions = await ctx.sessions.list(signedIn.user.id, signedIn.auth.sessionId);
-          return page(<AccountPage frame={frame} user={{ ...signedIn.user, firstName, lastName }} sessions={sessions} errors={errors} />, 400);
-        }
+        if (Object.keys(errors.fields).length > 0) return accountPage({ ...signedIn, user: { ...signedIn.user, firstName, lastName } }, errors, 400);
         await ctx.users.update(signedIn.user.id, { firstName: firstName || null, lastName: lastName || null });
         await ctx.audit.record({ type: "profile_updated", userId: signedIn.user.id, meta, data: { fields: ["firstName", "lastName"] } });
         return seeOther(`${base}/account?notice=profile`);
@@ -451,6 +453,57 @@ export function hostedUiPlugin(ctx: AuthContext) {
       { body: formBody, ...hidden },
     )
     .post(
+      "/account/password",
+      async ({ request, cookie, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const signedIn = await pageSession(ctx, request, cookie, meta);
+        if (!signedIn) return seeOther(`${base}/sign-in`);
+        const form = firstValues(body);
+        const errors: FormErrors = { fields: {} };
+        if (!form.currentPassword) errors.fields.currentPassword = "Enter your current password";
+        if (!form.newPassword) errors.fields.newPassword = "Choose a new password";
+        if (Object.keys(errors.fields).length > 0) return accountPage(signedIn, errors, 400);
+        try {
+          await changePassword(ctx, signedIn.auth, { currentPassword: form.currentPassword ?? "", newPassword: form.newPassword ?? "", confirmPassword: form.confirmPassword ?? "" }, meta);
+          return seeOther(`${base}/account?notice=password`);
+        } catch (error) {
+          if (!(error instanceof AuthError) || error.status >= 500) throw error;
+          const shown = formErrorsOf(error, { password: "newPassword" });
+          // A wrong current password is about that field, not the form.
+          if (error.code === "INVALID_CREDENTIALS") return accountPage(signedIn, { fields: { currentPassword: "The current password is not right" } }, error.status);
+          return accountPage(signedIn, shown, error.status);
+        }
+      },
+      { body: formBody, ...hidden },
+    )
+    .post(
+      "/account/delete",
+      async ({ request, cookie, meta, body }) => {
+        const refused = fromTrustedPage(request);
+        if (refused) return refused;
+        const signedIn = await pageSession(ctx, request, cookie, meta);
+        if (!signedIn) return seeOther(`${base}/sign-in`);
+        const form = firstValues(body);
+        // Deleting is for good: it takes a proof of a factor, the password, or else a sign-in of the last minutes.
+        if (signedIn.user.passwordHash !== null) {
+          if (!(await ctx.passwords.verify(form.deletePassword ?? "", signedIn.user.passwordHash))) {
+            return accountPage(signedIn, { fields: { deletePassword: "The password is not right" } }, 401);
+          }
+        } else {
+          const { session } = await ctx.sessions.current(signedIn.auth);
+          if (ctx.clock.now().getTime() - session.createdAt.getTime() > RECENT_SIGN_IN_MS) {
+            return accountPage(signedIn, { form: "Sign out and sign in again, then delete the account within 5 minutes.", fields: {} }, 403);
+          }
+        }
+        await ctx.sessions.announceEnded(await ctx.users.delete(signedIn.user.id));
+        await ctx.audit.record({ type: "account_deleted", userId: signedIn.user.id, meta });
+        clearSessionCookies(cookie, config);
+        return seeOther(`${base}/sign-in?notice=account-deleted`);
+      },
+      { body: formBody, ...hidden },
+    )
+    .post(
       "/sign-out",
       async ({ request, cookie, meta }) => {
         const refused = fromTrustedPage(request);
@@ -467,8 +520,17 @@ export function hostedUiPlugin(ctx: AuthContext) {
     );
 }
 
+const SIGN_IN_NOTICES: Record<string, string> = {
+  "password-reset": "Your password was changed. Sign in with the new one.",
+  "account-deleted": "Your account was deleted.",
+};
+
+/** How recent a sign-in must be to stand for a proof of a factor, for an account without a password. */
+const RECENT_SIGN_IN_MS = 5 * 60 * 1000;
+
 const NOTICES: Record<string, string> = {
   profile: "Your profile was saved.",
+  password: "Your password was changed; every other session was signed out.",
   "session-revoked": "That session was signed out.",
   "sessions-revoked": "Every other session was signed out.",
 };

@@ -243,7 +243,14 @@ export function ResetPasswordPage(props: { frame: PageFrame; errors: FormErrors;
 export type AccountUser = { email: string | null; firstName: string | null; lastName: string | null; emailVerified: boolean };
 export type AccountSession = { id: string; createdAt: string; lastUsedAt: string; ip: string | null; userAgent: string | null; current: boolean };
 
-export function AccountPage(props: { frame: PageFrame; user: AccountUser; sessions: AccountSession[]; errors: FormErrors; notice?: string }) {
+export function AccountPage(props: {
+  frame: PageFrame;
+  user: AccountUser;
+  hasPassword: boolean;
+  sessions: AccountSession[];
+  errors: FormErrors;
+  notice?: string;
+}) {
   const { frame, user, errors } = props;
   const others = props.sessions.filter((s) => !s.current).length;
   return (
@@ -312,6 +319,34 @@ export function AccountPage(props: { frame: PageFrame; user: AccountUser; sessio
           </p>
         </form>
       ) : null}
+
+      {props.hasPassword ? (
+        <>
+          <h2>Password</h2>
+          <form method="post" action={`${frame.base}/account/password`} noValidate>
+            <Field name="currentPassword" label="Current password" type="password" errors={errors} autoComplete="current-password" />
+            <div className="row">
+              <Field name="newPassword" label="New password" type="password" errors={errors} autoComplete="new-password" />
+              <Field name="confirmPassword" label="Confirm new password" type="password" errors={errors} autoComplete="new-password" />
+            </div>
+            <p className="muted">Changing it signs out every other session.</p>
+            <button type="submit">Change password</button>
+          </form>
+        </>
+      ) : null}
+
+      <h2>Delete account</h2>
+      <form method="post" action={`${frame.base}/account/delete`} noValidate>
+        <p className="muted">This deletes the account and everything attached to it, at once and for good.</p>
+        {props.hasPassword ? (
+          <Field name="deletePassword" label="Your password, to confirm" type="password" errors={errors} autoComplete="current-password" />
+        ) : (
+          <p className="muted">Without a password, this needs a sign-in from the last 5 minutes.</p>
+        )}
+        <button type="submit" className="danger">
+          Delete my account
+        </button>
+      </form>
     </Layout>
   );
 }

@@ -28,11 +28,13 @@ export function afterSignIn(config: Config, redirectTo: string | undefined): str
   return appIsThisServer(config) ? `${uiBase(config)}/account` : config.APP_URL;
 }
 
+export type PageSession = { auth: AuthInfo; user: UserRow };
+
 /**
  * The signed-in user of a page request, from the session cookies: the access cookie, or, once it has expired, the
  * refresh cookie rotated here (the new cookies go out with the page). Null when neither holds a live session.
  */
-export async function pageSession(ctx: AuthContext, request: Request, jar: CookieJar, meta: RequestMeta): Promise<{ auth: AuthInfo; user: UserRow } | null> {
+export async function pageSession(ctx: AuthContext, request: Request, jar: CookieJar, meta: RequestMeta): Promise<PageSession | null> {
   const cookies = sessionCookies(ctx.config);
   const access = readCookie(request, cookies.access);
   const signedIn = async (token: string) => {
