@@ -104,23 +104,13 @@ export function hostedUiPlugin(ctx: AuthContext) {
     }
   };
 
-  const providers = [
-    ["google", "Google"],
-    ["github", "GitHub"],
-    ["microsoft", "Microsoft"],
-    ["facebook", "Facebook"],
-    ["oidc", "Single sign-on"],
-  ]
-    .filter(([id]) => enabled("oauth") && isProviderOn(config, id ?? ""))
-    .map(([id, label]) => ({ id: id ?? "", label: `Continue with ${label}` }));
-
   const accountPage = async (signedIn: PageSession, errors: FormErrors, status: number, notice?: string) => {
     const sessions = await ctx.sessions.list(signedIn.user.id, signedIn.auth.sessionId);
     return page(<AccountPage frame={frame} user={signedIn.user} hasPassword={signedIn.user.passwordHash !== null} sessions={sessions} errors={errors} notice={notice} />, status);
   };
 
   const signInPage = (opts: { errors?: FormErrors; email?: string; redirectTo?: string; notice?: string }, status = 200) =>
-    page(<SignInPage frame={frame} errors={opts.errors ?? noErrors} email={opts.email} redirectTo={opts.redirectTo} notice={opts.notice} providers={providers} signUp={enabled("password")} />, status);
+    page(<SignInPage frame={frame} errors={opts.errors ?? noErrors} email={opts.email} redirectTo={opts.redirectTo} notice={opts.notice} signUp={enabled("password")} />, status);
 
   return new Elysia({ name: "plugin.hosted-ui", seed: ctx.id, prefix: "/ui" })
     .use(authGuard(ctx))
@@ -534,23 +524,6 @@ const NOTICES: Record<string, string> = {
   "session-revoked": "That session was signed out.",
   "sessions-revoked": "Every other session was signed out.",
 };
-
-function isProviderOn(config: AuthContext["config"], id: string): boolean {
-  switch (id) {
-    case "google":
-      return Boolean(config.OAUTH_GOOGLE_CLIENT_ID);
-    case "github":
-      return Boolean(config.OAUTH_GITHUB_CLIENT_ID);
-    case "microsoft":
-      return Boolean(config.OAUTH_MICROSOFT_CLIENT_ID);
-    case "facebook":
-      return Boolean(config.OAUTH_FACEBOOK_CLIENT_ID);
-    case "oidc":
-      return Boolean(config.OIDC_ISSUER);
-    default:
-      return false;
-  }
-}
 
 /**
  * When APP_URL is this server, the paths of emailed links (and `/`) answer here too, so every link works out of the box.

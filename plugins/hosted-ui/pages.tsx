@@ -97,15 +97,12 @@ const Hidden = ({ name, value }: { name: string; value: string | undefined }) =>
 
 const withRedirect = (path: string, redirectTo: string | undefined) => (redirectTo ? `${path}?redirectTo=${encodeURIComponent(redirectTo)}` : path);
 
-export type Provider = { id: string; label: string };
-
 export function SignInPage(props: {
   frame: PageFrame;
   errors: FormErrors;
   email?: string;
   redirectTo?: string;
   notice?: string;
-  providers: Provider[];
   signUp: boolean;
 }) {
   const { frame, errors, redirectTo } = props;
@@ -120,16 +117,6 @@ export function SignInPage(props: {
           Sign in
         </button>
       </form>
-      {props.providers.length > 0 ? (
-        <>
-          <p className="muted">Or continue with</p>
-          {props.providers.map((p) => (
-            <p key={p.id}>
-              <a href={`${frame.base.replace(/\/ui$/, "")}/oauth/${p.id}${redirectTo ? `?redirectTo=${encodeURIComponent(redirectTo)}` : ""}`}>{p.label}</a>
-            </p>
-          ))}
-        </>
-      ) : null}
       {frame.emailCode ? (
         <p>
           <a href={withRedirect(`${frame.base}/sign-in/code`, redirectTo)}>Sign in with an email code instead</a>
