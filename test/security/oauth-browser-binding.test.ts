@@ -231,7 +231,7 @@ describe("the flow cookie outside local development", () => {
     } finally {
       await secure.close();
     }
-  });
+  }, 30_000);
 
   test("behind a path prefix (PUBLIC_URL with a path) its Path is the callback the provider sends the browser to", async () => {
     const prefixed = await createTestServer({
@@ -248,5 +248,5 @@ describe("the flow cookie outside local development", () => {
     } finally {
       await prefixed.close();
     }
-  });
+  }, 30_000);
 });
