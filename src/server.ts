@@ -5,7 +5,8 @@ import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
-import type { AuthContext, Clock, Hooks } from "./context";
+import { type Clock, systemClock } from "./clock";
+import type { AuthContext, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
@@ -49,7 +50,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
-  const clock = ports.clock ?? { now: () => new Date() };
+  const clock = ports.clock ?? systemClock;
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
   try {
@@ -64,14 +65,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
   const now = () => clock.now();
-  const tokens = new AccessTokens(config, db, now);
+  const tokens = new AccessTokens(config, db, clock);
   await tokens.init();
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock);
   const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
