@@ -72,7 +72,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();

@@ -54,7 +54,7 @@ const FLOW_ERRORS =
   "the flow was finished in another browser than the one that started it; nobody is signed in, linked or upgraded).";
 
 const FLOW_COOKIE =
-  "The answer sets the flow cookie (`auth_oauth_flow`, `__Secure-auth_oauth_flow` unless `APP_URL` is plain-http localhost): " +
+  "The answer sets the flow cookie (`auth_oauth_flow`, `__Secure-auth_oauth_flow` unless `PUBLIC_URL` is plain-http localhost): " +
   "HttpOnly, SameSite=Lax, 10 minutes, `Path` the provider's callback. It binds the flow to this browser; the callback needs it back.";
 
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
