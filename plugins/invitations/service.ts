@@ -204,14 +204,14 @@ export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Pr
   const user = input.auth
     ? await joinAsSignedInUser(ctx, invitation, input.auth)
     : await joinWithNewAccount(ctx, invitation, input);
-  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
     meta: input.meta,
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
-  return ctx.sessions.create(user, { amr: INVITATION_AMR, meta: input.meta });
+  // The one end of every sign-in path: a ban (also one landing meanwhile) answers 403, and the sign-in is recorded.
+  return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 
 async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
