@@ -19,7 +19,7 @@ import { observability } from "./observability";
 import { errorCodesInSpec } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
-import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, PLUGINS } from "./plugins";
+import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, HOSTED_PAGES, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
 import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
@@ -140,6 +140,7 @@ function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
   // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
   for (const routes of installPlugins(ctx, PLUGINS, ctx.config.plugins)) auth.use(routes);
+  if (ctx.config.HOSTED_UI) auth.use(HOSTED_PAGES.routes(ctx));
   // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
   auth.all("/*", () => {
     throw errors.notFound();
@@ -222,6 +223,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
     }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    .use(HOSTED_PAGES.links(ctx))
     .use(authRoutes(ctx));
 }
 

@@ -5,7 +5,7 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
-import { TEAM_ROLES } from "../teams/service";
+import { TEAM_ROLES, type TeamsApi } from "../teams/api";
 import { definePlugin } from "../../src/plugin";
 import { INVITATIONS_ERRORS } from "./errors";
 import * as tables from "./schema";
@@ -37,14 +37,13 @@ const acceptBody = z.object({
 });
 
 /** Invitations by email, to a team or to the service, accepted into a new account or an existing one. */
-export function invitationsPlugin(ctx: AuthContext) {
-  ctx.hooks.membershipChanged.push((change, db) => revokeInvitationsOfDemoted(ctx, change, db));
+export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi }) {
   return new Elysia({ name: "plugin.invitations", seed: ctx.id, detail: { tags: ["invitations"] } })
     .use(authGuard(ctx))
     .post(
       "/invitations",
       async ({ auth, body, meta, set }) => {
-        const invitation = await createInvitation(ctx, auth, {
+        const invitation = await createInvitation(ctx, teams, auth, {
           email: requireEmail(body.email),
           teamId: body.teamId,
           role: body.role,
@@ -68,7 +67,7 @@ export function invitationsPlugin(ctx: AuthContext) {
         },
       },
     )
-    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, auth, query.teamId), {
+    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, teams, auth, query.teamId), {
       auth: true,
       query: listQuery,
       response: { 200: z.array(pendingInvitationSchema), 400: errorSchema, 401: errorSchema, 403: errorSchema },
@@ -83,7 +82,7 @@ export function invitationsPlugin(ctx: AuthContext) {
     .delete(
       "/invitations/:id",
       async ({ auth, params, meta, set }) => {
-        await revokeInvitation(ctx, auth, params.id, meta);
+        await revokeInvitation(ctx, teams, auth, params.id, meta);
         set.status = 204;
       },
       {
@@ -95,7 +94,7 @@ export function invitationsPlugin(ctx: AuthContext) {
         },
       },
     )
-    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, body.token), {
+    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, teams, body.token), {
       body: validateBody,
       response: { 200: validationSchema, 400: errorSchema },
       detail: {
@@ -106,7 +105,7 @@ export function invitationsPlugin(ctx: AuthContext) {
     .post(
       "/invitations/accept",
       async ({ auth, body, meta }) =>
-        acceptInvitation(ctx, {
+        acceptInvitation(ctx, teams, {
           token: body.token,
           password: body.password,
           firstName: body.firstName,
@@ -145,5 +144,6 @@ export default definePlugin({
   tables,
   errors: INVITATIONS_ERRORS,
   emails: { invitation: () => import("../../emails/invitation") },
+  hooks: (ctx) => ({ membershipChanged: [(change, db) => revokeInvitationsOfDemoted(ctx, change, db)] }),
   routes: invitationsPlugin,
 });

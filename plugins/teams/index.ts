@@ -5,6 +5,7 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { definePlugin } from "../../src/plugin";
 import { requiredString } from "../../src/validation";
+import { teamsApi } from "./api";
 import { TEAMS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { teamsSettings } from "./settings";
@@ -154,5 +155,6 @@ export default definePlugin({
   settings: teamsSettings,
   tables,
   errors: TEAMS_ERRORS,
+  api: teamsApi,
   routes: teamsPlugin,
 });

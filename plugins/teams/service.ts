@@ -23,7 +23,8 @@ const teamNotFound = () => errors.notFound("Team not found");
 const memberNotFound = () => errors.notFound("Member not found");
 const lastOwner = () => teamsError("LAST_OWNER");
 
-const asRole = (role: string): TeamRole => (TEAM_ROLES as readonly string[]).includes(role) ? (role as TeamRole) : "member";
+/** A stored role as a role: an unknown one reads as the least, `member`. */
+export const asRole = (role: string): TeamRole => (TEAM_ROLES as readonly string[]).includes(role) ? (role as TeamRole) : "member";
 
 /** The caller's role in a team, read from the database (never from the token's claim), or undefined for non-members. */
 export async function roleIn(db: Db, teamId: string, userId: string): Promise<TeamRole | undefined> {
