@@ -13,11 +13,14 @@ export function authGuard(ctx: AuthContext) {
     .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
+        detail: { security: [{ bearer: [] }] },
         async resolve({ headers }) {
           return { auth: await ctx.sessions.authenticate(headers.authorization) };
         },
       },
       optionalAuth: {
+        // Either signed in (a guest upgrading) or not.
+        detail: { security: [{ bearer: [] }, {}] },
         async resolve({ headers }) {
           const auth: AuthInfo | null = headers.authorization ? await ctx.sessions.authenticate(headers.authorization) : null;
           return { auth };

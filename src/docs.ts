@@ -1,0 +1,121 @@
+import { dirname, join } from "node:path";
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { errors } from "./errors";
+
+/**
+ * The reference UI's script, from the pinned @scalar/api-reference package (never a CDN, so /docs renders on a closed
+ * network). The package exports no path to it, so it is found beside its entry; the binary embeds it (`--asset`).
+ */
+function scalarScriptPath(): string | undefined {
+  if (Bun.isStandaloneExecutable) return `${import.meta.dir}/standalone.js`;
+  try {
+    return join(dirname(Bun.resolveSync("@scalar/api-reference", import.meta.dir)), "browser", "standalone.js");
+  } catch {
+    return undefined;
+  }
+}
+
+type ScalarOptions = NonNullable<NonNullable<Parameters<typeof openapi>[0]>["scalar"]>;
+
+const SCALAR_SCRIPT_ROUTE = "/docs/assets/api-reference.js";
+
+type Operation = {
+  security?: unknown[];
+  parameters?: unknown[];
+  requestBody?: { content?: Record<string, unknown> };
+  responses?: Record<string, unknown>;
+};
+type Spec = { paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
+
+const ERROR_REF = { $ref: "#/components/schemas/Error" };
+const errorAnswer = (description: string) => ({ description, content: { "application/json": { schema: ERROR_REF } } });
+
+/**
+ * What every route of the server may answer besides its own outcomes: the body rules, the Bearer check, and 503 when
+ * Postgres or Redis is unreachable. Added to each operation that lacks them, so no route's spec misses an answer.
+ */
+function completeOperation(path: string, operation: Operation, basePath: string): void {
+  const responses = (operation.responses ??= {});
+  const add = (status: string, description: string) => {
+    responses[status] ??= errorAnswer(description);
+  };
+  const content = operation.requestBody?.content;
+  // Multipart is refused with 415: only JSON and form bodies are parsed.
+  if (content) delete content["multipart/form-data"];
+  if (content || operation.parameters?.length) add("400", "`VALIDATION_ERROR`: the input does not match the schema (`details` names the fields)");
+  if (content) {
+    add("413", "`PAYLOAD_TOO_LARGE`: the body is larger than 64 KiB");
+    add("415", "`UNSUPPORTED_MEDIA_TYPE`: the body is neither JSON nor form-encoded");
+  }
+  if (operation.security?.length) add("401", "`UNAUTHORIZED`, `INVALID_TOKEN` or `SESSION_REVOKED`: no valid access token");
+  if (path === basePath || path.startsWith(`${basePath}/`)) add("503", "`UNAVAILABLE`: Postgres or Redis is unreachable");
+}
+
+function completeSpec(spec: Spec, basePath: string): Spec {
+  const done = structuredClone(spec);
+  done.components.schemas ??= {};
+  done.components.schemas.Error = z.toJSONSchema(
+    z.object({
+      code: z.string().describe("A stable machine code, e.g. `INVALID_CREDENTIALS`"),
+      message: z.string(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  );
+  for (const [path, operations] of Object.entries(done.paths)) {
+    for (const operation of Object.values(operations)) completeOperation(path, operation, basePath);
+  }
+  return done;
+}
+
+/** `/docs` (the reference UI, served from our own assets) and `/docs/json` (the OpenAPI spec, completed). */
+export function docs(seed: string, basePath: string) {
+  const scriptPath = scalarScriptPath();
+  const completed = new WeakMap<object, Spec>();
+  return (
+    new Elysia({ name: "auth.docs", seed })
+      .get(
+        SCALAR_SCRIPT_ROUTE,
+        ({ set }) => {
+          if (!scriptPath) throw errors.notFound();
+          set.headers["cache-control"] = "public, max-age=3600";
+          set.headers["content-type"] = "text/javascript; charset=utf-8";
+          return Bun.file(scriptPath);
+        },
+        { detail: { hide: true } },
+      )
+      // The plugin builds the spec from the routes; this completes its answer (computed once per spec it makes).
+      .onAfterHandle(({ path, responseValue }) => {
+        if (path !== "/docs/json" || responseValue === null || typeof responseValue !== "object") return;
+        let spec = completed.get(responseValue);
+        if (!spec) {
+          spec = completeSpec(responseValue as Spec, basePath);
+          completed.set(responseValue, spec);
+        }
+        return spec;
+      })
+      .use(
+        openapi({
+          path: "/docs",
+          // The plugin's type asks for every option of Scalar's; the others keep their defaults. No default fonts: they
+          // come from Scalar's servers.
+          scalar: { cdn: SCALAR_SCRIPT_ROUTE, withDefaultFonts: false } as ScalarOptions,
+          // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a 204's
+          // void) becomes an open schema instead of a console warning and a route missing from the spec.
+          mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
+          // /.well-known/jwks.json has a dot in its path, which the plugin would otherwise take for a static file.
+          exclude: { staticFile: false },
+          documentation: {
+            info: {
+              title: "Auth server",
+              version: "0.1.0",
+              description:
+                "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`. Routes marked with the bearer scheme take `Authorization: Bearer <accessToken>` (or the `auth_at` cookie).",
+            },
+            components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+          },
+        }),
+      )
+  );
+}
