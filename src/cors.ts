@@ -1,7 +1,8 @@
 import { Elysia } from "elysia";
+import { COOKIE_MODE_HEADER } from "./sessions/cookies";
 
 const ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS";
-const ALLOWED_HEADERS = "authorization, content-type, x-request-id";
+const ALLOWED_HEADERS = `authorization, content-type, x-request-id, ${COOKIE_MODE_HEADER}`;
 /** The response headers a browser app may read. */
 const EXPOSED_HEADERS = "x-request-id, retry-after";
 const PREFLIGHT_MAX_AGE_S = "600";

@@ -3,6 +3,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { errors } from "./errors";
+import { BROWSER_SESSIONS_DOC } from "./sessions/cookies";
 
 /**
  * The reference UI's script, from the pinned @scalar/api-reference package (never a CDN, so /docs renders on a closed
@@ -37,9 +38,10 @@ const errorAnswer = (description: string) => ({ description, content: { "applica
  * Postgres or Redis is unreachable. Added to each operation that lacks them, so no route's spec misses an answer.
  */
 function completeOperation(path: string, operation: Operation, basePath: string): void {
-  const responses = (operation.responses ??= {});
+  operation.responses ??= {};
+  const responses = operation.responses;
   const add = (status: string, description: string) => {
-    responses[status] ??= errorAnswer(description);
+    if (!(status in responses)) responses[status] = errorAnswer(description);
   };
   const content = operation.requestBody?.content;
   // Multipart is refused with 415: only JSON and form bodies are parsed.
@@ -111,9 +113,21 @@ export function docs(seed: string, basePath: string) {
               title: "Auth server",
               version: "0.1.0",
               description:
-                "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`. Routes marked with the bearer scheme take `Authorization: Bearer <accessToken>` (or the `auth_at` cookie).",
+                "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`. Routes marked with the bearer scheme take `Authorization: Bearer <accessToken>` or the `auth_at` cookie.\n\n" +
+                BROWSER_SESSIONS_DOC,
             },
-            components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+            components: {
+              securitySchemes: {
+                bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+                cookie: {
+                  type: "apiKey",
+                  in: "cookie",
+                  name: "auth_at",
+                  description:
+                    "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
+                },
+              },
+            },
           },
         }),
       )

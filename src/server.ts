@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
+import { adminPlugin } from "../plugins/admin";
 import { anonymousPlugin } from "../plugins/anonymous";
 import { invitationsPlugin } from "../plugins/invitations";
 import { magicCodePlugin } from "../plugins/magic-code";
@@ -25,6 +26,7 @@ import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
+import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
@@ -76,13 +78,20 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+    if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
     const response = await sessions.create(user, { amr, meta, sessionId });
+    // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
+    if ((await users.markSignedIn(user.id, now())).banned) {
+      await sessions.revoke(sessionId);
+      throw errors.userBanned();
+    }
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
@@ -112,6 +121,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     hooks,
     logger,
     async signIn(user, opts) {
+      // Before the second step: a banned account gets no MFA challenge either.
+      if (users.isBanned(user, now())) throw errors.userBanned();
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
       return startSession(user, opts);
     },
@@ -127,6 +138,7 @@ const PLUGINS = {
   mfa: mfaPlugin,
   teams: teamsPlugin,
   invitations: invitationsPlugin,
+  admin: adminPlugin,
 } as const;
 
 /**
@@ -142,7 +154,8 @@ function allRoutes(ctx: AuthContext) {
     .use(oauthPlugin(ctx))
     .use(mfaPlugin(ctx))
     .use(teamsPlugin(ctx))
-    .use(invitationsPlugin(ctx));
+    .use(invitationsPlugin(ctx))
+    .use(adminPlugin(ctx));
 }
 
 /**
@@ -182,6 +195,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
+    .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
     .use(docs(ctx.id, config.AUTH_BASE_PATH))
     .get(
@@ -245,6 +259,7 @@ export async function buildAuthServer(
 export async function createAuthServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}) {
   return (await buildAuthServer(options, ports)).app;
 }
+
 
 /** The app's type, for Eden treaty clients: every route of every plugin, under `/auth`. */
 export type App = AuthServer["app"];

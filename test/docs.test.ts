@@ -77,7 +77,7 @@ describe("/docs/json", () => {
     expect(markedButOpen).toEqual([]);
     // The core's routes that take a token, for one.
     for (const [path, method] of [["/auth/me", "get"], ["/auth/sessions", "get"], ["/auth/logout", "post"], ["/auth/me/activity", "get"]] as const) {
-      expect(spec.paths[path]?.[method]?.security).toEqual([{ bearer: [] }]);
+      expect(spec.paths[path]?.[method]?.security).toEqual([{ bearer: [] }, { cookie: [] }]);
     }
   }, 60_000);
 
