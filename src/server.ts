@@ -99,7 +99,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
       throw errors.invalidCredentials();
     }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
-    if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
+    if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
   return {
