@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { Elysia } from "elysia";
+import { Elysia } from "elysia";
 import type { Config } from "./config";
 
 /**
@@ -8,10 +8,7 @@ import type { Config } from "./config";
  */
 export const LANDING_PATH = "/docs";
 
-export function withLanding<App extends Elysia>(app: App): App {
-  app.get("/", ({ redirect }) => redirect(LANDING_PATH, 302), { detail: { hide: true } });
-  return app;
-}
+export const landing = () => new Elysia({ name: "auth.landing" }).get("/", ({ redirect }) => redirect(LANDING_PATH, 302), { detail: { hide: true } });
 
 /** A URL's host, port and path only: a password in DATABASE_URL, REDIS_URL or SMTP_URL never reaches the console. */
 function whereIs(url: string): string {

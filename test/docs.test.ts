@@ -19,7 +19,7 @@ let spec: Spec;
 beforeAll(async () => {
   server = await createTestServer();
   spec = (await server.request("GET", "/docs/json")).body;
-});
+}, 60_000);
 
 afterAll(() => server.close());
 

@@ -8,7 +8,7 @@ let plain: TestServer;
 
 beforeAll(async () => {
   [branded, plain] = await Promise.all([createTestServer({ APP_NAME: "Acme Cloud" }), createTestServer()]);
-});
+}, 60_000);
 
 afterAll(() => Promise.all([branded.close(), plain.close()]));
 

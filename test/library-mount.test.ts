@@ -20,7 +20,7 @@ beforeAll(async () => {
     .post("/bulk", ({ body }) => ({ count: (body as { items: unknown[] }).items.length }))
     .post("/typed", ({ body }) => body, { body: t.Object({ n: t.Number() }) })
     .get("/hello", () => "hi");
-});
+}, 60_000);
 
 afterAll(() => server.close());
 

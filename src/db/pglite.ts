@@ -1,11 +1,12 @@
 /// <reference path="./pglite-assets.d.ts" />
 import { PGlite } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-// Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
-import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -36,8 +37,17 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
  * The extensions every embedded database loads: the migrations create pg_trgm (the admin user search), and a data
  * folder made with it opens only with it. Pass these to every `PGlite.create`.
  */
+/** PGlite streams the bundle with node:fs, which cannot read a file embedded in the binary: it is copied out first. */
+async function embeddedTrgmBundle() {
+  const onDisk = join(tmpdir(), `auth-server-pg_trgm-${process.pid}.tar.gz`);
+  await Bun.write(onDisk, Bun.file(`${import.meta.dir}/pg_trgm.tar.gz`));
+  return { bundlePath: pathToFileURL(onDisk) };
+}
+
 export const pgliteExtensions = {
-  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(pgTrgmBundlePath) }) },
+  // PGlite's own extension finds its bundle beside its module; a compiled binary embeds it (`--asset`) beside ours.
+  // (A relative import of node_modules, as before, breaks once the package is installed in another app.)
+  pg_trgm: Bun.isStandaloneExecutable ? { name: "pg_trgm", setup: embeddedTrgmBundle } : pg_trgm,
 };
 
 /**
