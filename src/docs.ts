@@ -28,10 +28,18 @@ type Operation = {
   requestBody?: { content?: Record<string, unknown> };
   responses?: Record<string, unknown>;
 };
-type Spec = { paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
+export type Spec = { paths: Record<string, Record<string, Operation>>; components: Record<string, Record<string, unknown>> };
 
-const ERROR_REF = { $ref: "#/components/schemas/Error" };
-const errorAnswer = (description: string) => ({ description, content: { "application/json": { schema: ERROR_REF } } });
+/** A fresh schema per answer: the error registry lists each status's codes in its own copy (src/openapi-errors.ts). */
+const errorBody = () =>
+  z.toJSONSchema(
+    z.object({
+      code: z.string().describe("A stable machine code"),
+      message: z.string(),
+      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  );
+const errorAnswer = (description: string) => ({ description, content: { "application/json": { schema: errorBody() } } });
 
 /**
  * What every route of the server may answer besides its own outcomes: the body rules, the Bearer check, and 503 when
@@ -55,26 +63,19 @@ function completeOperation(path: string, operation: Operation, basePath: string)
   if (path === basePath || path.startsWith(`${basePath}/`)) add("503", "`UNAVAILABLE`: Postgres or Redis is unreachable");
 }
 
-function completeSpec(spec: Spec, basePath: string): Spec {
-  const done = structuredClone(spec);
-  done.components.schemas ??= {};
-  done.components.schemas.Error = z.toJSONSchema(
-    z.object({
-      code: z.string().describe("A stable machine code, e.g. `INVALID_CREDENTIALS`"),
-      message: z.string(),
-      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    }),
-  );
-  for (const [path, operations] of Object.entries(done.paths)) {
+function completeSpec(spec: Spec, basePath: string): void {
+  for (const [path, operations] of Object.entries(spec.paths)) {
     for (const operation of Object.values(operations)) completeOperation(path, operation, basePath);
   }
-  return done;
 }
 
-/** `/docs` (the reference UI, served from our own assets) and `/docs/json` (the OpenAPI spec, completed). */
-export function docs(seed: string, basePath: string) {
+/**
+ * `/docs` (the reference UI, served from our own assets) and `/docs/json` (the OpenAPI spec, completed, then handed
+ * to `listCodes`, which names each error status's codes).
+ */
+export function docs(seed: string, basePath: string, listCodes: (spec: Spec) => void) {
   const scriptPath = scalarScriptPath();
-  const completed = new WeakMap<object, Spec>();
+  const completed = new WeakSet<object>();
   return (
     new Elysia({ name: "auth.docs", seed })
       .get(
@@ -87,15 +88,13 @@ export function docs(seed: string, basePath: string) {
         },
         { detail: { hide: true } },
       )
-      // The plugin builds the spec from the routes; this completes its answer (computed once per spec it makes).
+      // The plugin builds the spec from the routes and caches it: this completes it in place, once per spec it makes.
+      // Nothing is returned, so the hook adds nothing to any route's answer type.
       .onAfterHandle(({ path, responseValue }) => {
-        if (path !== "/docs/json" || responseValue === null || typeof responseValue !== "object") return;
-        let spec = completed.get(responseValue);
-        if (!spec) {
-          spec = completeSpec(responseValue as Spec, basePath);
-          completed.set(responseValue, spec);
-        }
-        return spec;
+        if (path !== "/docs/json" || responseValue === null || typeof responseValue !== "object" || completed.has(responseValue)) return;
+        completeSpec(responseValue as Spec, basePath);
+        listCodes(responseValue as Spec);
+        completed.add(responseValue);
       })
       .use(
         openapi({
