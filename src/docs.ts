@@ -63,8 +63,10 @@ function completeOperation(path: string, operation: Operation, basePath: string)
   if (path === basePath || path.startsWith(`${basePath}/`)) add("503", "`UNAVAILABLE`: Postgres or Redis is unreachable");
 }
 
-function completeSpec(spec: Spec, basePath: string): void {
+/** Our own routes only: mounted, the spec lists the host's routes too, and our body rules are not theirs. */
+function completeSpec(spec: Spec, basePath: string, owns: (url: string) => boolean): void {
   for (const [path, operations] of Object.entries(spec.paths)) {
+    if (!owns(`http://localhost${path}`)) continue;
     for (const operation of Object.values(operations)) completeOperation(path, operation, basePath);
   }
 }
@@ -73,7 +75,7 @@ function completeSpec(spec: Spec, basePath: string): void {
  * `/docs` (the reference UI, served from our own assets) and `/docs/json` (the OpenAPI spec, completed, then handed
  * to `listCodes`, which names each error status's codes).
  */
-export function docs(seed: string, basePath: string, listCodes: (spec: Spec) => void) {
+export function docs(seed: string, basePath: string, owns: (url: string) => boolean, listCodes: (spec: Spec) => void) {
   const scriptPath = scalarScriptPath();
   const completed = new WeakSet<object>();
   return (
@@ -92,7 +94,7 @@ export function docs(seed: string, basePath: string, listCodes: (spec: Spec) => 
       // Nothing is returned, so the hook adds nothing to any route's answer type.
       .onAfterHandle(({ path, responseValue }) => {
         if (path !== "/docs/json" || responseValue === null || typeof responseValue !== "object" || completed.has(responseValue)) return;
-        completeSpec(responseValue as Spec, basePath);
+        completeSpec(responseValue as Spec, basePath, owns);
         listCodes(responseValue as Spec);
         completed.add(responseValue);
       })

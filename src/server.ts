@@ -174,7 +174,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
     .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
-    .use(docs(ctx.id, config.AUTH_BASE_PATH, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
+    .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
     .get(
       "/health",
       async ({ set }) => {
