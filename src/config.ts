@@ -37,6 +37,14 @@ const coreSettingsShape = {
     PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(() => availableParallelism()),
     SMTP_URL: urlOf("smtp:", "smtps:"),
     MAIL_FROM: z.string().default("Auth <no-reply@localhost>"),
+    // Shown in every email (its heading and signature); a line of plain text, so no control characters.
+    APP_NAME: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64)
+      .refine((v) => !/\p{Cc}/u.test(v), "must be one line of text, at most 64 characters")
+      .default("Auth"),
     TRUSTED_REDIRECT_ORIGINS: originList,
     CORS_ORIGINS: originList,
     ENCRYPTION_KEY: optionalString,
