@@ -48,7 +48,7 @@ export type PluginHooks = {
   mfaChallenge?: Hooks["mfaChallenge"];
   credentials?: CredentialKind[];
   maintenance?: Hooks["maintenance"];
-  membershipChanged?: Hooks["membershipChanged"];
+  rightsChanged?: Hooks["rightsChanged"];
 };
 
 export type PluginDefinition<
@@ -102,7 +102,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     if (hooks?.mfaChallenge) ctx.hooks.mfaChallenge = hooks.mfaChallenge;
     ctx.hooks.credentials.push(...(hooks?.credentials ?? []));
     ctx.hooks.maintenance.push(...(hooks?.maintenance ?? []));
-    ctx.hooks.membershipChanged.push(...(hooks?.membershipChanged ?? []));
+    ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);
   }
   for (const plugin of plugins) {

@@ -279,6 +279,7 @@ export async function updateUser(ctx: AuthContext, admin: UserRow, id: string, i
         .set({ usedAt: ctx.clock.now() })
         .where(and(eq(passwordResetTokens.userId, before.id), isNull(passwordResetTokens.usedAt)));
     }
+    if (losesAdmin) for (const changed of ctx.hooks.rightsChanged) await changed(before.id, tx);
     return { row: updated, ended: emailChanges || rolesChange ? await revokeSessionsIn(ctx, tx, before.id) : [] };
   });
   await ctx.sessions.announceEnded(ended);
@@ -310,6 +311,7 @@ export async function banUser(
     if (target.id === admin.id) await refuseSelfRemoval(ctx, tx, admin.id, "id");
     await tx.select({ id: users.id }).from(users).where(eq(users.id, target.id)).for("update");
     const banned = await ctx.users.update(target.id, { banned: true, banReason: input.reason ?? null, bannedUntil: until }, tx);
+    for (const changed of ctx.hooks.rightsChanged) await changed(target.id, tx);
     return { row: banned, ended: await revokeSessionsIn(ctx, tx, target.id) };
   });
   await ctx.sessions.announceEnded(ended);

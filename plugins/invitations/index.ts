@@ -5,12 +5,12 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
-import { TEAM_ROLES, type TeamsApi } from "../teams/api";
+import { TEAM_ROLES, type TeamsApi, teamsApi } from "../teams/api";
 import { definePlugin } from "../../src/plugin";
 import { INVITATIONS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { invitationsSettings } from "./settings";
-import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
+import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsBeyondRights, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
 const roleSchema = z.enum(TEAM_ROLES);
@@ -55,7 +55,7 @@ export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi
       {
         auth: true,
         body: createBody,
-        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema },
         detail: {
           summary: "Invite someone by email",
           description:
@@ -63,7 +63,10 @@ export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi
             "`role` defaults to `member`; only the team's owners (and global admins) invite owners. Anyone else: `403 FORBIDDEN`; " +
             "a global admin naming an unknown team: `404`. The invitee gets an email with a link to `APP_URL` + `INVITATION_PATH` + " +
             "`?token=...`; the token is 256-bit, single use, valid 7 days, and bound to the invited email. " +
-            "A new invitation replaces the pending ones for the same email and team.",
+            "A new invitation replaces the pending ones for the same email and team. Each invitation counts against `RATE_LIMIT_MAIL_IP` " +
+            "(the caller's IP) and `RATE_LIMIT_MAIL_RECIPIENT` (the invited address): `429 RATE_LIMITED` with `Retry-After`. The mail's " +
+            "subject is fixed; the team name is in its body only. An invitation dies when its inviter loses the right to make it (leaves " +
+            "the team, is removed, demoted, banned, loses the `admin` role, or is deleted).",
         },
       },
     )
@@ -87,7 +90,7 @@ export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi
       },
       {
         auth: true,
-        response: { 401: errorSchema, 404: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 404: errorSchema },
         detail: {
           summary: "Revoke an invitation",
           description: "Same permission as listing it; `404` for an unknown, accepted or already revoked invitation, or one the caller may not manage.",
@@ -144,6 +147,10 @@ export default definePlugin({
   tables,
   errors: INVITATIONS_ERRORS,
   emails: { invitation: () => import("../../emails/invitation") },
-  hooks: (ctx) => ({ membershipChanged: [(change, db) => revokeInvitationsOfDemoted(ctx, change, db)] }),
+  // The hook runs outside the routes, so it takes the teams plugin's public API itself.
+  hooks: (ctx) => {
+    const teams = teamsApi();
+    return { rightsChanged: [(userId, db) => revokeInvitationsBeyondRights(ctx, teams, userId, db)] };
+  },
   routes: invitationsPlugin,
 });

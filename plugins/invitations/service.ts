@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
-import { limitMailTo } from "../../src/abuse-limits";
+import { limitInvitationMail } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -44,17 +44,29 @@ const pending = (now: Date): SQL | undefined =>
   and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt), gt(invitations.expiresAt, now), isNotNull(invitations.invitedBy));
 
 /**
- * An invitation lives only while its inviter may still make it: a member who leaves or is removed loses every
- * invitation they sent to the team, one demoted to member loses them all, one demoted from owner loses those that
- * invite owners (only owners invite owners). Runs in the membership change's transaction.
+ * An invitation lives only while its inviter may still make it. Run in the transaction that changed the inviter's
+ * rights: a banned inviter loses every pending invitation; one who is no longer a global admin loses those only an
+ * admin may make (without a team, or to a team they do not administer); in a team, one who left, was removed or is a
+ * plain member loses them all, and one no longer owner loses those that invite owners (only owners invite owners).
+ * Revoked is for good: rights given back later revive nothing.
  */
-export async function revokeInvitationsOfDemoted(ctx: AuthContext, change: { teamId: string; userId: string; role: string | null }, db: Db): Promise<void> {
-  if (change.role === "owner") return;
-  const lost = change.role === "admin" ? eq(invitations.role, "owner") : undefined;
-  await db
-    .update(invitations)
-    .set({ revokedAt: ctx.clock.now() })
-    .where(and(eq(invitations.teamId, change.teamId), eq(invitations.invitedBy, change.userId), lost, isNull(invitations.acceptedAt), isNull(invitations.revokedAt)));
+export async function revokeInvitationsBeyondRights(ctx: AuthContext, teams: TeamsApi, userId: string, db: Db): Promise<void> {
+  const now = ctx.clock.now();
+  const sent = await db
+    .select({ id: invitations.id, teamId: invitations.teamId, role: invitations.role })
+    .from(invitations)
+    .where(and(eq(invitations.invitedBy, userId), pending(now)));
+  if (sent.length === 0) return;
+  const inviter = await ctx.users.findById(userId, db);
+  const banned = !inviter || ctx.users.isBanned(inviter, now);
+  if (inviter && !banned && ctx.users.rolesOf(inviter).includes("admin")) return;
+  const dead: string[] = [];
+  for (const invitation of sent) {
+    const role = !banned && invitation.teamId ? await teams.roleIn(db, invitation.teamId, userId) : undefined;
+    const allowed = role === "owner" || (role === "admin" && invitation.role !== "owner");
+    if (!allowed) dead.push(invitation.id);
+  }
+  if (dead.length > 0) await db.update(invitations).set({ revokedAt: now }).where(inArray(invitations.id, dead));
 }
 
 /**
@@ -83,7 +95,7 @@ export async function createInvitation(
   }
 
   // A team (a guest can make one) must not be a way to mail one address invitation after invitation.
-  await limitMailTo(ctx, input.meta, email);
+  await limitInvitationMail(ctx, input.meta, email);
   const token = randomToken(32);
   const now = ctx.clock.now();
   const row = {
@@ -199,14 +211,14 @@ export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input:
   const user = input.auth
     ? await joinAsSignedInUser(ctx, teams, invitation, input.auth)
     : await joinWithNewAccount(ctx, teams, invitation, input);
-  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
     meta: input.meta,
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
-  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail.
+  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail; a ban (also one landing
+  // meanwhile) answers 403 there.
   return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 
