@@ -1,27 +1,28 @@
-import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
-import type { AuthContext, Clock, Hooks } from "./context";
+import { type Clock, systemClock } from "./clock";
+import type { AuthContext, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
+import { docs } from "./docs";
 import { KnownDevices } from "./devices";
 import { describeError, errorHandler, errors, isConnectionError } from "./errors";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
-import { errorCodesInSpec } from "./openapi-errors";
+import { listErrorCodes } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
 import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, HOSTED_PAGES, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
-import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
+import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
@@ -33,6 +34,9 @@ export type { AuthContext } from "./context";
 
 /** Ports a host app or a test can hand in instead of the ones made from settings. */
 export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger };
+
+const healthSchema = z.object({ status: z.enum(["ok", "unavailable"]), db: z.enum(["ok", "down"]), kv: z.enum(["ok", "down"]) });
+const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
 const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
 
@@ -49,7 +53,7 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
-  const clock = ports.clock ?? { now: () => new Date() };
+  const clock = ports.clock ?? systemClock;
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
   try {
@@ -64,14 +68,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
   const now = () => clock.now();
-  const tokens = new AccessTokens(config, db, now);
+  const tokens = new AccessTokens(config, db, clock);
   await tokens.init();
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock);
   const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
@@ -91,7 +95,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
       throw errors.invalidCredentials();
     }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
-    if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
+    if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
   return {
@@ -170,39 +174,9 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
-    .use(browserSessions(ctx.id, config))
+    .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
-    .use(errorCodesInSpec(ctx.id, "/docs/json", ERROR_REGISTRY, DEPENDENCIES))
-    .use(
-      openapi({
-        path: "/docs",
-        // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a 204's
-        // void) becomes an open schema instead of a console warning and a route missing from the spec.
-        mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
-        // /.well-known/jwks.json has a dot in its path, which the plugin would otherwise take for a static file.
-        exclude: { staticFile: false },
-        documentation: {
-          info: {
-            title: "Auth server",
-            version: "0.1.0",
-            description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.\n\n" +
-              BROWSER_SESSIONS_DOC,
-          },
-          components: {
-            securitySchemes: {
-              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
-              cookie: {
-                type: "apiKey",
-                in: "cookie",
-                name: "auth_at",
-                description: "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
-              },
-            },
-          },
-        },
-      }),
-    )
+    .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
     .get(
       "/health",
       async ({ set }) => {
@@ -217,12 +191,12 @@ function buildApp(ctx: AuthContext, logger: Logger) {
         if (!ok) set.status = 503;
         return { status: ok ? ("ok" as const) : ("unavailable" as const), db, kv };
       },
-      { detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
+      { response: { 200: healthSchema, 503: healthSchema }, detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
     )
     .get("/.well-known/jwks.json", ({ set }) => {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
-    }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    }, { response: { 200: jwksSchema }, detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
     .use(HOSTED_PAGES.links(ctx))
     .use(authRoutes(ctx));
 }

@@ -31,6 +31,7 @@ import {
 import { requireEmail } from "../../src/users";
 import { afterSignIn, appIsThisServer, contentSecurityPolicy, formErrorsOf, type PageSession, pageSession, required, uiBase } from "./service";
 import { stylesheet } from "./style";
+import { teamsApi } from "../teams/api";
 
 /** A form as Elysia parses it: strings, or arrays of them for repeated keys; only the first of each counts. */
 const formBody = z.record(z.string(), z.union([z.string().max(4096), z.array(z.string().max(4096))])).optional();
@@ -46,6 +47,8 @@ const hidden = { detail: { hide: true } };
  * plugins' own services.
  */
 export function hostedUiPlugin(ctx: AuthContext) {
+  // The invitation pages use invitations through the teams API it depends on, as its routes do.
+  const teams = teamsApi();
   const { config } = ctx;
   const base = uiBase(config);
   const css = stylesheet(brandOf(config));
@@ -223,7 +226,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
       "/accept-invitation",
       async ({ request, cookie, meta, query }) => {
         const token = query.token ?? "";
-        const invitation = token && enabled("invitations") ? await validateInvitation(ctx, token) : { valid: false };
+        const invitation = token && enabled("invitations") ? await validateInvitation(ctx, teams, token) : { valid: false };
         const signedIn = invitation.valid ? await pageSession(ctx, request, cookie, meta) : null;
         return page(<AcceptInvitationPage frame={frame} errors={noErrors} token={token} invitation={invitation} signedInAs={signedIn?.user.email} />, invitation.valid ? 200 : 400);
       },
@@ -237,13 +240,13 @@ export function hostedUiPlugin(ctx: AuthContext) {
         const form = firstValues(body);
         const token = form.token ?? "";
         const signedIn = await pageSession(ctx, request, cookie, meta);
-        const invitation = await validateInvitation(ctx, token);
+        const invitation = await validateInvitation(ctx, teams, token);
         const invitedHere = signedIn !== null && signedIn.user.email === invitation.email;
         const again = (e: FormErrors, status: number) =>
           page(<AcceptInvitationPage frame={frame} errors={e} token={token} invitation={invitation} signedInAs={signedIn?.user.email} values={form} />, status);
         if (!invitedHere && !form.password) return again({ fields: { password: "Choose a password" } }, 400);
         return orShowErrors(async () => {
-          const result = await acceptInvitation(ctx, {
+          const result = await acceptInvitation(ctx, teams, {
             token,
             password: invitedHere ? undefined : form.password,
             firstName: form.firstName?.trim() || null,
@@ -388,7 +391,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const notice = NOTICES[new URL(request.url).searchParams.get("notice") ?? ""];
-        const sessions = await ctx.sessions.list(signedIn.user.id, signedIn.auth.sessionId);
         return accountPage(signedIn, noErrors, 200, notice);
       },
       hidden,

@@ -21,6 +21,7 @@ export const uiBase = (config: Config) => `${config.AUTH_BASE_PATH}/ui`;
  * account page when the app is this server). Anything else (another origin, `javascript:`, `//host`) is ignored.
  */
 export function afterSignIn(config: Config, redirectTo: string | undefined): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (redirectTo && /^https?:\/\//i.test(redirectTo) && !/[\\\s\u0000-\u001f]/.test(redirectTo) && URL.canParse(redirectTo)) {
     const url = new URL(redirectTo);
     if (!url.username && !url.password && config.trustedRedirectOrigins.includes(url.origin)) return url.toString();

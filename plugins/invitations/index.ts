@@ -90,7 +90,7 @@ export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi
       },
       {
         auth: true,
-        response: { 401: errorSchema, 404: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 404: errorSchema },
         detail: {
           summary: "Revoke an invitation",
           description: "Same permission as listing it; `404` for an unknown, accepted or already revoked invitation, or one the caller may not manage.",

@@ -211,14 +211,14 @@ export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input:
   const user = input.auth
     ? await joinAsSignedInUser(ctx, teams, invitation, input.auth)
     : await joinWithNewAccount(ctx, teams, invitation, input);
-  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
     meta: input.meta,
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
-  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail.
+  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail; a ban (also one landing
+  // meanwhile) answers 403 there.
   return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 

@@ -37,6 +37,8 @@ const tokenBody = z
   })
   .refine((b) => b.idToken !== undefined || b.accessToken !== undefined, { message: "idToken or accessToken is required", path: ["idToken"] });
 
+/** A redirect's answer has no body; the target is its Location header. */
+const redirectAnswer = z.void().describe("A redirect: the target is in the Location header");
 const linkBody = z.object({ redirectTo: redirectToField.optional() });
 
 const linkedAccountSchema = z.object({
@@ -87,7 +89,7 @@ export function oauthPlugin(ctx: AuthContext) {
         optionalAuth: true,
         params: providerParams,
         query: startQuery,
-        response: { 400: errorSchema, 401: errorSchema, 404: errorSchema, 502: errorSchema },
+        response: { 302: redirectAnswer, 400: errorSchema, 401: errorSchema, 404: errorSchema, 502: errorSchema },
         detail: {
           summary: "Start signing in with a provider",
           description:
@@ -111,7 +113,7 @@ export function oauthPlugin(ctx: AuthContext) {
       {
         params: providerParams,
         query: callbackQuery,
-        response: { 400: errorSchema },
+        response: { 302: redirectAnswer, 400: errorSchema },
         detail: {
           summary: "Where the provider sends the browser back",
           description:

@@ -104,7 +104,7 @@ export function teamsPlugin(ctx: AuthContext) {
       },
       {
         auth: true,
-        response: { 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema },
         detail: {
           summary: "Delete a team",
           description: `Owners only (\`403 FORBIDDEN\` for others, \`404\` for non-members). Its members and invitations go with it. ${AUTHZ_NOTE}`,
@@ -139,7 +139,7 @@ export function teamsPlugin(ctx: AuthContext) {
       },
       {
         auth: true,
-        response: { 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema },
         detail: {
           summary: "Remove a member, or leave",
           description:

@@ -31,12 +31,15 @@ export function authGuard(ctx: AuthContext) {
     .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
+        detail: { security: [{ bearer: [] }, { cookie: [] }] },
         transform: refuseCrossSiteCookie,
         async resolve({ request }) {
           return { auth: await ctx.sessions.authenticate(presentedCredential(request, cookies)?.authorization) };
         },
       },
       optionalAuth: {
+        // Either signed in (a guest upgrading) or not.
+        detail: { security: [{ bearer: [] }, { cookie: [] }, {}] },
         transform: refuseCrossSiteCookie,
         async resolve({ request }) {
           const credential = presentedCredential(request, cookies);

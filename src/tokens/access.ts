@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import type { Db } from "../db";
 import { coreError } from "../errors";
 import { loadSigningKeys, type SigningKey } from "./keys";
+import type { Clock } from "../clock";
 
 export type TeamClaim = { id: string; role: string };
 export type AccessClaims = {
@@ -38,7 +39,7 @@ export class AccessTokens {
   constructor(
     private readonly config: Config,
     private readonly db: Db,
-    private readonly now: () => Date,
+    private readonly clock: Clock,
   ) {}
 
   async init() {
@@ -56,7 +57,7 @@ export class AccessTokens {
    * `issuedAt` (default: now) lets a token be issued again byte for byte: EdDSA and HS256 signatures are deterministic.
    * `lifetimeS` (default ACCESS_TOKEN_TTL_S) is for impersonation tokens, which live by their own setting.
    */
-  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.now(), lifetimeS = this.config.ACCESS_TOKEN_TTL_S): Promise<string> {
+  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.clock.now(), lifetimeS = this.config.ACCESS_TOKEN_TTL_S): Promise<string> {
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const payload: Record<string, unknown> = { sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
@@ -115,7 +116,7 @@ export class AccessTokens {
         issuer: this.config.issuer,
         audience: this.config.audience,
         typ: ACCESS_TYP,
-        currentDate: this.now(),
+        currentDate: this.clock.now(),
         requiredClaims: ["sub", "exp", "iat"],
       });
       if (typeof payload.sid !== "string" || !Array.isArray(payload.roles) || !Array.isArray(payload.amr)) throw invalidToken();
