@@ -49,7 +49,7 @@ describe(shared ? "admin actions across two instances on one Postgres and one Re
     b = instance(second);
     const boss = await a.server.ctx.users.create({ email: uniqueEmail("boss"), emailVerified: true, roles: ["user", "admin"] });
     adminToken = (await a.server.ctx.sessions.create(boss, { amr: ["pwd"], meta: { ip: null, userAgent: null } })).accessToken;
-  }, 30_000);
+  }, 120_000);
 
   afterAll(async () => {
     await Promise.all([a?.server.close(), b?.server.close()]);
