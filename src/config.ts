@@ -1,8 +1,12 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { checkWebhookSettings, webhookSettings } from "../plugins/webhooks/settings";
 
 export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
-export type PluginName = (typeof ALL_PLUGINS)[number];
+/** Known to AUTH_PLUGINS but off by default: `webhooks` is on when WEBHOOK_URLS is set (and AUTH_PLUGINS is unset or lists it). */
+export const OPT_IN_PLUGINS = ["webhooks"] as const;
+export type PluginName = (typeof ALL_PLUGINS)[number] | (typeof OPT_IN_PLUGINS)[number];
+const KNOWN_PLUGINS: readonly string[] = [...ALL_PLUGINS, ...OPT_IN_PLUGINS];
 
 const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])])
@@ -77,8 +81,8 @@ export const settingsSchema = z
           .map((s) => s.trim())
           .filter(Boolean);
         for (const n of names) {
-          if (!(ALL_PLUGINS as readonly string[]).includes(n)) {
-            ctx.addIssue({ code: "custom", message: `unknown plugin "${n}" (known: ${ALL_PLUGINS.join(", ")})` });
+          if (!KNOWN_PLUGINS.includes(n)) {
+            ctx.addIssue({ code: "custom", message: `unknown plugin "${n}" (known: ${KNOWN_PLUGINS.join(", ")})` });
             return z.NEVER;
           }
         }
@@ -158,6 +162,7 @@ export const settingsSchema = z
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    ...webhookSettings,
   })
   .superRefine((s, ctx) => {
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
@@ -171,6 +176,7 @@ export const settingsSchema = z
       const missing = pair.find((name) => s[name] === undefined);
       if (set.length > 0 && missing) ctx.addIssue({ code: "custom", path: [missing], message: `is required with ${set.join(" and ")}` });
     }
+    checkWebhookSettings(s, (variable, message) => ctx.addIssue({ code: "custom", path: [variable], message }));
   });
 
 export type Settings = z.output<typeof settingsSchema>;
@@ -218,9 +224,12 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   }
   const s = result.data;
   const appOrigin = new URL(s.APP_URL).origin;
-  const plugins = new Set(s.AUTH_PLUGINS);
+  const webhooksOn = s.WEBHOOK_URLS.length > 0 && (!("AUTH_PLUGINS" in picked) || s.AUTH_PLUGINS.includes("webhooks"));
+  const pluginNames = [...s.AUTH_PLUGINS.filter((n) => n !== "webhooks"), ...(webhooksOn ? (["webhooks"] as const) : [])];
+  const plugins = new Set(pluginNames);
   return {
     ...s,
+    AUTH_PLUGINS: pluginNames,
     issuer: s.JWT_ISSUER ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(

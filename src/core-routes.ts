@@ -73,7 +73,7 @@ const unauthorized = { 401: errorSchema };
 
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
-  const { sessions, users, audit } = ctx;
+  const { sessions, users, audit, events } = ctx;
   return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
     .use(authGuard(ctx))
     .get(
@@ -88,9 +88,13 @@ export function coreRoutes(ctx: AuthContext) {
     .patch(
       "/me",
       async ({ auth, body, meta }) => {
-        const user = await users.update(auth.userId, body);
+        const user = await events.atomic(async (tx) => {
+          const row = users.toPublic(await users.update(auth.userId, body, tx));
+          await events.emit(tx, { type: "user.updated", data: { user: row } });
+          return row;
+        });
         await audit.record({ type: "profile_updated", userId: auth.userId, meta, data: { fields: Object.keys(body) } });
-        return users.toPublic(user);
+        return user;
       },
       {
         auth: true,
@@ -165,7 +169,7 @@ export function coreRoutes(ctx: AuthContext) {
     .post(
       "/logout",
       async ({ auth, meta, set }) => {
-        await sessions.revoke(auth.sessionId);
+        await sessions.revoke(auth.sessionId, "logout");
         await audit.record({ type: "logout", userId: auth.userId, meta, data: { sessionId: auth.sessionId } });
         set.status = 204;
       },
@@ -180,7 +184,7 @@ export function coreRoutes(ctx: AuthContext) {
       async ({ auth, params, meta, set }) => {
         const session = await sessions.findOwned(auth.userId, params.id);
         if (!session) throw new AuthError(404, "NOT_FOUND", "Session not found");
-        await sessions.revoke(session.id);
+        await sessions.revoke(session.id, "revoked_by_user");
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { sessionId: session.id } });
         set.status = 204;
       },
@@ -189,7 +193,7 @@ export function coreRoutes(ctx: AuthContext) {
     .delete(
       "/sessions",
       async ({ auth, meta, set }) => {
-        const count = await sessions.revokeAll(auth.userId, auth.sessionId);
+        const count = await sessions.revokeAll(auth.userId, auth.sessionId, "revoked_by_user");
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { others: count } });
         set.status = 204;
       },

@@ -9,6 +9,7 @@ import { mfaPlugin } from "../plugins/mfa";
 import { oauthPlugin } from "../plugins/oauth";
 import { passwordPlugin } from "../plugins/password";
 import { teamsPlugin } from "../plugins/teams";
+import { webhooksPlugin } from "../plugins/webhooks";
 import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
@@ -19,6 +20,8 @@ import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
 import { KnownDevices } from "./devices";
 import { describeError, errorHandler, errors, isConnectionError } from "./errors";
+import { Events } from "./events";
+import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
@@ -32,9 +35,11 @@ import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
 export type { AuthContext } from "./context";
+export { AuthError } from "./errors";
+export type { AuthHooks, SessionInfo, SignUpAttempt } from "./hooks";
 
-/** Ports a host app or a test can hand in instead of the ones made from settings. */
-export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger };
+/** Ports a host app or a test can hand in instead of the ones made from settings, and the app's in-process hooks. */
+export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger; hooks?: AuthHooks };
 
 const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
 
@@ -51,6 +56,9 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
+  // First: a claims hook that returns a reserved name stops the start before anything is opened.
+  const appHooks = ports.hooks ?? {};
+  const extraClaims = await claimsHook(appHooks);
   const clock = ports.clock ?? { now: () => new Date() };
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
@@ -70,20 +78,34 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   await tokens.init();
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
-  const users = new Users(db, config);
+  const events = new Events(db, now);
+  const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now, events);
+  sessions.extraClaims = extraClaims;
+  const hooks: Hooks = { maintenance: [], credentials: [], shutdown: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
-    const response = await sessions.create(user, { amr, meta, sessionId });
+    const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
+    const response = await sessions.create(user, {
+      amr,
+      meta,
+      sessionId,
+      inTransaction: (tx, made) => events.emit(tx, { type: "user.signed_in", data: { user: made.user, session } }),
+    });
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
-      await sessions.revoke(sessionId);
+      await sessions.revoke(sessionId, "credential_changed");
       throw errors.invalidCredentials();
+    }
+    try {
+      await appHooks.afterSignIn?.(response.user, session);
+    } catch (error) {
+      await sessions.revoke(sessionId, "sign_in_refused");
+      throw error;
     }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
     if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
@@ -106,6 +128,11 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     secrets,
     passwords: new PasswordHasher(config),
     hooks,
+    events,
+    appHooks,
+    async beforeSignUp(attempt) {
+      await appHooks.beforeSignUp?.(attempt);
+    },
     logger,
     async signIn(user, opts) {
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
@@ -123,6 +150,7 @@ const PLUGINS = {
   mfa: mfaPlugin,
   teams: teamsPlugin,
   invitations: invitationsPlugin,
+  webhooks: webhooksPlugin,
 } as const;
 
 function buildApp(ctx: AuthContext, logger: Logger) {
@@ -224,6 +252,7 @@ export async function buildAuthServer(
     ctx,
     async close() {
       clearInterval(maintenance);
+      await Promise.allSettled(ctx.hooks.shutdown.map((stop) => stop()));
       ctx.sessions.close();
       await Promise.allSettled([
         ports.kv ? Promise.resolve() : ctx.kv.close(),

@@ -151,7 +151,7 @@ export async function finishFlow(
     // Nothing proves that the browser finishing a flow is the one that started it: a guest who sent someone else a
     // started flow would keep tokens to the account that person makes. So the guest's own sessions end here; the
     // exchange code hands the upgraded account (same id, same data) a fresh session.
-    if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id);
+    if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id, undefined, "guest_upgraded");
     const code = randomToken();
     await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id }), EXCHANGE_CODE_TTL_S);
     return withParams(flow.redirectTo, { code });
@@ -251,10 +251,18 @@ async function resolveUser(
     image: profile.image,
   };
   const { guestUserId } = opts;
+  await ctx.beforeSignUp({ email: profile.email, method: `oauth:${providerId}`, ip: opts.meta.ip, userAgent: opts.meta.userAgent });
   try {
-    const user = await ctx.db.transaction(async (tx) => {
+    const user = await ctx.db.transaction(async (txn) => {
+      const tx = txn as unknown as Db;
       const row = guestUserId ? await ctx.users.upgradeGuest(guestUserId, fields, tx) : await ctx.users.create(fields, tx);
       await insertLink(tx, row.id, providerId, profile);
+      // A guest's account was announced when it was made: its upgrade is an update of it.
+      await ctx.events.emit(
+        tx,
+        { type: guestUserId ? "user.updated" : "user.created", data: { user: ctx.users.toPublic(row) } },
+        { type: "account.linked", data: { userId: row.id, provider: providerId } },
+      );
       return row;
     });
     await ctx.audit.record({
@@ -285,7 +293,10 @@ async function linkIdentity(ctx: AuthContext, userId: string, providerId: string
   }
   if (!(await ctx.users.findById(userId))) throw errors.unauthorized();
   try {
-    await insertLink(ctx.db, userId, providerId, profile);
+    await ctx.events.atomic(async (tx) => {
+      await insertLink(tx, userId, providerId, profile);
+      await ctx.events.emit(tx, { type: "account.linked", data: { userId, provider: providerId } });
+    });
   } catch (error) {
     throw linkConflict(error) ?? error;
   }
@@ -324,6 +335,7 @@ export async function unlinkAccount(ctx: AuthContext, userId: string, providerId
     // The link being removed is one of them: it may go only if another way in remains.
     if ((await countSignInMethods(ctx, userId, tx)) <= 1) throw oauthFlowErrors.lastSignInMethod();
     await tx.delete(oauthAccounts).where(eq(oauthAccounts.id, link.id));
+    await ctx.events.emit(tx as unknown as Db, { type: "account.unlinked", data: { userId, provider: providerId } });
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });
 }

@@ -4,3 +4,4 @@ export * from "../../plugins/oauth/schema";
 export * from "../../plugins/mfa/schema";
 export * from "../../plugins/teams/schema";
 export * from "../../plugins/invitations/schema";
+export * from "../../plugins/webhooks/schema";

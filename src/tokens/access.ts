@@ -53,9 +53,10 @@ export class AccessTokens {
    * synchronous Ed25519 and HMAC: a third of the cost of WebCrypto's, and it runs on every sign-in and refresh.
    * `issuedAt` (default: now) lets a token be issued again byte for byte: EdDSA and HS256 signatures are deterministic.
    */
-  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.now()): Promise<string> {
+  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.now(), extra?: Record<string, unknown>): Promise<string> {
     const iat = Math.floor(issuedAt.getTime() / 1000);
-    const payload: Record<string, unknown> = { sid: claims.sid, roles: claims.roles, amr: claims.amr };
+    // Extra claims (the library's accessTokenClaims hook) never carry a reserved name: src/hooks.ts refuses those.
+    const payload: Record<string, unknown> = { ...extra, sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
     payload.sub = claims.sub;
     payload.iss = this.config.issuer;

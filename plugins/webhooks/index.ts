@@ -1,0 +1,93 @@
+import { Elysia } from "elysia";
+import { z } from "zod";
+import type { AuthContext } from "../../src/context";
+import { errorSchema } from "../../src/core-routes";
+import { errors } from "../../src/errors";
+import { authGuard } from "../../src/sessions/guard";
+import { webhookErrors } from "./errors";
+import { DeliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
+
+const deliverySchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  type: z.string(),
+  status: z.enum(["pending", "delivered", "failed"]),
+  attempts: z.number(),
+  lastResponseStatus: z.number().nullable(),
+  lastAttemptAt: z.string().nullable(),
+  nextAttemptAt: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+const adminOnly = { 401: errorSchema, 403: errorSchema };
+
+/**
+ * Events out as Standard Webhooks: the core's events land in an outbox table in the transaction of their change, and a
+ * worker on every instance sends them, signed, with retries. Admins list deliveries and retry one by hand.
+ */
+export function webhooksPlugin(ctx: AuthContext) {
+  const worker = new DeliveryWorker(ctx);
+  ctx.events.setSink(outboxSink(ctx, () => worker.wake()));
+  ctx.hooks.maintenance.push(async () => {
+    const swept = await sweepDeliveries(ctx);
+    if (swept > 0) ctx.logger.info("old webhook deliveries swept", { count: swept });
+  });
+  ctx.hooks.shutdown.push(() => worker.stop());
+  worker.start();
+
+  const requireAdmin = (roles: readonly string[]) => {
+    if (!roles.includes("admin")) throw errors.forbidden();
+  };
+
+  return new Elysia({ name: "plugin.webhooks", seed: ctx.id, prefix: "/admin/webhooks", detail: { tags: ["webhooks"] } })
+    .use(authGuard(ctx))
+    .get(
+      "/deliveries",
+      ({ auth, query }) => {
+        requireAdmin(auth.roles);
+        return listDeliveries(ctx, query);
+      },
+      {
+        auth: true,
+        query: z.object({
+          status: z.enum(["pending", "delivered", "failed"]).optional(),
+          type: z.string().max(64).optional(),
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+          cursor: z.string().max(512).optional(),
+        }),
+        response: { 200: z.object({ deliveries: z.array(deliverySchema), nextCursor: z.string().nullable() }), 400: errorSchema, ...adminOnly },
+        detail: {
+          summary: "Webhook deliveries (admins only)",
+          description:
+            "One delivery per event and URL in `WEBHOOK_URLS`; its `id` is the `webhook-id` header, the same on every attempt. Newest first; " +
+            "`limit` 1 to 100 (default 20); pass `nextCursor` as `cursor` for the next page (null on the last). `status` is `pending` " +
+            "(waiting for its next attempt, `nextAttemptAt`), `delivered` (a 2xx within 5 s) or `failed` (`WEBHOOK_MAX_ATTEMPTS` attempts failed). " +
+            "Retries follow `WEBHOOK_BACKOFF_S` x 1, 6, 24, 120, 720, then x 4320 (6 h at the default 5 s), each +-20%. " +
+            "Delivered rows are swept after 7 days, failed ones after 30. `403 FORBIDDEN` without the global `admin` role.",
+        },
+      },
+    )
+    .post(
+      "/deliveries/:id/retry",
+      async ({ auth, params, meta, set }) => {
+        requireAdmin(auth.roles);
+        if (!(await retryDelivery(ctx, params.id))) throw webhookErrors.deliveryNotFound();
+        await ctx.audit.record({ type: "webhook_retried", userId: auth.userId, meta, data: { adminId: auth.userId, deliveryId: params.id } });
+        worker.wake();
+        set.status = 202;
+      },
+      {
+        auth: true,
+        // The route takes no body; not parsing one lets an empty JSON or form body through.
+        parse: "none",
+        params: z.object({ id: z.string().max(64) }),
+        response: { 404: errorSchema, ...adminOnly },
+        detail: {
+          summary: "Retry a webhook delivery now (admins only)",
+          description:
+            "`202`: one more attempt leaves at once with the same `webhook-id`; a `failed` delivery becomes `pending` again (and `failed` " +
+            "again if this attempt fails too). Unknown id: `404 NOT_FOUND`. Audited as `webhook_retried` on the admin, with `data.deliveryId`.",
+        },
+      },
+    );
+}
