@@ -1,21 +1,13 @@
-import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
-import { anonymousPlugin } from "../plugins/anonymous";
-import { invitationsPlugin } from "../plugins/invitations";
-import { magicCodePlugin } from "../plugins/magic-code";
-import { mfaPlugin } from "../plugins/mfa";
-import { oauthPlugin } from "../plugins/oauth";
-import { passwordPlugin } from "../plugins/password";
-import { teamsPlugin } from "../plugins/teams";
-import { webhooksPlugin } from "../plugins/webhooks";
 import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
+import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
 import { KnownDevices } from "./devices";
@@ -26,11 +18,16 @@ import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
+import { errorCodesInSpec } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
+import { installPlugins } from "./plugin";
+import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
+import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
+import { ownedPaths } from "./scope";
 import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
@@ -81,11 +78,13 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const events = new Events(db, now);
   const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now, events);
   sessions.extraClaims = extraClaims;
-  const hooks: Hooks = { maintenance: [], credentials: [], shutdown: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [], shutdown: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+    if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
     const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
@@ -95,6 +94,11 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
       sessionId,
       inTransaction: (tx, made) => events.emit(tx, { type: "user.signed_in", data: { user: made.user, session } }),
     });
+    // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
+    if ((await users.markSignedIn(user.id, now())).banned) {
+      await sessions.revoke(sessionId, "banned");
+      throw errors.userBanned();
+    }
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
@@ -135,6 +139,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     },
     logger,
     async signIn(user, opts) {
+      // Before the second step: a banned account gets no MFA challenge either.
+      if (users.isBanned(user, now())) throw errors.userBanned();
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
       return startSession(user, opts);
     },
@@ -142,50 +148,56 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   };
 }
 
-const PLUGINS = {
-  password: passwordPlugin,
-  "magic-code": magicCodePlugin,
-  anonymous: anonymousPlugin,
-  oauth: oauthPlugin,
-  mfa: mfaPlugin,
-  teams: teamsPlugin,
-  invitations: invitationsPlugin,
-  webhooks: webhooksPlugin,
-} as const;
+/**
+ * Every plugin's routes chained on the core's, so their types add up; never called with plugins that are off.
+ * The base path's type is the default one: a client of a server with another AUTH_BASE_PATH sets it in its URL.
+ */
+function allRoutes(ctx: AuthContext) {
+  return new Elysia({ name: "auth.routes", seed: ctx.id, prefix: "/auth" })
+    .use(coreRoutes(ctx))
+    .use(allPluginRoutes(ctx));
+}
+
+/**
+ * The core and the plugins AUTH_PLUGINS turns on, under AUTH_BASE_PATH. Which plugins run is a runtime choice, so
+ * the type holds them all (a route of a plugin that is off answers 404 NOT_FOUND): Eden clients see the whole API.
+ */
+function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
+  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+  // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
+  for (const routes of installPlugins(ctx, PLUGINS, ctx.config.plugins)) auth.use(routes);
+  // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
+  auth.all("/*", () => {
+    throw errors.notFound();
+  }, { detail: { hide: true } });
+  return auth as unknown as ReturnType<typeof allRoutes>;
+}
 
 function buildApp(ctx: AuthContext, logger: Logger) {
   const { config } = ctx;
-  const allowedOrigins = new Set(config.corsOrigins);
+  const owns = ownedPaths(config.AUTH_BASE_PATH);
 
-  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
-  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
-  // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
-  for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  const securityHeaders = (set: { headers: Record<string, unknown> }) => {
+    set.headers["x-content-type-options"] = "nosniff";
+    set.headers["cache-control"] = "no-store";
+    set.headers["referrer-policy"] = "no-referrer";
+  };
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
-    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
-    .use(observability(ctx, logger))
-    .onRequest(({ set }) => {
-      set.headers["x-content-type-options"] = "nosniff";
-      set.headers["cache-control"] = "no-store";
-      set.headers["referrer-policy"] = "no-referrer";
+    // Before the error handler: its answer ends the error hooks, and an unknown path must carry these headers too.
+    .use(observability(ctx, logger, owns))
+    .onRequest(({ request, set }) => {
+      if (owns(request.url)) securityHeaders(set);
     })
-    .use(
-      cors({
-        origin: ({ headers }) => {
-          const origin = headers.get("origin");
-          return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
-        },
-        credentials: !allowedOrigins.has("*"),
-        allowedHeaders: ["authorization", "content-type", "x-request-id"],
-        // The response headers a browser app may read. (The default echoes the request's header names on every
-        // request, which exposes nothing useful and costs a header walk per request.)
-        exposeHeaders: ["x-request-id", "retry-after"],
-        methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        maxAge: 600,
-      }),
-    )
-    .use(bodyParser(ctx.id))
+    // Local: an unknown path gets here only when this server is the root app, not when a host app mounts it.
+    .onError(({ code, request, set }) => {
+      if (code === "NOT_FOUND" && !owns(request.url)) securityHeaders(set);
+    })
+    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
+    .use(corsPolicy(ctx.id, config.corsOrigins, owns))
+    .use(browserSessions(ctx.id, config))
+    .use(bodyParser(ctx.id, owns))
+    .use(errorCodesInSpec(ctx.id, "/docs/json", ERROR_REGISTRY, DEPENDENCIES))
     .use(
       openapi({
         path: "/docs",
@@ -199,9 +211,20 @@ function buildApp(ctx: AuthContext, logger: Logger) {
             title: "Auth server",
             version: "0.1.0",
             description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.",
+              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.\n\n" +
+              BROWSER_SESSIONS_DOC,
           },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+          components: {
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              cookie: {
+                type: "apiKey",
+                in: "cookie",
+                name: "auth_at",
+                description: "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
+              },
+            },
+          },
         },
       }),
     )
@@ -225,7 +248,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
     }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
-    .use(auth);
+    .use(authRoutes(ctx));
 }
 
 export type AuthServer = {
@@ -268,19 +291,6 @@ export async function createAuthServer(options: AuthServerOptions = {}, ports: A
   return (await buildAuthServer(options, ports)).app;
 }
 
-/** Every route of every plugin, chained statically, so Eden treaty clients see the whole API. Never called. */
-function typedApp(ctx: AuthContext) {
-  return buildApp(ctx, createLogger("silent")).group("", (app) =>
-    app
-      .use(passwordPlugin(ctx))
-      .use(magicCodePlugin(ctx))
-      .use(anonymousPlugin(ctx))
-      .use(oauthPlugin(ctx))
-      .use(mfaPlugin(ctx))
-      .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx)),
-  );
-}
 
-/** The app's type, for Eden treaty clients. */
-export type App = ReturnType<typeof typedApp>;
+/** The app's type, for Eden treaty clients: every route of every plugin, under `/auth`. */
+export type App = AuthServer["app"];

@@ -215,7 +215,7 @@ describe("accessTokenClaims", () => {
 
 test("AuthError is exported by the package entry, the class the server answers with", async () => {
   const entry = (await import("../package.json")).exports["."];
-  expect(entry).toBe("./src/server.ts");
+  expect(entry.default).toBe("./src/server.ts");
   expect(AuthError).toBe(CoreAuthError);
   const error = new AuthError(409, "TAKEN", "Taken");
   expect([error.status, error.code, error.message]).toEqual([409, "TAKEN", "Taken"]);

@@ -2,8 +2,10 @@ import { and, eq } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
+import { mfaError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
+import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { mfaTokenInvalid, type OpenedMfaToken, openMfaToken, recordWrongAnswer, spendMfaToken } from "./challenge";
@@ -15,7 +17,7 @@ import { enrollTotp, mfaAlreadyEnabled, spendTotpCode, type TotpEnrollment } fro
 const ACCOUNT_CODE_ATTEMPTS = 5;
 const ACCOUNT_CODE_WINDOW_S = 900;
 
-const mfaNotEnabled = () => new AuthError(400, "MFA_NOT_ENABLED", "MFA is not on for this account");
+const mfaNotEnabled = () => mfaError("MFA_NOT_ENABLED");
 
 async function requireUser(ctx: AuthContext, userId: string): Promise<UserRow> {
   const user = await ctx.users.findById(userId);
@@ -66,7 +68,7 @@ export async function confirmTotp(ctx: AuthContext, userId: string, code: string
     .from(totpSecrets)
     .where(and(eq(totpSecrets.userId, userId), eq(totpSecrets.confirmed, false)))
     .limit(1);
-  if (!pending) throw new AuthError(400, "MFA_SETUP_REQUIRED", "Start with POST /mfa/totp/setup");
+  if (!pending) throw mfaError("MFA_SETUP_REQUIRED");
   const codes = await withCodeAttempt(ctx, userId, () =>
     ctx.db.transaction(async (tx) => {
       if (!(await spendTotpCode(ctx, userId, code, { confirmed: false, db: tx }))) throw errors.invalidCode();
@@ -77,7 +79,7 @@ export async function confirmTotp(ctx: AuthContext, userId: string, code: string
     }),
   );
   await ctx.audit.record({ type: "mfa_enabled", userId, meta, data: { method: "totp" } });
-  await sendSecurityNotice(ctx, user, "Two-factor authentication was turned on for your account.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "added", name: null });
   return { recoveryCodes: codes };
 }
 
@@ -135,7 +137,7 @@ export async function recoverWithCode(ctx: AuthContext, input: { mfaToken: strin
     return turnMfaOff(ctx, tx, candidate.id);
   });
   await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta: input.meta, data: { method: "recovery_code" } });
-  await sendSecurityNotice(ctx, user, "A recovery code was used to sign in, and two-factor authentication was turned off.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "removed", name: null, reason: "recovery-code" });
   // A recovery code is a one-time password (RFC 8176 "otp").
   return finishSignIn(ctx, user, [...new Set([...opened.amr, "otp"])], input.meta, "recovery_code");
 }
@@ -157,7 +159,7 @@ export async function disableMfa(ctx: AuthContext, userId: string, code: string,
     }),
   );
   await ctx.audit.record({ type: "mfa_disabled", userId, meta, data: { method } });
-  await sendSecurityNotice(ctx, user, "Two-factor authentication was turned off for your account.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "removed", name: null });
 }
 
 /** A new set of recovery codes for a user who proves it with a TOTP code; the old set dies. */

@@ -1,10 +1,12 @@
 import { and, eq, gt, isNull } from "drizzle-orm";
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
+import { passwordError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/credentials";
 import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
@@ -18,10 +20,10 @@ export const RESET_TOKEN_TTL_S = 60 * 60;
 /** Every error code this plugin answers with, beyond the core's. */
 export const passwordErrors = {
   invalidCredentials: errors.invalidCredentials,
-  passwordMismatch: () => new AuthError(400, "PASSWORD_MISMATCH", "The passwords do not match"),
-  emailNotVerified: () => new AuthError(403, "EMAIL_NOT_VERIFIED", "Confirm your email address before signing in"),
-  invalidToken: () => new AuthError(400, "INVALID_TOKEN", "The reset link is invalid or has expired"),
-  guestCannotChangeEmail: () => new AuthError(403, "FORBIDDEN", "A guest account registers instead of changing its email"),
+  passwordMismatch: () => passwordError("PASSWORD_MISMATCH"),
+  emailNotVerified: () => passwordError("EMAIL_NOT_VERIFIED"),
+  invalidToken: () => passwordError("INVALID_RESET_TOKEN"),
+  guestCannotChangeEmail: () => errors.forbidden("A guest account registers instead of changing its email"),
 };
 
 const CODE_PURPOSE = { verifyEmail: "verify-email", emailChange: "email-change" } as const;
@@ -63,9 +65,13 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const email = requireEmail(input.email);
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
+  await limitSignUp(ctx, meta);
   // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
   // address like any other mailed code, the same for taken and free emails.
-  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
+    await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+    await limitMailTo(ctx, meta, email);
+  }
   await ctx.beforeSignUp({ email, method: "password", ip: meta.ip, userAgent: meta.userAgent });
   const fields = {
     email,
@@ -88,8 +94,11 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
-    await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
-    await sendEmailDetached(ctx, email, "security-notice", {
+    const owner = await ctx.users.findByEmail(email);
+    await ctx.audit.record({ type: "sign_up_existing_email", userId: owner?.id ?? null, meta });
+    // A banned account is mailed nothing; the answer is the same.
+    const banned = owner !== undefined && ctx.users.isBanned(owner, ctx.clock.now());
+    await sendEmailDetached(ctx, banned ? null : email, "security-notice", {
       event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
     });
     return { status: 202, body: pendingConfirmation() };
@@ -163,9 +172,10 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
 export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
-  if (user && !user.emailVerified) {
+  if (user && !user.emailVerified && !ctx.users.isBanned(user, ctx.clock.now())) {
     await sendVerificationCode(ctx, { ...user, email });
   } else {
     // Same rendering work as a real send, so the answer takes the same time.
@@ -212,6 +222,7 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
+  await limitMailTo(ctx, meta, newEmail);
   // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
   if (await ctx.users.findByEmail(newEmail)) {
     await sendEmailDetached(ctx, newEmail, "security-notice", {
@@ -225,13 +236,30 @@ export async function requestEmailChange(
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
 }
 
-/** Moves the account to the new address (now verified) and tells the old address. */
+/**
+ * Spends every reset link of a user still outstanding: a link follows the mailbox and the password it was mailed
+ * for, so once either changes no older link may set a password.
+ */
+async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
+}
+
+/**
+ * Moves the account to the new address (now verified) and tells the old address. Credentials follow the mailbox:
+ * reset links mailed to the old address are spent, and every other session ends (a session opened by whoever read
+ * the old mailbox must not outlive the move).
+ */
 export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input: { code: string }, meta: RequestMeta): Promise<PublicUser> {
   const spent = await ctx.codes.consume(CODE_PURPOSE.emailChange, auth.userId, input.code);
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.events.atomic(async (tx) => {
+  const user = await ctx.db.transaction(async (txn) => {
+    const tx = txn as unknown as Db;
+    await spendResetLinks(tx, auth.userId, ctx.clock.now());
     const row = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
     await ctx.events.emit(
       tx,
@@ -240,8 +268,9 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
     );
     return row;
   });
+  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId, "email_changed");
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
-  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
+  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
 }
 
@@ -258,7 +287,9 @@ export async function changePassword(
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
   const passwordHash = await ctx.passwords.hash(input.newPassword);
-  const revoked = await ctx.events.atomic(async (tx) => {
+  const revoked = await ctx.db.transaction(async (txn) => {
+    const tx = txn as unknown as Db;
+    await spendResetLinks(tx, user.id, ctx.clock.now());
     await ctx.users.update(user.id, { passwordHash }, tx);
     await ctx.events.emit(tx, { type: "password.changed", data: { userId: user.id } });
     return ctx.sessions.revokeAll(user.id, auth.sessionId, "password_changed", tx);
@@ -275,10 +306,13 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  const user = await ctx.users.findByEmail(email);
-  const token = randomToken(32);
+  await limitMailTo(ctx, meta, email);
+  const found = await ctx.users.findByEmail(email);
   const now = ctx.clock.now();
-  const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  // A banned account gets no link: it is one more way back in, and a ban mails nothing.
+  const user = found && !ctx.users.isBanned(found, now) ? found : undefined;
+  const token = randomToken(32);
+  const audited = ctx.audit.record({ type: "password_reset_requested", userId: found?.id ?? null, meta });
   // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
   // unknown one. The insert runs when sendEmailDetached chains on it, after the answer's own work, and the link is
   // mailed once the row is written, so it always works when it arrives.
@@ -332,10 +366,7 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       .returning({ userId: passwordResetTokens.userId });
     if (!spent) return false;
     // Older links of this user die with the one used: a reset closes every other way back in.
-    await tx
-      .update(passwordResetTokens)
-      .set({ usedAt: now })
-      .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
+    await spendResetLinks(tx, spent.userId, now);
     // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
     // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
     const unproven = !user.emailVerified;

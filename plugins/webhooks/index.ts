@@ -1,11 +1,15 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "../../src/context";
+import type { AuthInfo } from "../../src/sessions/service";
 import { errorSchema } from "../../src/core-routes";
 import { errors } from "../../src/errors";
+import { definePlugin } from "../../src/plugin";
 import { authGuard } from "../../src/sessions/guard";
 import { webhookErrors } from "./errors";
+import { webhookDeliveries } from "./schema";
 import { DeliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
+import { webhookSettings } from "./settings";
 
 const deliverySchema = z.object({
   id: z.string(),
@@ -21,30 +25,39 @@ const deliverySchema = z.object({
 
 const adminOnly = { 401: errorSchema, 403: errorSchema };
 
+/** Each server's worker, made when the plugin's hooks are installed and woken by its routes. */
+const workers = new WeakMap<AuthContext, DeliveryWorker>();
+
+/** The outbox, its worker and its sweep; with no URL (AUTH_PLUGINS lists it, WEBHOOK_URLS is empty) nothing is sent. */
+function installOutbox(ctx: AuthContext) {
+  if (ctx.config.WEBHOOK_URLS.length === 0) return {};
+  const worker = new DeliveryWorker(ctx);
+  workers.set(ctx, worker);
+  ctx.events.setSink(outboxSink(ctx, () => worker.wake()));
+  worker.start();
+  const sweep = async () => {
+    const swept = await sweepDeliveries(ctx);
+    if (swept > 0) ctx.logger.info("old webhook deliveries swept", { count: swept });
+  };
+  return { maintenance: [sweep], shutdown: [() => worker.stop()] };
+}
+
+/** The global `admin` role, as the token carries it (a role change ends the user's sessions); impersonators never. */
+function requireAdmin(auth: AuthInfo) {
+  if (auth.act || !auth.roles.includes("admin")) throw errors.forbidden();
+}
+
 /**
  * Events out as Standard Webhooks: the core's events land in an outbox table in the transaction of their change, and a
  * worker on every instance sends them, signed, with retries. Admins list deliveries and retry one by hand.
  */
-export function webhooksPlugin(ctx: AuthContext) {
-  const worker = new DeliveryWorker(ctx);
-  ctx.events.setSink(outboxSink(ctx, () => worker.wake()));
-  ctx.hooks.maintenance.push(async () => {
-    const swept = await sweepDeliveries(ctx);
-    if (swept > 0) ctx.logger.info("old webhook deliveries swept", { count: swept });
-  });
-  ctx.hooks.shutdown.push(() => worker.stop());
-  worker.start();
-
-  const requireAdmin = (roles: readonly string[]) => {
-    if (!roles.includes("admin")) throw errors.forbidden();
-  };
-
+function webhookRoutes(ctx: AuthContext) {
   return new Elysia({ name: "plugin.webhooks", seed: ctx.id, prefix: "/admin/webhooks", detail: { tags: ["webhooks"] } })
     .use(authGuard(ctx))
     .get(
       "/deliveries",
       ({ auth, query }) => {
-        requireAdmin(auth.roles);
+        requireAdmin(auth);
         return listDeliveries(ctx, query);
       },
       {
@@ -70,10 +83,10 @@ export function webhooksPlugin(ctx: AuthContext) {
     .post(
       "/deliveries/:id/retry",
       async ({ auth, params, meta, set }) => {
-        requireAdmin(auth.roles);
+        requireAdmin(auth);
         if (!(await retryDelivery(ctx, params.id))) throw webhookErrors.deliveryNotFound();
         await ctx.audit.record({ type: "webhook_retried", userId: auth.userId, meta, data: { adminId: auth.userId, deliveryId: params.id } });
-        worker.wake();
+        workers.get(ctx)?.wake();
         set.status = 202;
       },
       {
@@ -91,3 +104,13 @@ export function webhooksPlugin(ctx: AuthContext) {
       },
     );
 }
+
+export default definePlugin({
+  id: "webhooks",
+  // On when WEBHOOK_URLS is set, unless AUTH_PLUGINS is set and leaves it out.
+  onByDefault: (env) => typeof env.WEBHOOK_URLS === "string" && env.WEBHOOK_URLS.trim() !== "",
+  settings: webhookSettings,
+  tables: { webhookDeliveries },
+  hooks: installOutbox,
+  routes: webhookRoutes,
+});

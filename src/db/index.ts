@@ -2,8 +2,12 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import * as schema from "./all-schema";
+import * as schema from "./schema";
 
+/**
+ * The core's tables. Plugins' tables live in their folders (drizzle-kit reads them all for migrations); queries name
+ * their tables, and no relational query (`db.query.*`) needs them in the handle's schema.
+ */
 export type Schema = typeof schema;
 /** One handle type for both drivers. */
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -62,7 +66,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
   // Loaded only for the embedded default: PGlite weighs tens of MB that a Postgres deployment should not carry.
   const { createPglite } = await import("./pglite");
-  return createPglite(opts.dataDir);
+  return createPglite(opts.dataDir, opts.timeoutMs);
 }
 
 export { schema };

@@ -1,20 +1,32 @@
+/// <reference path="./pglite-assets.d.ts" />
 import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { rename } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { type Database, type Db, migrationsFolder, schema } from "./index";
+import { gatePglite } from "./pglite-gate";
 
-export function openPglite(client: PGlite): Database {
+/** `timeoutMs` bounds how long a query may wait for the one connection (BACKEND_TIMEOUT_MS): then it is a 503. */
+export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
+  const client = gatePglite(pglite, timeoutMs);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
     kind: "pglite",
     async migrate() {
       // One process owns an embedded database, so there is nobody to race.
-      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder });
+      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder }).catch((error: unknown) => {
+        const missing = /extension "pg_trgm" is not available/.test(`${(error as Error)?.message} ${((error as Error)?.cause as Error)?.message}`);
+        throw missing ? new Error("PGlite was created without pg_trgm: pass { extensions: pgliteExtensions } (src/db/pglite.ts) to PGlite.create") : error;
+      });
     },
     async ping() {
       await db.execute(sql`select 1`);
@@ -23,6 +35,31 @@ export function openPglite(client: PGlite): Database {
       if (!client.closed) await client.close();
     },
   };
+}
+
+/**
+ * The extensions every embedded database loads: the migrations create pg_trgm (the admin user search), and a data
+ * folder made with it opens only with it. Pass these to every `PGlite.create`.
+ */
+export const pgliteExtensions = {
+  pg_trgm: Bun.isStandaloneExecutable ? { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(await embeddedBundleCopy()) }) } : pg_trgm,
+};
+
+/**
+ * PGlite streams an extension bundle with node:fs, which cannot stream a file embedded in a compiled binary (Bun.file
+ * can read it): there it is copied to the temporary directory, under a name its content fixes (the bundler's hash),
+ * written aside and renamed so a process starting meanwhile never reads half of it.
+ */
+async function embeddedBundleCopy(): Promise<string> {
+  const { pgTrgmBundlePath } = await import("./pglite-embedded");
+  const copy = join(tmpdir(), `auth-server-${basename(pgTrgmBundlePath)}`);
+  const embedded = Bun.file(pgTrgmBundlePath);
+  if (Bun.file(copy).size !== embedded.size) {
+    const partial = `${copy}.${process.pid}`;
+    await Bun.write(partial, embedded);
+    await rename(partial, copy);
+  }
+  return copy;
 }
 
 /**
@@ -37,8 +74,7 @@ async function embeddedPgliteAssets() {
   return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
 }
 
-
 /** Opens (or creates) the embedded database in `dataDir`. */
-export async function createPglite(dataDir: string): Promise<Database> {
-  return openPglite(await PGlite.create(dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}));
+export async function createPglite(dataDir: string, timeoutMs: number): Promise<Database> {
+  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }), timeoutMs);
 }

@@ -6,7 +6,7 @@ import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../
 import type { Db } from "../db";
 import type { AuthEvent, Events } from "../events";
 import { type SessionRow, sessions, type UserRow, users } from "../db/schema";
-import { AuthError, errors } from "../errors";
+import { coreError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
@@ -16,6 +16,7 @@ import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUser, type PublicUserRow, publicUserColumns, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
+import { REVOKED_CHANNEL, REVOKED_SET, revocationTtlS, teamClaimEntry } from "./revocation-keys";
 
 export type TokenResponse = {
   user: PublicUser;
@@ -27,17 +28,23 @@ export type TokenResponse = {
 };
 
 /** The caller of an authenticated route. */
-export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr: string[]; team?: TeamClaim; token: string };
+export type AuthInfo = {
+  userId: string;
+  sessionId: string;
+  roles: string[];
+  amr: string[];
+  team?: TeamClaim;
+  /** Set on impersonation tokens: the admin acting as this user. */
+  act?: { sub: string };
+  token: string;
+};
 
-const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
+/** An impersonation's answer: a TokenResponse with no refresh token (it cannot be renewed). */
+export type ImpersonationResponse = Omit<TokenResponse, "refreshToken">;
+
+const invalidRefresh = () => coreError("INVALID_REFRESH_TOKEN");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
 const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
-/**
- * Every instance listens here for revoked session ids (comma-separated). REVOKED_SET holds each revocation until no
- * access token it refuses can still be valid: instances resync from it on reconnect, and ask it while disconnected.
- */
-const REVOKED_CHANNEL = "revoked";
-const REVOKED_SET = "revoked-sessions";
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
 const VERIFIED_CACHE_MAX = 10_000;
 // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` name it too.
@@ -57,8 +64,6 @@ type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS:
 /** How long a revocation waits to hear its own message back before answering anyway. */
 const ECHO_TIMEOUT_MS = 250;
 
-/** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
-const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
 /** What GET /auth/session answers from, and all an instance keeps per session: no secret, no password hash. */
 type CurrentSession = {
   session: Pick<SessionRow, "id" | "userId" | "createdAt" | "expiresAt" | "amr">;
@@ -208,8 +213,9 @@ export class Sessions {
     this.revocations.close();
   }
 
+  /** As long as any access token can live: impersonation tokens may outlive ordinary ones. */
   private get revocationTtlS() {
-    return this.config.ACCESS_TOKEN_TTL_S + 60;
+    return revocationTtlS(Math.max(this.config.ACCESS_TOKEN_TTL_S, this.config.IMPERSONATION_TTL_S));
   }
 
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
@@ -309,6 +315,35 @@ export class Sessions {
     return made;
   }
 
+  /**
+   * A session in which `adminId` acts as `user`: its row makes it revocable like any other (a ban or a revocation of
+   * the user's sessions ends it too), but it holds no refresh token and ends with its one access token.
+   */
+  async impersonate(user: UserRow, adminId: string, meta: RequestMeta): Promise<ImpersonationResponse> {
+    const now = this.now();
+    const lifetimeS = this.config.IMPERSONATION_TTL_S;
+    const sessionId = newId();
+    const expiresAt = new Date(now.getTime() + lifetimeS * 1000);
+    const amr = ["impersonation"];
+    // The empty refresh hash matches no token's secret, so nothing can ever rotate this session.
+    await this.db.insert(sessions).values({
+      id: sessionId,
+      userId: user.id,
+      amr,
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt,
+      refreshHash: "",
+      refreshIssuedAt: now,
+      refreshExpiresAt: now,
+    });
+    const roles = this.users.rolesOf(user);
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: sessionId, roles, amr, act: { sub: adminId } }, now, lifetimeS);
+    return { user: this.users.toPublic(user), accessToken, tokenType: "Bearer", expiresIn: lifetimeS, mfaEnabled: user.mfaEnabled };
+  }
+
   private refreshKey(): Promise<Buffer> {
     return this.secrets.get("refresh-token");
   }
@@ -338,7 +373,7 @@ export class Sessions {
     const extra = this.extraClaims
       ? await this.extraClaims(publicUser, { id: claims.sid, amr: claims.amr, ip: claims.ip ?? null, userAgent: claims.userAgent ?? null })
       : undefined;
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt, extra);
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt, undefined, extra);
     return {
       user: publicUser,
       accessToken,
@@ -409,7 +444,7 @@ export class Sessions {
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.
     await this.revoke(session.id, "refresh_token_reused");
     await this.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
-    throw new AuthError(401, "REFRESH_TOKEN_REUSED", "The refresh token was already used; the session has been revoked");
+    throw coreError("REFRESH_TOKEN_REUSED");
   }
 
   /**
@@ -418,7 +453,7 @@ export class Sessions {
    * (kept current by the `revoked` channel), so no round trip is needed while the subscription is live.
    */
   async authenticate(authorization: string | null | undefined): Promise<AuthInfo> {
-    if (!authorization) throw new AuthError(401, "UNAUTHORIZED", "Authentication required");
+    if (!authorization) throw coreError("UNAUTHORIZED");
     const nowMs = this.now().getTime();
     let entry = this.verified.get(authorization);
     if (entry && entry.expiresAtMs > nowMs) {
@@ -438,7 +473,7 @@ export class Sessions {
       // Tokens from the second of the revocation are refused too: `iat` has no finer grain, and refusing is the safe side.
       const at = await this.revokedAt(teamClaimEntry(entry.info.sessionId, entry.info.team));
       if (at !== undefined && entry.issuedAtS <= Math.floor(at / 1000)) {
-        throw new AuthError(401, "TEAM_CLAIM_REVOKED", "The team in this token is no longer yours; refresh to get a new token");
+        throw coreError("TEAM_CLAIM_REVOKED");
       }
     }
     return entry.info;
@@ -446,10 +481,11 @@ export class Sessions {
 
   private async verifyHeader(authorization: string): Promise<VerifiedToken> {
     const match = BEARER.exec(authorization);
-    if (!match?.[1]) throw new AuthError(401, "INVALID_TOKEN", "The access token is invalid or has expired");
+    if (!match?.[1]) throw coreError("INVALID_TOKEN");
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
     const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
     // Shared by every request presenting this token, so nobody may change it.
     Object.freeze(info.roles);
     Object.freeze(info.amr);
