@@ -465,6 +465,14 @@ describe("admin routes", () => {
     expect((await server.request("POST", "/auth/admin/webhooks/deliveries/msg_unknown/retry", { token: admin })).status).toBe(404);
   });
 
+  test("the spec documents both routes and the events' format", async () => {
+    const spec = (await server.request("GET", "/docs/json")).body;
+    const listing = spec.paths["/auth/admin/webhooks/deliveries"]?.get;
+    expect(listing.description).toContain("webhook-signature");
+    for (const type of EVENT_TYPES) expect(listing.description).toContain(`\`${type}\``);
+    expect(spec.paths["/auth/admin/webhooks/deliveries/{id}/retry"]?.post).toBeDefined();
+  });
+
   test("anyone but an admin is refused", async () => {
     const user = await register(server);
     const list = await server.request("GET", "/auth/admin/webhooks/deliveries", { token: user.accessToken });

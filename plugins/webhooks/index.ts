@@ -25,6 +25,21 @@ const deliverySchema = z.object({
 
 const adminOnly = { 401: errorSchema, 403: errorSchema };
 
+/** What receivers get, for the spec: the one place a client reads the events' format. */
+const EVENTS_DOC =
+  "\n\n**Events sent** (Standard Webhooks): a POST of `{\"type\", \"timestamp\" (ISO time of the event), \"data\"}` with headers " +
+  "`webhook-id`, `webhook-timestamp` (Unix seconds of the attempt) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, " +
+  "one per secret of `WEBHOOK_SECRET`, space-separated). Types and their `data` (`User` as `GET /auth/me` answers it): " +
+  "`user.created` `{user}` (every way an account comes to be; a guest becoming a full account is `user.updated`), " +
+  "`user.updated` `{user}` (profile, email, verification, roles), `user.deleted` `{user: {id, email}}`, " +
+  "`user.signed_in` `{user, session: {id, amr, ip, userAgent}}` (every new session, not refreshes), " +
+  "`user.sign_in_failed` `{email, userId, method, ip}`, `user.banned` / `user.unbanned` `{user, reason, until}`, " +
+  "`session.revoked` `{userId, sessionId, reason}` (one per session), `password.changed` / `password.reset` `{userId}`, " +
+  "`email.changed` `{userId, email}`, `mfa.enabled` / `mfa.disabled` `{userId}`, `passkey.added` / `passkey.removed` " +
+  "`{userId, passkeyId}`, `account.linked` / `account.unlinked` `{userId, provider}`, `team.created` / `team.deleted` " +
+  "`{team: {id, name}}`, `team.member_added` / `team.member_removed` `{teamId, userId, role}`, `invitation.created` / " +
+  "`invitation.accepted` `{invitation: {id, email, teamId, role}}`. Never a password, hash, token, code or secret.";
+
 /** Each server's worker, made when the plugin's hooks are installed and woken by its routes. */
 const workers = new WeakMap<AuthContext, DeliveryWorker>();
 
@@ -76,7 +91,8 @@ function webhookRoutes(ctx: AuthContext) {
             "`limit` 1 to 100 (default 20); pass `nextCursor` as `cursor` for the next page (null on the last). `status` is `pending` " +
             "(waiting for its next attempt, `nextAttemptAt`), `delivered` (a 2xx within 5 s) or `failed` (`WEBHOOK_MAX_ATTEMPTS` attempts failed). " +
             "Retries follow `WEBHOOK_BACKOFF_S` x 1, 6, 24, 120, 720, then x 4320 (6 h at the default 5 s), each +-20%. " +
-            "Delivered rows are swept after 7 days, failed ones after 30. `403 FORBIDDEN` without the global `admin` role.",
+            "Delivered rows are swept after 7 days, failed ones after 30. `403 FORBIDDEN` without the global `admin` role." +
+            EVENTS_DOC,
         },
       },
     )
