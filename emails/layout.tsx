@@ -1,11 +1,14 @@
 import { Body, Button, Container, Head, Hr, Html, Link, Preview, Section, Text } from "@react-email/components";
-import type { CSSProperties, ReactNode } from "react";
+import { type CSSProperties, createContext, type ReactNode, useContext } from "react";
 
 export type LayoutProps = {
   preview: string;
   children: ReactNode;
-  appName?: string;
 };
+
+/** The deployment's brand (APP_NAME), provided by renderEmail, so no template has to pass it along. */
+export type Brand = { appName: string };
+export const BrandContext = createContext<Brand>({ appName: "Auth" });
 
 // Colours are 3-digit hex on purpose: a 6-digit hex (#000000) would match `\b\d{6}\b`.
 export const styles = {
@@ -39,7 +42,8 @@ export const styles = {
   hr: { borderColor: "#eee", margin: "24px 0" },
 } satisfies Record<string, CSSProperties>;
 
-export default function Layout({ preview, children, appName = "Auth" }: LayoutProps) {
+export default function Layout({ preview, children }: LayoutProps) {
+  const { appName } = useContext(BrandContext);
   return (
     <Html lang="en">
       <Head />
@@ -49,7 +53,7 @@ export default function Layout({ preview, children, appName = "Auth" }: LayoutPr
           <Text style={styles.heading}>{appName}</Text>
           <Section>{children}</Section>
           <Hr style={styles.hr} />
-          <Text style={styles.muted}>This is an automated message from {appName}. Please do not reply.</Text>
+          <Text style={styles.muted}>{`This is an automated message from ${appName}. Please do not reply.`}</Text>
         </Container>
       </Body>
     </Html>

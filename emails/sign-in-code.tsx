@@ -1,5 +1,8 @@
 import { Text } from "@react-email/components";
+import { CODE_TTL_S } from "../src/codes";
 import Layout, { styles } from "./layout";
+
+const CODE_TTL_MINUTES = CODE_TTL_S / 60;
 
 export type SignInCodeProps = { code: string };
 
@@ -10,10 +13,7 @@ export default function SignInCode({ code }: SignInCodeProps) {
     <Layout preview="Your sign-in code">
       <Text style={styles.text}>Use this code to sign in:</Text>
       <Text style={styles.code}>{code}</Text>
-      <Text style={styles.muted}>
-        The code expires soon. If you did not try to sign in, you can ignore this email. Never share this code with
-        anyone.
-      </Text>
+      <Text style={styles.muted}>{`The code expires in ${CODE_TTL_MINUTES} minutes and works once. If you did not try to sign in, you can ignore this email. Never share this code with anyone.`}</Text>
     </Layout>
   );
 }

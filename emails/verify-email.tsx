@@ -1,5 +1,8 @@
 import { Text } from "@react-email/components";
+import { CODE_TTL_S } from "../src/codes";
 import Layout, { styles } from "./layout";
+
+const CODE_TTL_MINUTES = CODE_TTL_S / 60;
 
 export type VerifyEmailProps = { code: string };
 
@@ -10,7 +13,7 @@ export default function VerifyEmail({ code }: VerifyEmailProps) {
     <Layout preview="Your verification code">
       <Text style={styles.text}>Use this code to verify your email address:</Text>
       <Text style={styles.code}>{code}</Text>
-      <Text style={styles.muted}>The code expires soon. If you did not request it, you can ignore this email.</Text>
+      <Text style={styles.muted}>{`The code expires in ${CODE_TTL_MINUTES} minutes and works once. If you did not request it, you can ignore this email.`}</Text>
     </Layout>
   );
 }

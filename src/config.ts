@@ -37,6 +37,14 @@ const coreSettingsShape = {
     PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(() => availableParallelism()),
     SMTP_URL: urlOf("smtp:", "smtps:"),
     MAIL_FROM: z.string().default("Auth <no-reply@localhost>"),
+    // Shown in every email (its heading and signature); a line of plain text, so no control characters.
+    APP_NAME: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64)
+      .refine((v) => !/\p{Cc}/u.test(v), "must be one line of text, at most 64 characters")
+      .default("Auth"),
     TRUSTED_REDIRECT_ORIGINS: originList,
     CORS_ORIGINS: originList,
     ENCRYPTION_KEY: optionalString,
@@ -53,6 +61,12 @@ const coreSettingsShape = {
     RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
     /** How long an impersonation token lives; it has no refresh token, so this is the whole impersonation. */
     IMPERSONATION_TTL_S: z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(1).max(86_400).default(1800)),
+    /** The hosted pages under AUTH_BASE_PATH/ui/, and the branding they share with the emails. */
+    HOSTED_UI: z.preprocess((v) => (v === "" ? undefined : v), bool.default(true)),
+    APP_NAME: z.string().trim().min(1).max(80).default("Auth"),
+    APP_LOGO_URL: urlOf("https:", "http:"),
+    /** A hex colour (#rgb or #rrggbb) for buttons and links. */
+    BRAND_COLOR: optionalString.refine((v) => v === undefined || /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(v), "must be a hex colour such as #4f46e5"),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000),
     SHUTDOWN_TIMEOUT_MS: int(10000),

@@ -43,10 +43,10 @@ export type Hooks = {
   /** Registered by each plugin that keeps a kind of credential (a password, passkeys, TOTP, linked providers). */
   credentials: CredentialKind[];
   /**
-   * Run inside the transaction that changes a team membership (`role` null: the member left or was removed), so what
-   * hangs on the member's role (e.g. the invitations they sent) changes with it or not at all.
+   * Run inside the transaction that may take rights from a user (a team role changed or ended, global roles changed,
+   * a ban), once the change is written, so what hangs on those rights (the invitations they sent) goes with them.
    */
-  membershipChanged: Array<(change: { teamId: string; userId: string; role: string | null }, db: Db) => Promise<void>>;
+  rightsChanged: Array<(userId: string, db: Db) => Promise<void>>;
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
   /** Run by `close()` before the database goes (e.g. a worker handing back the rows it holds). */

@@ -72,6 +72,26 @@ const patchMeBody = z.object({
 
 const unauthorized = { 401: errorSchema };
 
+const sessionItemSchema = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  lastUsedAt: z.string(),
+  ip: z.string().nullable(),
+  userAgent: z.string().nullable(),
+  current: z.boolean(),
+});
+
+const currentSessionSchema = z.object({
+  valid: z.literal(true),
+  user: userSchema,
+  session: z.object({ id: z.string(), createdAt: z.string(), expiresAt: z.string(), amr: z.array(z.string()), teamId: z.string().nullable() }),
+});
+
+const activitySchema = z.object({
+  events: z.array(z.object({ id: z.number(), type: z.string(), ip: z.string().nullable(), userAgent: z.string().nullable(), createdAt: z.string() })),
+  nextCursor: z.string().nullable().describe("Pass it as `before` for the next page; null on the last one"),
+});
+
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
   const { sessions, users, audit, events } = ctx;
@@ -114,7 +134,11 @@ export function coreRoutes(ctx: AuthContext) {
         clearSessionCookies(cookie, ctx.config);
         set.status = 204;
       },
-      { auth: true, detail: { summary: "Delete the account and all its data; its tokens die at once" } },
+      {
+        auth: true,
+        response: { 204: z.void(), ...unauthorized, 403: errorSchema },
+        detail: { summary: "Delete the account and all its data; its tokens die at once", description: "`403 REAUTH_REQUIRED` without a recent proof of a factor." },
+      },
     )
     .get(
       "/me/activity",
@@ -132,6 +156,7 @@ export function coreRoutes(ctx: AuthContext) {
           limit: z.coerce.number().int().min(1).max(100).default(20),
           before: z.coerce.number().int().positive().optional(),
         }),
+        response: { 200: activitySchema, 400: errorSchema, ...unauthorized },
         detail: {
           summary: "The user's own recent security events",
           description: "Newest first: sign-ins with IP and user agent, failed sign-ins, changes. Pass `nextCursor` as `before` for the next page.",
@@ -154,7 +179,7 @@ export function coreRoutes(ctx: AuthContext) {
           },
         };
       },
-      { auth: true, detail: { summary: "Check the access token and return its session" } },
+      { auth: true, response: { 200: currentSessionSchema, ...unauthorized }, detail: { summary: "Check the access token and return its session" } },
     )
     .post(
       "/refresh",
@@ -187,10 +212,15 @@ export function coreRoutes(ctx: AuthContext) {
         clearSessionCookies(cookie, ctx.config);
         set.status = 204;
       },
-      { auth: true, detail: { summary: "Revoke the current session", description: "Also expires both browser-session cookies (`Max-Age=0`, `Path=/`)." } },
+      {
+        auth: true,
+        response: { 204: z.void(), ...unauthorized },
+        detail: { summary: "Revoke the current session", description: "Also expires both browser-session cookies (`Max-Age=0`, `Path=/`)." },
+      },
     )
     .get("/sessions", ({ auth }) => sessions.list(auth.userId, auth.sessionId), {
       auth: true,
+      response: { 200: z.array(sessionItemSchema), ...unauthorized },
       detail: { summary: "The user's live sessions" },
     })
     .delete(
@@ -202,7 +232,12 @@ export function coreRoutes(ctx: AuthContext) {
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { sessionId: session.id } });
         set.status = 204;
       },
-      { auth: true, params: z.object({ id: z.string().max(64) }), detail: { summary: "Revoke one of the user's sessions" } },
+      {
+        auth: true,
+        params: z.object({ id: z.string().max(64) }),
+        response: { 204: z.void(), ...unauthorized, 404: errorSchema },
+        detail: { summary: "Revoke one of the user's sessions" },
+      },
     )
     .delete(
       "/sessions",
@@ -211,6 +246,6 @@ export function coreRoutes(ctx: AuthContext) {
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { others: count } });
         set.status = 204;
       },
-      { auth: true, detail: { summary: "Revoke every session but the current one" } },
+      { auth: true, response: { 204: z.void(), ...unauthorized }, detail: { summary: "Revoke every session but the current one" } },
     );
 }

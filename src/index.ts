@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from "./config";
+import { landing, startupSummary } from "./first-screen";
 import { createLogger } from "./logger";
 import { buildAuthServer } from "./server";
 
@@ -31,8 +32,10 @@ async function main() {
   const server = await buildAuthServer(process.env, { logger });
   // src/body.ts answers 413 for anything over 64 KiB and never reads more; Bun's own cap, which answers with an empty
   // 413, is only the last guard, set well above it so that clients get the JSON error.
-  server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024 });
-  logger.info("listening", { port: server.app.server?.port, host: config.HOST, db: server.ctx.database.kind, kv: server.ctx.kv.kind });
+  server.app.use(landing()).listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024 });
+  const port = server.app.server?.port ?? config.PORT;
+  logger.info("listening", { port, host: config.HOST, db: server.ctx.database.kind, kv: server.ctx.kv.kind });
+  process.stderr.write(`${startupSummary(server.ctx.config, port).join("\n")}\n`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -9,7 +9,7 @@ import { sendEmailDetached } from "./mail";
  * own address: no mail limit holds it back. Sent in the background; a guest (no email) gets none.
  */
 export async function notifySignInMethodChanged(
-  ctx: Pick<AuthContext, "mailer" | "logger">,
+  ctx: Pick<AuthContext, "mailer" | "logger" | "config">,
   user: Pick<UserRow, "email">,
   change: SignInMethodChangedProps,
 ): Promise<void> {

@@ -1,4 +1,3 @@
-import { Elysia } from "elysia";
 import type { RegisteredError } from "./plugin";
 
 type Operation = { tags?: string[]; responses?: Record<string, { content?: Record<string, { schema?: ErrorBody }> }> };
@@ -22,16 +21,4 @@ export function listErrorCodes(spec: { paths?: Record<string, Record<string, Ope
     }
   }
   return spec;
-}
-
-/**
- * Completes the generated spec in place on its way out (the openapi plugin builds it once and caches it). Nothing is
- * returned, so the hook adds nothing to any route's answer type.
- */
-export function errorCodesInSpec(seed: string, specPath: string, registry: ReadonlyMap<string, RegisteredError>, dependsOn: ReadonlyMap<string, readonly string[]>) {
-  return new Elysia({ name: "auth.openapi-errors", seed }).onAfterHandle({ as: "global" }, ({ path, response }) => {
-    if (path === specPath && response && typeof response === "object" && "paths" in response) {
-      listErrorCodes(response as Parameters<typeof listErrorCodes>[0], registry, dependsOn);
-    }
-  });
 }

@@ -40,14 +40,15 @@ export type SettingsOf<S> = S extends SettingsSpec<infer Shape, infer Derived> ?
 // biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging from each plugin's folder
 export interface PluginApis {}
 
-type ApiOf<Id extends string> = Id extends keyof PluginApis ? PluginApis[Id] : never;
+type ApiOf<Id extends string> = Id extends keyof PluginApis ? PluginApis[Id] : unknown;
 export type DependencyApis<Deps extends readonly string[]> = { [K in Deps[number]]: K extends keyof PluginApis ? PluginApis[K] : never };
 
 /** The extension points a plugin fills; the core calls them without knowing the plugin. */
 export type PluginHooks = {
   mfaChallenge?: Hooks["mfaChallenge"];
   credentials?: CredentialKind[];
-  maintenance?: Array<() => Promise<void>>;
+  maintenance?: Hooks["maintenance"];
+  rightsChanged?: Hooks["rightsChanged"];
   /** Run by `close()` before the database goes (a worker handing back what it holds). */
   shutdown?: Array<() => Promise<void>>;
 };
@@ -103,6 +104,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     if (hooks?.mfaChallenge) ctx.hooks.mfaChallenge = hooks.mfaChallenge;
     ctx.hooks.credentials.push(...(hooks?.credentials ?? []));
     ctx.hooks.maintenance.push(...(hooks?.maintenance ?? []));
+    ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
     ctx.hooks.shutdown.push(...(hooks?.shutdown ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);
   }

@@ -1,5 +1,6 @@
 import admin from "../plugins/admin";
 import anonymous from "../plugins/anonymous";
+import { hostedUiLinks, hostedUiPlugin } from "../plugins/hosted-ui";
 import invitations from "../plugins/invitations";
 import magicCode from "../plugins/magic-code";
 import mfa from "../plugins/mfa";
@@ -17,6 +18,12 @@ import { errorRegistryOf } from "./plugin";
  * src/ that imports from plugins/; everything else reaches a plugin through its definition (src/plugin.ts).
  */
 export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations, admin, webhooks] as const;
+
+/**
+ * The hosted pages: on with HOSTED_UI (not an AUTH_PLUGINS entry), a client of the plugins' services. `routes` go under
+ * AUTH_BASE_PATH; `links` answer `/` and the emailed link paths when APP_URL is this server.
+ */
+export const HOSTED_PAGES = { routes: hostedUiPlugin, links: hostedUiLinks };
 
 for (const plugin of PLUGINS) if ("emails" in plugin && plugin.emails) registerTemplates(plugin.emails);
 

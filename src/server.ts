@@ -1,4 +1,3 @@
-import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { AuditLog } from "./audit";
@@ -10,6 +9,7 @@ import { coreRoutes } from "./core-routes";
 import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
+import { docs } from "./docs";
 import { KnownDevices } from "./devices";
 import { describeError, errorHandler, errors, isConnectionError } from "./errors";
 import { Events } from "./events";
@@ -18,12 +18,12 @@ import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
-import { errorCodesInSpec } from "./openapi-errors";
+import { listErrorCodes } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
-import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, PLUGINS } from "./plugins";
+import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, HOSTED_PAGES, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
-import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
+import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
@@ -37,6 +37,9 @@ export type { AuthHooks, SessionInfo, SignUpAttempt } from "./hooks";
 
 /** Ports a host app or a test can hand in instead of the ones made from settings, and the app's in-process hooks. */
 export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger; hooks?: AuthHooks };
+
+const healthSchema = z.object({ status: z.enum(["ok", "unavailable"]), db: z.enum(["ok", "down"]), kv: z.enum(["ok", "down"]) });
+const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
 const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
 
@@ -81,7 +84,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now, events);
   sessions.extraClaims = extraClaims;
-  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [], shutdown: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
@@ -112,7 +115,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
       throw error;
     }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
-    if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
+    if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
   return {
@@ -166,6 +169,7 @@ function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
   // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
   for (const routes of installPlugins(ctx, PLUGINS, ctx.config.plugins)) auth.use(routes);
+  if (ctx.config.HOSTED_UI) auth.use(HOSTED_PAGES.routes(ctx));
   // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
   auth.all("/*", () => {
     throw errors.notFound();
@@ -195,39 +199,9 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
-    .use(browserSessions(ctx.id, config))
+    .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
-    .use(errorCodesInSpec(ctx.id, "/docs/json", ERROR_REGISTRY, DEPENDENCIES))
-    .use(
-      openapi({
-        path: "/docs",
-        // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a 204's
-        // void) becomes an open schema instead of a console warning and a route missing from the spec.
-        mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
-        // /.well-known/jwks.json has a dot in its path, which the plugin would otherwise take for a static file.
-        exclude: { staticFile: false },
-        documentation: {
-          info: {
-            title: "Auth server",
-            version: "0.1.0",
-            description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.\n\n" +
-              BROWSER_SESSIONS_DOC,
-          },
-          components: {
-            securitySchemes: {
-              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
-              cookie: {
-                type: "apiKey",
-                in: "cookie",
-                name: "auth_at",
-                description: "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
-              },
-            },
-          },
-        },
-      }),
-    )
+    .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
     .get(
       "/health",
       async ({ set }) => {
@@ -242,12 +216,13 @@ function buildApp(ctx: AuthContext, logger: Logger) {
         if (!ok) set.status = 503;
         return { status: ok ? ("ok" as const) : ("unavailable" as const), db, kv };
       },
-      { detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
+      { response: { 200: healthSchema, 503: healthSchema }, detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
     )
     .get("/.well-known/jwks.json", ({ set }) => {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
-    }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    }, { response: { 200: jwksSchema }, detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
+    .use(HOSTED_PAGES.links(ctx))
     .use(authRoutes(ctx));
 }
 

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { AuthServerOptions } from "../src/config";
 import { type AuthServer, type AuthServerPorts, buildAuthServer } from "../src/server";
 import { PASSWORD } from "./support/admin";
 import { backend, testDatabase, testStore, uniqueEmail } from "./support/server";
+
+// Each test signs users in (argon2) and sends mail; on a loaded shared machine 5 s is too tight.
+setDefaultTimeout(30_000);
 
 const shared = Boolean(backend.databaseUrl && backend.redisUrl);
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { and, eq } from "drizzle-orm";
 import { Secret, TOTP } from "otpauth";
 import { auditEvents, users } from "../src/db/schema";
@@ -9,6 +9,9 @@ import { claimsOf, isolatedDatabase, newAdmin, PASSWORD, registerUser } from "./
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
 
+// Each test signs users in (argon2) and sends mail; on a loaded shared machine 5 s is too tight.
+setDefaultTimeout(30_000);
+
 const APP_URL = "https://app.example.com";
 const SETTINGS_ADMIN = uniqueEmail("settings-admin");
 const clock = movableClock();
@@ -18,7 +21,7 @@ let admin: Awaited<ReturnType<typeof newAdmin>>;
 beforeAll(async () => {
   server = await createTestServer({ ADMIN_EMAILS: SETTINGS_ADMIN, APP_URL }, { clock });
   admin = await newAdmin(server);
-}, 30_000);
+}, 60_000);
 afterAll(() => server.close());
 
 /** Access tokens outlive no clock jump past ACCESS_TOKEN_TTL_S: the admin signs in again after one. */

@@ -20,7 +20,7 @@ beforeAll(async () => {
     .post("/bulk", ({ body }) => ({ count: (body as { items: unknown[] }).items.length }))
     .post("/typed", ({ body }) => body, { body: t.Object({ n: t.Number() }) })
     .get("/hello", () => "hi");
-});
+}, 60_000);
 
 afterAll(() => server.close());
 
@@ -57,6 +57,11 @@ describe("mounted in a host app", () => {
     // The host's validation errors keep Elysia's shape and status, not our 400 VALIDATION_ERROR.
     const typed = await at("/typed", { method: "POST", headers: { "content-type": "application/json" }, body: '{"n":"x"}' });
     expect(typed.status).toBe(422);
+    // The spec lists the host's routes as the host made them: our body rules complete only ours.
+    const spec = await (await at("/docs/json")).json();
+    expect(Object.keys(spec.paths["/upload"].post.requestBody.content)).toContain("multipart/form-data");
+    expect(spec.paths["/upload"].post.responses?.["415"]).toBeUndefined();
+    expect(Object.keys(spec.paths["/auth/login"].post.requestBody.content)).not.toContain("multipart/form-data");
     const unknown = await at("/no/such/page");
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get("x-request-id")).toBeNull();

@@ -36,7 +36,7 @@ beforeAll(async () => {
     kvPrefix,
     jwksCooldownMs: 0,
   });
-});
+}, 60_000);
 
 afterAll(async () => {
   await verifier.close();

@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, userSchema, usernameField } from "../../src/core-routes";
 import type { UserRow } from "../../src/db/schema";
 import { errors } from "../../src/errors";
-import { authGuard } from "../../src/sessions/guard";
+import { authenticateRequest, authGuard } from "../../src/sessions/guard";
 import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
 import { ADMIN_ERRORS } from "./errors";
@@ -108,8 +108,8 @@ export function adminPlugin(ctx: AuthContext) {
     .macro({
       admin: {
         // Checked before the body is validated: someone who may not call the route learns nothing about its input.
-        async transform({ request, headers }) {
-          admins.set(request, await requireAdmin(ctx, await ctx.sessions.authenticate(headers.authorization)));
+        async transform({ request }) {
+          admins.set(request, await requireAdmin(ctx, await authenticateRequest(ctx, request)));
         },
         resolve({ request }) {
           const admin = admins.get(request);
@@ -212,6 +212,7 @@ export function adminPlugin(ctx: AuthContext) {
       {
         admin: true,
         params: idParams,
+        response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: {
           summary: "Delete a user",
           description: `As DELETE /auth/me: the user and all their data go, their tokens die at once. Deleting yourself: \`409 LAST_ADMIN\` or \`400 VALIDATION_ERROR\`. ${CHANGES_NOTE} (\`admin_user_deleted\`)`,
@@ -227,6 +228,7 @@ export function adminPlugin(ctx: AuthContext) {
       {
         admin: true,
         params: idParams,
+        response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: { summary: "End every session of a user", description: `Their tokens are refused at once on every instance. ${CHANGES_NOTE} (\`admin_sessions_revoked\`)` },
       },
     )
@@ -239,6 +241,7 @@ export function adminPlugin(ctx: AuthContext) {
       {
         admin: true,
         params: idParams,
+        response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: {
           summary: "Turn a user's MFA off",
           description: `TOTP and recovery codes are removed (passkeys stay); the user is told by email. ${CHANGES_NOTE} (\`admin_mfa_reset\`)`,

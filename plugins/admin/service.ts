@@ -293,6 +293,7 @@ export async function updateUser(ctx: AuthContext, admin: UserRow, id: string, i
         .set({ usedAt: ctx.clock.now() })
         .where(and(eq(passwordResetTokens.userId, before.id), isNull(passwordResetTokens.usedAt)));
     }
+    if (losesAdmin) for (const changed of ctx.hooks.rightsChanged) await changed(before.id, tx);
     await ctx.events.emit(
       tx,
       userEvent(ctx, "user.updated", updated),
@@ -333,6 +334,7 @@ export async function banUser(
       type: "user.banned",
       data: { user: ctx.users.toPublic(banned), reason: input.reason ?? null, until: until?.toISOString() ?? null },
     });
+    for (const changed of ctx.hooks.rightsChanged) await changed(target.id, tx);
     return { row: banned, ended: await revokeSessionsIn(ctx, tx, target.id, "banned") };
   });
   await ctx.sessions.announceEnded(ended);

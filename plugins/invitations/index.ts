@@ -5,12 +5,12 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
-import { TEAM_ROLES } from "../teams/service";
+import { TEAM_ROLES, type TeamsApi, teamsApi } from "../teams/api";
 import { definePlugin } from "../../src/plugin";
 import { INVITATIONS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { invitationsSettings } from "./settings";
-import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
+import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsBeyondRights, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
 const roleSchema = z.enum(TEAM_ROLES);
@@ -37,14 +37,13 @@ const acceptBody = z.object({
 });
 
 /** Invitations by email, to a team or to the service, accepted into a new account or an existing one. */
-export function invitationsPlugin(ctx: AuthContext) {
-  ctx.hooks.membershipChanged.push((change, db) => revokeInvitationsOfDemoted(ctx, change, db));
+export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi }) {
   return new Elysia({ name: "plugin.invitations", seed: ctx.id, detail: { tags: ["invitations"] } })
     .use(authGuard(ctx))
     .post(
       "/invitations",
       async ({ auth, body, meta, set }) => {
-        const invitation = await createInvitation(ctx, auth, {
+        const invitation = await createInvitation(ctx, teams, auth, {
           email: requireEmail(body.email),
           teamId: body.teamId,
           role: body.role,
@@ -56,7 +55,7 @@ export function invitationsPlugin(ctx: AuthContext) {
       {
         auth: true,
         body: createBody,
-        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 201: invitationSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 429: errorSchema },
         detail: {
           summary: "Invite someone by email",
           description:
@@ -64,11 +63,14 @@ export function invitationsPlugin(ctx: AuthContext) {
             "`role` defaults to `member`; only the team's owners (and global admins) invite owners. Anyone else: `403 FORBIDDEN`; " +
             "a global admin naming an unknown team: `404`. The invitee gets an email with a link to `APP_URL` + `INVITATION_PATH` + " +
             "`?token=...`; the token is 256-bit, single use, valid 7 days, and bound to the invited email. " +
-            "A new invitation replaces the pending ones for the same email and team.",
+            "A new invitation replaces the pending ones for the same email and team. Each invitation counts against `RATE_LIMIT_MAIL_IP` " +
+            "(the caller's IP) and `RATE_LIMIT_MAIL_RECIPIENT` (the invited address): `429 RATE_LIMITED` with `Retry-After`. The mail's " +
+            "subject is fixed; the team name is in its body only. An invitation dies when its inviter loses the right to make it (leaves " +
+            "the team, is removed, demoted, banned, loses the `admin` role, or is deleted).",
         },
       },
     )
-    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, auth, query.teamId), {
+    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, teams, auth, query.teamId), {
       auth: true,
       query: listQuery,
       response: { 200: z.array(pendingInvitationSchema), 400: errorSchema, 401: errorSchema, 403: errorSchema },
@@ -83,19 +85,19 @@ export function invitationsPlugin(ctx: AuthContext) {
     .delete(
       "/invitations/:id",
       async ({ auth, params, meta, set }) => {
-        await revokeInvitation(ctx, auth, params.id, meta);
+        await revokeInvitation(ctx, teams, auth, params.id, meta);
         set.status = 204;
       },
       {
         auth: true,
-        response: { 401: errorSchema, 404: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 404: errorSchema },
         detail: {
           summary: "Revoke an invitation",
           description: "Same permission as listing it; `404` for an unknown, accepted or already revoked invitation, or one the caller may not manage.",
         },
       },
     )
-    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, body.token), {
+    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, teams, body.token), {
       body: validateBody,
       response: { 200: validationSchema, 400: errorSchema },
       detail: {
@@ -106,7 +108,7 @@ export function invitationsPlugin(ctx: AuthContext) {
     .post(
       "/invitations/accept",
       async ({ auth, body, meta }) =>
-        acceptInvitation(ctx, {
+        acceptInvitation(ctx, teams, {
           token: body.token,
           password: body.password,
           firstName: body.firstName,
@@ -145,5 +147,10 @@ export default definePlugin({
   tables,
   errors: INVITATIONS_ERRORS,
   emails: { invitation: () => import("../../emails/invitation") },
+  // The hook runs outside the routes, so it takes the teams plugin's public API itself.
+  hooks: (ctx) => {
+    const teams = teamsApi();
+    return { rightsChanged: [(userId, db) => revokeInvitationsBeyondRights(ctx, teams, userId, db)] };
+  },
   routes: invitationsPlugin,
 });

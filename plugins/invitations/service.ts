@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
-import { limitMailTo } from "../../src/abuse-limits";
+import { limitInvitationMail } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -10,9 +10,8 @@ import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
-import { teamMembers } from "../teams/schema";
 import { isUuid } from "../../src/validation";
-import { addMember, roleIn, type TeamRole, teamName } from "../teams/service";
+import type { TeamRole, TeamsApi } from "../teams/api";
 import { invitations } from "./schema";
 
 /** Invitation links live a week. */
@@ -31,13 +30,11 @@ const invitationNotFound = () => errors.notFound("Invitation not found");
 
 const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
 
-const asRole = (role: string): TeamRole => (role === "owner" || role === "admin" ? role : "member");
-
-function view(row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "expiresAt">): InvitationView {
-  return { id: row.id, email: row.email, teamId: row.teamId, role: asRole(row.role), expiresAt: row.expiresAt.toISOString() };
+function view(teams: TeamsApi, row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "expiresAt">): InvitationView {
+  return { id: row.id, email: row.email, teamId: row.teamId, role: teams.roleOf(row.role), expiresAt: row.expiresAt.toISOString() };
 }
 
-const pendingView = (row: InvitationRow): PendingInvitation => ({ ...view(row), createdAt: row.createdAt.toISOString() });
+const pendingView = (teams: TeamsApi, row: InvitationRow): PendingInvitation => ({ ...view(teams, row), createdAt: row.createdAt.toISOString() });
 
 /**
  * Not accepted, not revoked, not expired, and its inviter still exists: a deleted inviter's invitations die with the
@@ -47,17 +44,29 @@ const pending = (now: Date): SQL | undefined =>
   and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt), gt(invitations.expiresAt, now), isNotNull(invitations.invitedBy));
 
 /**
- * An invitation lives only while its inviter may still make it: a member who leaves or is removed loses every
- * invitation they sent to the team, one demoted to member loses them all, one demoted from owner loses those that
- * invite owners (only owners invite owners). Runs in the membership change's transaction.
+ * An invitation lives only while its inviter may still make it. Run in the transaction that changed the inviter's
+ * rights: a banned inviter loses every pending invitation; one who is no longer a global admin loses those only an
+ * admin may make (without a team, or to a team they do not administer); in a team, one who left, was removed or is a
+ * plain member loses them all, and one no longer owner loses those that invite owners (only owners invite owners).
+ * Revoked is for good: rights given back later revive nothing.
  */
-export async function revokeInvitationsOfDemoted(ctx: AuthContext, change: { teamId: string; userId: string; role: string | null }, db: Db): Promise<void> {
-  if (change.role === "owner") return;
-  const lost = change.role === "admin" ? eq(invitations.role, "owner") : undefined;
-  await db
-    .update(invitations)
-    .set({ revokedAt: ctx.clock.now() })
-    .where(and(eq(invitations.teamId, change.teamId), eq(invitations.invitedBy, change.userId), lost, isNull(invitations.acceptedAt), isNull(invitations.revokedAt)));
+export async function revokeInvitationsBeyondRights(ctx: AuthContext, teams: TeamsApi, userId: string, db: Db): Promise<void> {
+  const now = ctx.clock.now();
+  const sent = await db
+    .select({ id: invitations.id, teamId: invitations.teamId, role: invitations.role })
+    .from(invitations)
+    .where(and(eq(invitations.invitedBy, userId), pending(now)));
+  if (sent.length === 0) return;
+  const inviter = await ctx.users.findById(userId, db);
+  const banned = !inviter || ctx.users.isBanned(inviter, now);
+  if (inviter && !banned && ctx.users.rolesOf(inviter).includes("admin")) return;
+  const dead: string[] = [];
+  for (const invitation of sent) {
+    const role = !banned && invitation.teamId ? await teams.roleIn(db, invitation.teamId, userId) : undefined;
+    const allowed = role === "owner" || (role === "admin" && invitation.role !== "owner");
+    if (!allowed) dead.push(invitation.id);
+  }
+  if (dead.length > 0) await db.update(invitations).set({ revokedAt: now }).where(inArray(invitations.id, dead));
 }
 
 /**
@@ -67,6 +76,7 @@ export async function revokeInvitationsOfDemoted(ctx: AuthContext, change: { tea
  */
 export async function createInvitation(
   ctx: AuthContext,
+  teams: TeamsApi,
   auth: AuthInfo,
   input: { email: string; teamId?: string; role: TeamRole; meta: RequestMeta },
 ): Promise<InvitationView> {
@@ -74,18 +84,18 @@ export async function createInvitation(
   const teamId = input.teamId ?? null;
   let name: string | null = null;
   if (teamId) {
-    const callerRole = await roleIn(ctx.db, teamId, auth.userId);
+    const callerRole = await teams.roleIn(ctx.db, teamId, auth.userId);
     const mayInvite = isGlobalAdmin(auth) || callerRole === "owner" || callerRole === "admin";
     if (!mayInvite) throw errors.forbidden("Only team admins and owners can invite to this team");
     if (role === "owner" && callerRole !== "owner" && !isGlobalAdmin(auth)) throw errors.forbidden("Only owners can invite owners");
-    name = (await teamName(ctx.db, teamId)) ?? null;
+    name = (await teams.teamName(ctx.db, teamId)) ?? null;
     if (name === null) throw errors.notFound("Team not found");
   } else if (!isGlobalAdmin(auth)) {
     throw errors.forbidden("Only administrators can invite without a team");
   }
 
   // A team (a guest can make one) must not be a way to mail one address invitation after invitation.
-  await limitMailTo(ctx, input.meta, email);
+  await limitInvitationMail(ctx, input.meta, email);
   const token = randomToken(32);
   const now = ctx.clock.now();
   const row = {
@@ -111,39 +121,35 @@ export async function createInvitation(
   const link = `${ctx.config.APP_URL.replace(/\/+$/, "")}${ctx.config.INVITATION_PATH}?token=${encodeURIComponent(token)}`;
   await sendEmailDetached(ctx, email, "invitation", { link, teamName: name, inviterEmail: inviter?.email ?? null });
   await ctx.audit.record({ type: "invitation_created", userId: auth.userId, meta: input.meta, data: { invitationId: row.id, teamId } });
-  return view(row);
+  return view(teams, row);
 }
 
 /**
  * Pending invitations the caller may see: those of one team (its admins and owners, or global admins), or without a
  * team id every one the caller may see (global admins: all; others: those of the teams they administer).
  */
-export async function listInvitations(ctx: AuthContext, auth: AuthInfo, teamId?: string): Promise<PendingInvitation[]> {
+export async function listInvitations(ctx: AuthContext, teams: TeamsApi, auth: AuthInfo, teamId?: string): Promise<PendingInvitation[]> {
   const now = ctx.clock.now();
   let scope: SQL | undefined;
   if (teamId) {
     if (!isGlobalAdmin(auth)) {
-      const role = await roleIn(ctx.db, teamId, auth.userId);
+      const role = await teams.roleIn(ctx.db, teamId, auth.userId);
       if (role !== "owner" && role !== "admin") throw errors.forbidden("Only team admins and owners can see its invitations");
     }
     scope = eq(invitations.teamId, teamId);
   } else if (!isGlobalAdmin(auth)) {
-    const administered = ctx.db
-      .select({ teamId: teamMembers.teamId })
-      .from(teamMembers)
-      .where(and(eq(teamMembers.userId, auth.userId), inArray(teamMembers.role, ["owner", "admin"])));
-    scope = inArray(invitations.teamId, administered);
+    scope = inArray(invitations.teamId, await teams.teamsAdministeredBy(ctx.db, auth.userId));
   }
   const rows = await ctx.db
     .select()
     .from(invitations)
     .where(and(scope, pending(now)))
     .orderBy(asc(invitations.createdAt), asc(invitations.id));
-  return rows.map(pendingView);
+  return rows.map((row) => pendingView(teams, row));
 }
 
 /** Revokes an invitation the caller may manage; 404 for any other, so ids of other teams' invitations reveal nothing. */
-export async function revokeInvitation(ctx: AuthContext, auth: AuthInfo, id: string, meta: RequestMeta): Promise<void> {
+export async function revokeInvitation(ctx: AuthContext, teams: TeamsApi, auth: AuthInfo, id: string, meta: RequestMeta): Promise<void> {
   if (!isUuid(id)) throw invitationNotFound();
   const [row] = await ctx.db
     .select()
@@ -152,7 +158,7 @@ export async function revokeInvitation(ctx: AuthContext, auth: AuthInfo, id: str
     .limit(1);
   if (!row) throw invitationNotFound();
   if (!isGlobalAdmin(auth)) {
-    const role = row.teamId ? await roleIn(ctx.db, row.teamId, auth.userId) : undefined;
+    const role = row.teamId ? await teams.roleIn(ctx.db, row.teamId, auth.userId) : undefined;
     if (role !== "owner" && role !== "admin") throw invitationNotFound();
   }
   const revoked = await ctx.db
@@ -176,11 +182,12 @@ async function findPending(ctx: AuthContext, token: string): Promise<InvitationR
 /** Tells a client whether a token is still good, and for whom, so it can show the right form. */
 export async function validateInvitation(
   ctx: AuthContext,
+  teams: TeamsApi,
   token: string,
 ): Promise<{ valid: boolean; email?: string; teamName?: string }> {
   const row = await findPending(ctx, token);
   if (!row) return { valid: false };
-  const name = row.teamId ? await teamName(ctx.db, row.teamId) : undefined;
+  const name = row.teamId ? await teams.teamName(ctx.db, row.teamId) : undefined;
   return name ? { valid: true, email: row.email, teamName: name } : { valid: true, email: row.email };
 }
 
@@ -199,25 +206,26 @@ export type AcceptInput = {
  * makes the account and the membership, by an UPDATE that only one of two concurrent requests can win.
  * Nothing is consumed when the answer is 403 (another user's token) or 409 (the email already has an account).
  */
-export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Promise<TokenResponse> {
+export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input: AcceptInput): Promise<TokenResponse> {
   const invitation = await findPending(ctx, input.token);
   if (!invitation) throw invalidToken();
   const user = input.auth
-    ? await joinAsSignedInUser(ctx, invitation, input.auth)
-    : await joinWithNewAccount(ctx, invitation, input);
-  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
+    ? await joinAsSignedInUser(ctx, teams, invitation, input.auth)
+    : await joinWithNewAccount(ctx, teams, invitation, input);
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
     meta: input.meta,
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
+  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail; a ban (also one landing
+  // meanwhile) answers 403 there.
   return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 
 /** Adds the membership of an invitation spent in `tx`, announcing the acceptance and the new member. */
-async function join(ctx: AuthContext, tx: Db, invitation: InvitationRow, userId: string, now: Date): Promise<void> {
-  const added = invitation.teamId ? await addMember(tx, invitation.teamId, userId, asRole(invitation.role), now) : false;
+async function join(ctx: AuthContext, teams: TeamsApi, tx: Db, invitation: InvitationRow, userId: string, now: Date): Promise<void> {
+  const added = invitation.teamId ? await teams.addMember(tx, invitation.teamId, userId, teams.roleOf(invitation.role), now) : false;
   const { id, email, teamId, role } = invitation;
   await ctx.events.emit(
     tx,
@@ -226,14 +234,14 @@ async function join(ctx: AuthContext, tx: Db, invitation: InvitationRow, userId:
   );
 }
 
-async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
+async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
   const caller = await ctx.users.findById(auth.userId);
   if (!caller) throw errors.sessionRevoked();
   if (caller.email !== invitation.email) throw errors.forbidden("This invitation was sent to another email address");
   return ctx.db.transaction(async (tx) => {
     const now = ctx.clock.now();
     await consume(tx, invitation.tokenHash, now);
-    await join(ctx, tx, invitation, caller.id, now);
+    await join(ctx, teams, tx, invitation, caller.id, now);
     // The token came by mail to this address, which proves it.
     if (caller.emailVerified) return caller;
     const verified = await ctx.users.update(caller.id, { emailVerified: true }, tx);
@@ -242,7 +250,7 @@ async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, a
   });
 }
 
-async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
+async function joinWithNewAccount(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
   const email = invitation.email;
   const existing = await ctx.users.findByEmail(email);
   // The invitation came to this mailbox, so telling its holder that the account is banned names nobody new.
@@ -264,7 +272,7 @@ async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, i
       tx,
     );
     await ctx.events.emit(tx, { type: "user.created", data: { user: ctx.users.toPublic(created) } });
-    await join(ctx, tx, invitation, created.id, now);
+    await join(ctx, teams, tx, invitation, created.id, now);
     return created;
   });
   await ctx.audit.record({ type: "sign_up", userId: user.id, meta: input.meta, data: { method: "invitation" } });

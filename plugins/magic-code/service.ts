@@ -1,4 +1,4 @@
-import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
+import { limitMailFromIp, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
@@ -28,7 +28,7 @@ export async function requestCode(ctx: AuthContext, request: CodeRequest): Promi
   await assertCaptcha(ctx.config, request.captchaToken, request.meta.ip);
   await limitSignUp(ctx, request.meta);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  await limitMailTo(ctx, request.meta, email);
+  await limitMailFromIp(ctx, request.meta);
   const user = await ctx.users.findByEmail(email);
   if (request.dashboard) {
     if (!user) throw magicCodeError("USER_NOT_FOUND");

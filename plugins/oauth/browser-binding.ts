@@ -1,5 +1,6 @@
 import type { Config } from "../../src/config";
 import { randomToken, safeEqual, sha256 } from "../../src/crypto";
+import { sessionCookies } from "../../src/sessions/cookies";
 
 /**
  * A redirect flow is bound to the browser that started it: the first answer of the flow sets a cookie holding a random
@@ -12,23 +13,23 @@ const COOKIE_BASE_NAME = "auth_oauth_flow";
 /** A flow lives 10 minutes; the cookie lives as long, so a stale one never outlives its state. */
 export const FLOW_TTL_S = 600;
 
-/** Only a plain-http local development server may drop `Secure` (browsers would refuse the cookie there). */
-function isLocalHttp(url: string): boolean {
-  const { protocol, hostname } = new URL(url);
-  return protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(hostname);
-}
+/**
+ * `Secure` (and its `__Secure-` prefix, which makes browsers refuse a copy set over plain http or without `Secure`)
+ * follows the session cookies' rule: off only where PUBLIC_URL is plain-http local development.
+ */
+const isSecure = (config: Config) => sessionCookies(config).secure;
 
-/** `__Secure-` makes browsers refuse the cookie from plain http and from scripts setting it without `Secure`. */
 export function flowCookieName(config: Config): string {
-  return isLocalHttp(config.APP_URL) ? COOKIE_BASE_NAME : `__Secure-${COOKIE_BASE_NAME}`;
+  return isSecure(config) ? `__Secure-${COOKIE_BASE_NAME}` : COOKIE_BASE_NAME;
 }
 
+/** The callback's path as the browser sees it: under PUBLIC_URL's own path when the server sits behind a prefix. */
 function cookiePath(config: Config, providerId: string): string {
-  return `${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${new URL(config.publicUrl).pathname.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
 }
 
 function cookie(config: Config, providerId: string, value: string, maxAgeS: number): string {
-  const secure = isLocalHttp(config.APP_URL) ? "" : "; Secure";
+  const secure = isSecure(config) ? "; Secure" : "";
   return `${flowCookieName(config)}=${value}; Path=${cookiePath(config, providerId)}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Lax${secure}`;
 }
 

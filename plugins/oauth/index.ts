@@ -37,6 +37,8 @@ const tokenBody = z
   })
   .refine((b) => b.idToken !== undefined || b.accessToken !== undefined, { message: "idToken or accessToken is required", path: ["idToken"] });
 
+/** A redirect's answer has no body; the target is its Location header. */
+const redirectAnswer = z.void().describe("A redirect: the target is in the Location header");
 const linkBody = z.object({ redirectTo: redirectToField.optional() });
 
 const linkedAccountSchema = z.object({
@@ -54,7 +56,7 @@ const FLOW_ERRORS =
   "the flow was finished in another browser than the one that started it; nobody is signed in, linked or upgraded).";
 
 const FLOW_COOKIE =
-  "The answer sets the flow cookie (`auth_oauth_flow`, `__Secure-auth_oauth_flow` unless `APP_URL` is plain-http localhost): " +
+  "The answer sets the flow cookie (`auth_oauth_flow`, `__Secure-auth_oauth_flow` unless `PUBLIC_URL` is plain-http localhost): " +
   "HttpOnly, SameSite=Lax, 10 minutes, `Path` the provider's callback. It binds the flow to this browser; the callback needs it back.";
 
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
@@ -87,7 +89,7 @@ export function oauthPlugin(ctx: AuthContext) {
         optionalAuth: true,
         params: providerParams,
         query: startQuery,
-        response: { 400: errorSchema, 401: errorSchema, 404: errorSchema, 502: errorSchema },
+        response: { 302: redirectAnswer, 400: errorSchema, 401: errorSchema, 404: errorSchema, 502: errorSchema },
         detail: {
           summary: "Start signing in with a provider",
           description:
@@ -111,7 +113,7 @@ export function oauthPlugin(ctx: AuthContext) {
       {
         params: providerParams,
         query: callbackQuery,
-        response: { 400: errorSchema },
+        response: { 302: redirectAnswer, 400: errorSchema },
         detail: {
           summary: "Where the provider sends the browser back",
           description:

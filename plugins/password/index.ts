@@ -130,7 +130,7 @@ export function passwordPlugin(ctx: AuthContext) {
       {
         auth: true,
         body: z.object({ currentPassword: passwordField, newPassword: newPasswordField, confirmPassword: newPasswordField.optional() }),
-        response: errorResponses(400, 401, 429),
+        response: { 204: z.void(), ...errorResponses(400, 401, 429) },
         detail: {
           summary: "Change the password",
           description: "`204`; every other session is revoked. `401 INVALID_CREDENTIALS`, `400 WEAK_PASSWORD` / `PASSWORD_MISMATCH`.",
@@ -166,7 +166,7 @@ export function passwordPlugin(ctx: AuthContext) {
       },
       {
         body: z.object({ token: resetTokenField, newPassword: newPasswordField }),
-        response: errorResponses(400),
+        response: { 204: z.void(), ...errorResponses(400) },
         detail: {
           summary: "Set a new password with a reset token",
           description: "`204`; the token is spent, the email counts as verified, and every session is revoked. `400 INVALID_RESET_TOKEN` / `WEAK_PASSWORD`.",

@@ -1,5 +1,5 @@
 import { and, eq, gt, isNull } from "drizzle-orm";
-import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
+import { limitMailFromIp, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -70,7 +70,7 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   // address like any other mailed code, the same for taken and free emails.
   if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
     await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-    await limitMailTo(ctx, meta, email);
+    await limitMailFromIp(ctx, meta);
   }
   await ctx.beforeSignUp({ email, method: "password", ip: meta.ip, userAgent: meta.userAgent });
   const fields = {
@@ -172,7 +172,7 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
 export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  await limitMailTo(ctx, meta, email);
+  await limitMailFromIp(ctx, meta);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
   if (user && !user.emailVerified && !ctx.users.isBanned(user, ctx.clock.now())) {
@@ -222,7 +222,7 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
-  await limitMailTo(ctx, meta, newEmail);
+  await limitMailFromIp(ctx, meta);
   // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
   if (await ctx.users.findByEmail(newEmail)) {
     await sendEmailDetached(ctx, newEmail, "security-notice", {
@@ -306,7 +306,7 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  await limitMailTo(ctx, meta, email);
+  await limitMailFromIp(ctx, meta);
   const found = await ctx.users.findByEmail(email);
   const now = ctx.clock.now();
   // A banned account gets no link: it is one more way back in, and a ban mails nothing.

@@ -5,6 +5,7 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { definePlugin } from "../../src/plugin";
 import { requiredString } from "../../src/validation";
+import { teamsApi } from "./api";
 import { TEAMS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { teamsSettings } from "./settings";
@@ -103,7 +104,7 @@ export function teamsPlugin(ctx: AuthContext) {
       },
       {
         auth: true,
-        response: { 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema },
         detail: {
           summary: "Delete a team",
           description: `Owners only (\`403 FORBIDDEN\` for others, \`404\` for non-members). Its members and invitations go with it. ${AUTHZ_NOTE}`,
@@ -138,7 +139,7 @@ export function teamsPlugin(ctx: AuthContext) {
       },
       {
         auth: true,
-        response: { 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema },
         detail: {
           summary: "Remove a member, or leave",
           description:
@@ -154,5 +155,6 @@ export default definePlugin({
   settings: teamsSettings,
   tables,
   errors: TEAMS_ERRORS,
+  api: teamsApi,
   routes: teamsPlugin,
 });

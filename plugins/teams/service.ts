@@ -23,7 +23,8 @@ const teamNotFound = () => errors.notFound("Team not found");
 const memberNotFound = () => errors.notFound("Member not found");
 const lastOwner = () => teamsError("LAST_OWNER");
 
-const asRole = (role: string): TeamRole => (TEAM_ROLES as readonly string[]).includes(role) ? (role as TeamRole) : "member";
+/** A stored role as a role: an unknown one reads as the least, `member`. */
+export const asRole = (role: string): TeamRole => (TEAM_ROLES as readonly string[]).includes(role) ? (role as TeamRole) : "member";
 
 /** The caller's role in a team, read from the database (never from the token's claim), or undefined for non-members. */
 export async function roleIn(db: Db, teamId: string, userId: string): Promise<TeamRole | undefined> {
@@ -164,7 +165,7 @@ export async function changeMemberRole(
     if (target.role !== role) {
       await tx.update(teamMembers).set({ role }).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
       staleClaims = await ctx.sessions.setTeamRole(targetId, teamId, role, tx);
-      for (const changed of ctx.hooks.membershipChanged) await changed({ teamId, userId: targetId, role }, tx);
+      for (const changed of ctx.hooks.rightsChanged) await changed(targetId, tx);
     }
     return memberView(tx, teamId, targetId);
   });
@@ -190,7 +191,7 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     if (target.role === "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
     await ctx.events.emit(tx, { type: "team.member_removed", data: { teamId, userId: targetId, role: target.role } });
-    for (const changed of ctx.hooks.membershipChanged) await changed({ teamId, userId: targetId, role: null }, tx);
+    for (const changed of ctx.hooks.rightsChanged) await changed(targetId, tx);
     return ctx.sessions.dropTeam(teamId, targetId, tx);
   });
   // After the commit: access tokens claiming the team die at once on every instance.

@@ -1,6 +1,7 @@
 import type { Transporter } from "nodemailer";
 import { describeError } from "../errors";
 import type { Logger } from "../logger";
+import type { Brand } from "../../emails/layout";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
 export type { RenderedEmail, TemplateLoaders, TemplateName, TemplateProps } from "./render";
@@ -107,8 +108,9 @@ export async function sendEmail<K extends TemplateName>(
   to: string,
   name: K,
   props: TemplateProps[K],
+  brand?: Brand,
 ): Promise<void> {
-  const { subject, html, text } = await renderEmail(name, props);
+  const { subject, html, text } = await renderEmail(name, props, brand);
   await mailer.send({ to, subject, html, text });
 }
 
@@ -120,13 +122,13 @@ export async function sendEmail<K extends TemplateName>(
  * goes out once it has, and not at all if it fails.
  */
 export async function sendEmailDetached<K extends TemplateName>(
-  ports: { mailer: Mailer; logger: Logger },
+  ports: { mailer: Mailer; logger: Logger; config: { APP_NAME: string } },
   to: string | null | undefined,
   name: K,
   props: TemplateProps[K],
   after?: Promise<unknown>,
 ): Promise<void> {
-  const rendered = await renderEmail(name, props);
+  const rendered = await renderEmail(name, props, { appName: ports.config.APP_NAME });
   const log = (error: unknown) => ports.logger.error("mail not sent", { template: name, error: describeError(error) });
   if (!to) {
     after?.catch(log);

@@ -1,4 +1,5 @@
 import { createElement, type FunctionComponent } from "react";
+import { type Brand, BrandContext } from "../../emails/layout";
 import type { NewSignInProps } from "../../emails/new-sign-in";
 import type { SecurityNoticeProps } from "../../emails/security-notice";
 import type { SignInMethodChangedProps } from "../../emails/sign-in-method-changed";
@@ -42,11 +43,12 @@ export function registerTemplates(loaders: TemplateLoaders): void {
 
 export type RenderedEmail = { subject: string; html: string; text: string };
 
-export async function renderEmail<K extends TemplateName>(name: K, props: TemplateProps[K]): Promise<RenderedEmail> {
+export async function renderEmail<K extends TemplateName>(name: K, props: TemplateProps[K], brand?: Brand): Promise<RenderedEmail> {
   const load = templates[name] as (() => Promise<TemplateModule<TemplateProps[K]>>) | undefined;
   if (!load) throw new Error(`unknown email template "${name}"`);
   const [tpl, { render }] = await Promise.all([load(), import("@react-email/render")]);
-  const element = createElement(tpl.default, props);
+  const template = createElement(tpl.default, props);
+  const element = brand ? createElement(BrandContext.Provider, { value: brand }, template) : template;
   const [html, text] = await Promise.all([render(element), render(element, { plainText: true })]);
   return { subject: tpl.subject(props), html, text };
 }

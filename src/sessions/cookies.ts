@@ -1,6 +1,6 @@
 import { type Cookie, Elysia } from "elysia";
 import type { Config } from "../config";
-import { coreError } from "../errors";
+import { AuthError, coreError, errorResponse } from "../errors";
 import type { TokenResponse } from "./service";
 
 /**
@@ -148,15 +148,23 @@ export function clearSessionCookies(jar: CookieJar, config: Config): void {
  * about them. Runs after the answer was checked against its schema, so routes keep documenting the full TokenResponse.
  * Also refuses, before anything runs, a cookie sign-in from an untrusted page (login CSRF).
  */
-export function browserSessions(seed: string, config: Config) {
+export function browserSessions(seed: string, config: Config, owns: (url: string) => boolean) {
   const cookies = sessionCookies(config);
   return new Elysia({ name: "auth.browser-sessions", seed })
     .onRequest(({ request }) => {
+      // Our paths only (a host app's routes are its own), and answered here: mounted, a request-wide hook's error
+      // would go to the host's error handler.
+      if (!owns(request.url)) return;
       // A Bearer request cannot be forged by another page; a cookie sign-in from one would sign the victim into the
       // attacker's account.
-      if (request.headers.get(COOKIE_MODE_HEADER) === "1" && !request.headers.has("authorization")) assertTrustedOrigin(request, cookies);
+      try {
+        if (request.headers.get(COOKIE_MODE_HEADER) === "1" && !request.headers.has("authorization")) assertTrustedOrigin(request, cookies);
+      } catch (error) {
+        if (error instanceof AuthError) return errorResponse(error);
+        throw error;
+      }
     })
-    .mapResponse({ as: "global" }, ({ request, responseValue, cookie, set }) => {
+    .mapResponse({ as: "scoped" }, ({ request, responseValue, cookie, set }) => {
       if (!isTokenResponse(responseValue) || !wantsCookies(request)) return;
       const body = setSessionCookies(cookie, config, responseValue);
       return new Response(JSON.stringify(body), {

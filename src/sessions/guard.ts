@@ -6,6 +6,17 @@ import { assertTrustedOrigin, presentedCredential, sessionCookies } from "./cook
 import type { AuthInfo } from "./service";
 
 /**
+ * Authenticates a request as the `auth` macro does (its Authorization header, else the access cookie, which must then
+ * pass the CSRF rule), for a plugin's own guard that must run before the body is validated.
+ */
+export function authenticateRequest(ctx: AuthContext, request: Request): Promise<AuthInfo> {
+  const cookies = sessionCookies(ctx.config);
+  const credential = presentedCredential(request, cookies);
+  if (credential?.viaCookie) assertTrustedOrigin(request, cookies);
+  return ctx.sessions.authenticate(credential?.authorization);
+}
+
+/**
  * The `auth` macro: `{ auth: true }` on a route resolves the Bearer token (or the browser's access cookie) into
  * `auth` or answers 401; `{ optionalAuth: true }` resolves it when one is sent (a guest upgrading) and gives
  * `auth: null` otherwise. Every route also gets `meta` (client IP and user agent).
@@ -20,12 +31,15 @@ export function authGuard(ctx: AuthContext) {
     .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
+        detail: { security: [{ bearer: [] }, { cookie: [] }] },
         transform: refuseCrossSiteCookie,
         async resolve({ request }) {
           return { auth: await ctx.sessions.authenticate(presentedCredential(request, cookies)?.authorization) };
         },
       },
       optionalAuth: {
+        // Either signed in (a guest upgrading) or not.
+        detail: { security: [{ bearer: [] }, { cookie: [] }, {}] },
         transform: refuseCrossSiteCookie,
         async resolve({ request }) {
           const credential = presentedCredential(request, cookies);

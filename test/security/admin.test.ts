@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { claimsOf, newAdmin, PASSWORD, registerUser } from "../support/admin";
 import { startTestIdp, type TestIdp } from "../support/oidc-provider";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
+
+// Each test signs users in (argon2) and sends mail; on a loaded shared machine 5 s is too tight.
+setDefaultTimeout(30_000);
 
 const APP_URL = "http://localhost:3000";
 let idp: TestIdp;

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { newAdmin } from "../support/admin";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
+
+// Each test signs users in (argon2) and sends mail; on a loaded shared machine 5 s is too tight.
+setDefaultTimeout(30_000);
 
 type Answer = { status: number; body: Record<string, unknown> };
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadConfig } from "../../src/config";
+import { ConfigError, loadConfig } from "../../src/config";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 
 /**
  * Checklist: sign-up floods and mail abuse (issue 17, point 4). One IP may make only RATE_LIMIT_SIGNUP_IP accounts,
  * guests and code requests, and cause only RATE_LIMIT_MAIL_IP mails (codes, links, invitations); one address receives
- * at most RATE_LIMIT_MAIL_RECIPIENT of them, from any number of IPs. Security notices to an owner always go out, and
+ * at most RATE_LIMIT_MAIL_RECIPIENT invitations, from any number of IPs (its codes and links: RATE_LIMIT_CODE_EMAIL). Security notices to an owner always go out, and
  * attacker-written text (a team name) never reaches a subject line. The limits below are API.md's defaults.
  */
 const LIMITS = { RATE_LIMIT_SIGNUP_IP: "10/600", RATE_LIMIT_MAIL_IP: "20/3600", RATE_LIMIT_MAIL_RECIPIENT: "10/3600" };
@@ -36,6 +36,22 @@ describe("sign-up floods", () => {
     expect(config.RATE_LIMIT_SIGNUP_IP).toEqual({ count: 10, windowS: 600 });
     expect(config.RATE_LIMIT_MAIL_IP).toEqual({ count: 20, windowS: 3600 });
     expect(config.RATE_LIMIT_MAIL_RECIPIENT).toEqual({ count: 10, windowS: 3600 });
+  });
+
+  test("a wrong value of any of them stops the server at start, naming the variable", () => {
+    for (const variable of ["RATE_LIMIT_SIGNUP_IP", "RATE_LIMIT_MAIL_IP", "RATE_LIMIT_MAIL_RECIPIENT"]) {
+      for (const value of ["lots", "5/0", "-1/60"]) {
+        let thrown: unknown;
+        try {
+          loadConfig({ [variable]: value });
+        } catch (error) {
+          thrown = error;
+        }
+        expect(thrown).toBeInstanceOf(ConfigError);
+        expect((thrown as ConfigError).variable).toBe(variable);
+        expect((thrown as ConfigError).message).toStartWith(`Invalid setting ${variable}:`);
+      }
+    }
   });
 
   test("a registration flood from one IP is refused with 429 and Retry-After; another IP still registers", async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
+import { newAdmin } from "../support/admin";
 import { createSignedInUser } from "../support/users";
 
 /**
@@ -160,5 +161,33 @@ describe("invitations die when their inviter loses the right to make them", () =
     expect(res.status).toBe(200);
     expect(await isValid(t.token)).toBe(true);
     expect((await accept(t.token)).status).toBe(200);
+  });
+
+  test("a global admin who loses the admin role loses the invitations only an admin may make", async () => {
+    const admin = await newAdmin(server);
+    const demoted = await newAdmin(server);
+    const outsider = await createSignedInUser(server);
+    const team = await server.request("POST", "/auth/teams", { token: outsider.tokens.accessToken, body: { name: "Elsewhere" } });
+    const before = server.mailer.outbox.length;
+    const noTeam = uniqueEmail("global");
+    const toTeam = uniqueEmail("team");
+    expect((await server.request("POST", "/auth/invitations", { token: demoted.token, body: { email: noTeam } })).status).toBe(201);
+    expect((await server.request("POST", "/auth/invitations", { token: demoted.token, body: { email: toTeam, teamId: team.body.id } })).status).toBe(201);
+    const tokenOf = async (email: string) => decodeURIComponent(/token=([\w%-]+)/.exec((await server.mailTo(email, /token=/, before)).text)?.[1] ?? "");
+    const tokens = [await tokenOf(noTeam), await tokenOf(toTeam)];
+    for (const token of tokens) expect(await isValid(token)).toBe(true);
+
+    const patched = await server.request("PATCH", `/auth/admin/users/${demoted.user.id}`, { token: admin.token, body: { roles: ["user"] } });
+    expect(patched.status).toBe(200);
+    for (const token of tokens) expect(await isValid(token)).toBe(false);
+  });
+
+  test("a banned inviter's invitations die with the ban", async () => {
+    const admin = await newAdmin(server);
+    const t = await teamWithInviter("admin");
+    expect((await server.request("POST", `/auth/admin/users/${t.inviter.user.id}/ban`, { token: admin.token, body: {} })).status).toBe(200);
+    expect(await isValid(t.token)).toBe(false);
+    expect((await server.request("POST", `/auth/admin/users/${t.inviter.user.id}/unban`, { token: admin.token, body: {} })).status).toBe(200);
+    expect(await isValid(t.token)).toBe(false);
   });
 });

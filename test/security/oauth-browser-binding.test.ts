@@ -215,9 +215,10 @@ describe("OAuth redirect flows are bound to the browser that started them", () =
 });
 
 describe("the flow cookie outside local development", () => {
-  test("with an https APP_URL it is __Secure- prefixed and Secure", async () => {
+  test("with an https PUBLIC_URL it is __Secure- prefixed and Secure", async () => {
     const secure = await createTestServer({
-      APP_URL: "https://auth.example.com",
+      APP_URL: "http://localhost:3000",
+      PUBLIC_URL: "https://auth.example.com",
       OAUTH_GITHUB_CLIENT_ID: "id",
       OAUTH_GITHUB_CLIENT_SECRET: "secret",
     });
@@ -229,6 +230,23 @@ describe("the flow cookie outside local development", () => {
       expect(line).toContain("Path=/auth/oauth/github/callback");
     } finally {
       await secure.close();
+    }
+  });
+
+  test("behind a path prefix (PUBLIC_URL with a path) its Path is the callback the provider sends the browser to", async () => {
+    const prefixed = await createTestServer({
+      PUBLIC_URL: "https://example.com/identity",
+      OAUTH_GITHUB_CLIENT_ID: "id",
+      OAUTH_GITHUB_CLIENT_SECRET: "secret",
+    });
+    try {
+      const res = await prefixed.request("GET", "/auth/oauth/github");
+      const callback = new URL(new URL(res.headers.get("location") ?? "").searchParams.get("redirect_uri") ?? "");
+      expect(callback.pathname).toBe("/identity/auth/oauth/github/callback");
+      const line = res.headers.getSetCookie().find((c) => c.includes(`${COOKIE}=`)) ?? "";
+      expect(line.split(";").map((a) => a.trim())).toContain(`Path=${callback.pathname}`);
+    } finally {
+      await prefixed.close();
     }
   });
 });

@@ -138,7 +138,7 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
         await Bun.sleep(5);
       }
     },
-    browser() {
+    browser(): TestBrowser {
       const jar = cookieJar();
       return {
         async request<T>(method: string, path: string, opts: RequestOptions = {}) {
