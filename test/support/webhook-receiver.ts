@@ -60,7 +60,7 @@ export function startReceiver(initial: ReceiverMode = "ok", port = 0) {
     delivered: () => received.filter((r) => r.answered === "ok"),
     ofType: (type: string) => received.filter((r) => r.event.type === type),
     /** Waits until `check` holds of what was received, polling; fails after `timeoutMs`. */
-    async waitFor(check: (received: ReceivedWebhook[]) => boolean, timeoutMs = 5000, what = "webhooks"): Promise<void> {
+    async waitFor(check: (received: ReceivedWebhook[]) => boolean, timeoutMs = 15_000, what = "webhooks"): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       while (!check(received)) {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${received.map((r) => `${r.event.type}:${r.answered}`).join(", ")}`);
