@@ -63,7 +63,6 @@ const coreSettingsShape = {
     IMPERSONATION_TTL_S: z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(1).max(86_400).default(1800)),
     /** The hosted pages under AUTH_BASE_PATH/ui/, and the branding they share with the emails. */
     HOSTED_UI: z.preprocess((v) => (v === "" ? undefined : v), bool.default(true)),
-    APP_NAME: z.string().trim().min(1).max(80).default("Auth"),
     APP_LOGO_URL: urlOf("https:", "http:"),
     /** A hex colour (#rgb or #rrggbb) for buttons and links. */
     BRAND_COLOR: optionalString.refine((v) => v === undefined || /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(v), "must be a hex colour such as #4f46e5"),

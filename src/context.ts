@@ -26,7 +26,8 @@ export type SignInOptions = {
   stillValid?: () => Promise<boolean>;
 };
 
-export type Clock = { now(): Date };
+export type { Clock } from "./clock";
+import type { Clock } from "./clock";
 
 /** A kind of credential a plugin keeps; src/credentials.ts works over all of them. */
 export type CredentialKind = {

@@ -3,12 +3,16 @@ import { Elysia } from "elysia";
 import type { Config } from "./config";
 
 /**
- * Where `/` leads on a standalone server (src/index.ts; a host app that mounts the server keeps its own `/`).
- * The hosted sign-in page takes `/` over once it exists and APP_URL is this server; until then, the API reference.
+ * Where `/` leads on a standalone server (src/index.ts; a host app that mounts the server keeps its own `/`), when
+ * nothing of the server's own answers it: the hosted pages take `/` when APP_URL is this server; otherwise the
+ * hosted sign-in page, or the API reference when HOSTED_UI is off.
  */
-export const LANDING_PATH = "/docs";
+export function landingPath(config: Config): string {
+  return config.HOSTED_UI ? `${config.AUTH_BASE_PATH}/ui/sign-in` : "/docs";
+}
 
-export const landing = () => new Elysia({ name: "auth.landing" }).get("/", ({ redirect }) => redirect(LANDING_PATH, 302), { detail: { hide: true } });
+export const landing = (config: Config) =>
+  new Elysia({ name: "auth.landing" }).get("/", ({ redirect }) => redirect(landingPath(config), 302), { detail: { hide: true } });
 
 /** A URL's host, port and path only: a password in DATABASE_URL, REDIS_URL or SMTP_URL never reaches the console. */
 function whereIs(url: string): string {

@@ -32,7 +32,8 @@ async function main() {
   const server = await buildAuthServer(process.env, { logger });
   // src/body.ts answers 413 for anything over 64 KiB and never reads more; Bun's own cap, which answers with an empty
   // 413, is only the last guard, set well above it so that clients get the JSON error.
-  server.app.use(landing()).listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024 });
+  if (!server.app.routes.some((route) => route.method === "GET" && route.path === "/")) server.app.use(landing(config));
+  server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024 });
   const port = server.app.server?.port ?? config.PORT;
   logger.info("listening", { port, host: config.HOST, db: server.ctx.database.kind, kv: server.ctx.kv.kind });
   process.stderr.write(`${startupSummary(server.ctx.config, port).join("\n")}\n`);

@@ -4,7 +4,8 @@ import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
-import type { AuthContext, Clock, Hooks } from "./context";
+import { type Clock, systemClock } from "./clock";
+import type { AuthContext, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
 import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
@@ -59,7 +60,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   // First: a claims hook that returns a reserved name stops the start before anything is opened.
   const appHooks = ports.hooks ?? {};
   const extraClaims = await claimsHook(appHooks);
-  const clock = ports.clock ?? { now: () => new Date() };
+  const clock = ports.clock ?? systemClock;
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
   try {
@@ -74,7 +75,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
   const now = () => clock.now();
-  const tokens = new AccessTokens(config, db, now);
+  const tokens = new AccessTokens(config, db, clock);
   await tokens.init();
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
@@ -82,7 +83,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now, events);
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
   sessions.extraClaims = extraClaims;
   const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);

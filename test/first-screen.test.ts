@@ -62,11 +62,14 @@ describe("a standalone server's first screen", () => {
     expect(banner).not.toContain("smtp-secret-pw");
   });
 
-  test("GET / leads to the API reference, which answers", async () => {
+  test("GET / leads to the hosted sign-in page (APP_URL is this server), which answers; /docs answers too", async () => {
     const landing = await fetch(`${url}/`, { redirect: "manual" });
     expect(landing.status).toBe(302);
-    expect(landing.headers.get("location")).toBe("/docs");
-    const docs = await fetch(new URL(landing.headers.get("location") as string, url));
+    expect(landing.headers.get("location")).toBe("/auth/ui/sign-in");
+    const signIn = await fetch(new URL(landing.headers.get("location") as string, url));
+    expect(signIn.status).toBe(200);
+    expect(await signIn.text()).toContain("<form");
+    const docs = await fetch(`${url}/docs`);
     expect(docs.status).toBe(200);
     expect(await docs.text()).toContain("<title>Auth server</title>");
   });

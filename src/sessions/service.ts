@@ -5,7 +5,7 @@ import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
 import type { AuthEvent, Events } from "../events";
-import { type SessionRow, sessions, type UserRow, users } from "../db/schema";
+import { sessions, type UserRow } from "../db/schema";
 import { coreError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
@@ -13,10 +13,12 @@ import type { RequestMeta } from "../request";
 import type { SessionInfo } from "../hooks";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
-import { type PublicUser, type PublicUserRow, publicUserColumns, type Users, violatedForeignKey } from "../users";
+import { type PublicUser, type PublicUserRow, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
+import { type CurrentSession, prepareQueries, teamOf } from "./queries";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 import { REVOKED_CHANNEL, REVOKED_SET, revocationTtlS, teamClaimEntry } from "./revocation-keys";
+import type { Clock } from "../clock";
 
 export type TokenResponse = {
   user: PublicUser;
@@ -64,91 +66,6 @@ type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS:
 /** How long a revocation waits to hear its own message back before answering anyway. */
 const ECHO_TIMEOUT_MS = 250;
 
-/** What GET /auth/session answers from, and all an instance keeps per session: no secret, no password hash. */
-type CurrentSession = {
-  session: Pick<SessionRow, "id" | "userId" | "createdAt" | "expiresAt" | "amr">;
-  user: PublicUserRow;
-};
-
-/** The team a session acts for, as an access token claims it. */
-const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | undefined =>
-  session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
-
-function prepareQueries(db: Db) {
-  return {
-    current: db
-      .select({
-        session: { id: sessions.id, userId: sessions.userId, createdAt: sessions.createdAt, expiresAt: sessions.expiresAt, amr: sessions.amr },
-        user: publicUserColumns,
-      })
-      .from(sessions)
-      .innerJoin(users, eq(users.id, sessions.userId))
-      .where(and(eq(sessions.id, sql.placeholder("sid")), isNull(sessions.revokedAt)))
-      .limit(1)
-      .prepare("sessions_current"),
-    /** Starts a session: built once, as building an insert costs more than sending it. */
-    create: db
-      .insert(sessions)
-      .values({
-        id: sql.placeholder("id"),
-        userId: sql.placeholder("userId"),
-        amr: sql.placeholder("amr"),
-        teamId: sql.placeholder("teamId"),
-        teamRole: sql.placeholder("teamRole"),
-        ip: sql.placeholder("ip"),
-        userAgent: sql.placeholder("userAgent"),
-        createdAt: sql.placeholder("now"),
-        lastUsedAt: sql.placeholder("now"),
-        expiresAt: sql.placeholder("expiresAt"),
-        refreshHash: sql.placeholder("refreshHash"),
-        refreshIssuedAt: sql.placeholder("refreshIssuedAt"),
-        refreshExpiresAt: sql.placeholder("refreshExpiresAt"),
-        refreshSealedNext: sql.placeholder("refreshSealedNext"),
-      })
-      .prepare("sessions_create"),
-    /**
-     * Rotates a session's live refresh token: one prepared single-row update, which also hands back the user. Only
-     * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
-     * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
-     */
-    rotate: db
-      .update(sessions)
-      .set({
-        refreshGen: sql`${sessions.refreshGen} + 1`,
-        refreshHash: sql`${sql.placeholder("nextHash")}`,
-        refreshIssuedAt: sql`${sql.placeholder("now")}`,
-        refreshExpiresAt: sql`${sql.placeholder("nextExpiresAt")}`,
-        refreshSealedNext: sql`${sql.placeholder("sealedNext")}`,
-        lastUsedAt: sql`${sql.placeholder("now")}`,
-      })
-      .from(users)
-      .where(
-        and(
-          eq(sessions.id, sql.placeholder("sid")),
-          eq(sessions.refreshGen, sql.placeholder("gen")),
-          eq(sessions.refreshHash, sql.placeholder("hash")),
-          isNull(sessions.revokedAt),
-          gt(sessions.expiresAt, sql.placeholder("now")),
-          gt(sessions.refreshExpiresAt, sql.placeholder("now")),
-          gt(sessions.lastUsedAt, sql.placeholder("idleCutoff")),
-          eq(users.id, sessions.userId),
-        ),
-      )
-      .returning({
-        session: {
-          id: sessions.id,
-          amr: sessions.amr,
-          teamId: sessions.teamId,
-          teamRole: sessions.teamRole,
-          refreshGen: sessions.refreshGen,
-          ip: sessions.ip,
-          userAgent: sessions.userAgent,
-        },
-        user: publicUserColumns,
-      })
-      .prepare("sessions_rotate"),
-  };
-}
 
 const revokedEvent = (userId: string, sessionId: string, reason: string): AuthEvent => ({
   type: "session.revoked",
@@ -179,7 +96,7 @@ export class Sessions {
     private readonly users: Users,
     private readonly audit: AuditLog,
     private readonly rateLimit: RateLimiter,
-    private readonly now: () => Date,
+    private readonly clock: Clock,
     private readonly events: Events,
   ) {
     this.revocations = kv.subscribe(
@@ -221,7 +138,7 @@ export class Sessions {
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
   private forget(sessionId: string): void {
     if (!sessionId) return;
-    const t = this.now().getTime();
+    const t = this.clock.now().getTime();
     this.revokedIds.set(sessionId, t + this.revocationTtlS * 1000);
     this.currentCache.delete(sessionId);
     // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
@@ -242,7 +159,7 @@ export class Sessions {
   private async revokedAt(id: string): Promise<number | undefined> {
     // While the subscription is down a revocation may be missed, so ask the store itself.
     const until = this.revocations.live ? this.revokedIds.get(id) : await this.kv.expiryOf(REVOKED_SET, id);
-    return until != null && until > this.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
+    return until != null && until > this.clock.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
   }
 
   /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
@@ -282,7 +199,7 @@ export class Sessions {
     user: UserRow,
     opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim; sessionId?: string; inTransaction?: (tx: Db, made: TokenResponse) => Promise<void> },
   ): Promise<TokenResponse> {
-    const now = this.now();
+    const now = this.clock.now();
     const sessionId = opts.sessionId ?? newId();
     const secret = randomToken(32);
     // The tokens are made before the insert: they may read the database (the refresh key, once) and run the app's
@@ -320,7 +237,7 @@ export class Sessions {
    * the user's sessions ends it too), but it holds no refresh token and ends with its one access token.
    */
   async impersonate(user: UserRow, adminId: string, meta: RequestMeta): Promise<ImpersonationResponse> {
-    const now = this.now();
+    const now = this.clock.now();
     const lifetimeS = this.config.IMPERSONATION_TTL_S;
     const sessionId = newId();
     const expiresAt = new Date(now.getTime() + lifetimeS * 1000);
@@ -393,7 +310,7 @@ export class Sessions {
     if (!presented) throw invalidRefresh();
     // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
     await this.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", presented.sessionId);
-    const now = this.now();
+    const now = this.clock.now();
     const successor = randomToken(32);
     const link = this.chainLink(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
     const [rotated] = await this.queries.rotate.execute({
@@ -415,7 +332,7 @@ export class Sessions {
   /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
   private async refused(presented: RefreshToken, meta: RequestMeta): Promise<TokenResponse> {
     const [session] = await this.db.select().from(sessions).where(eq(sessions.id, presented.sessionId)).limit(1);
-    const now = this.now();
+    const now = this.clock.now();
     if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
     if (now.getTime() - session.lastUsedAt.getTime() > this.config.SESSION_IDLE_TIMEOUT_S * 1000) {
       await this.revoke(session.id, "idle_timeout");
@@ -454,7 +371,7 @@ export class Sessions {
    */
   async authenticate(authorization: string | null | undefined): Promise<AuthInfo> {
     if (!authorization) throw coreError("UNAUTHORIZED");
-    const nowMs = this.now().getTime();
+    const nowMs = this.clock.now().getTime();
     let entry = this.verified.get(authorization);
     if (entry && entry.expiresAtMs > nowMs) {
       this.verified.delete(authorization);
@@ -515,7 +432,7 @@ export class Sessions {
     await this.events.atomic(async (tx) => {
       const ended = await tx
         .update(sessions)
-        .set({ revokedAt: this.now() })
+        .set({ revokedAt: this.clock.now() })
         .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
         .returning({ userId: sessions.userId });
       await this.events.emit(tx, ...ended.map((s) => revokedEvent(s.userId, sessionId, reason)));
@@ -527,7 +444,7 @@ export class Sessions {
     const revoked = await this.events.atomic(async (tx) => {
       const ended = await tx
         .update(sessions)
-        .set({ revokedAt: this.now() })
+        .set({ revokedAt: this.clock.now() })
         .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
         .returning({ id: sessions.id });
       await this.events.emit(tx, ...ended.map((s) => revokedEvent(userId, s.id, reason)));
@@ -541,7 +458,7 @@ export class Sessions {
     const rows = await this.db
       .select()
       .from(sessions)
-      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, this.now())))
+      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, this.clock.now())))
       .orderBy(desc(sessions.lastUsedAt));
     return rows.map((s) => ({
       id: s.id,
@@ -565,7 +482,7 @@ export class Sessions {
 
   /** The current session with its user, for GET /auth/session: one prepared query, or a copy under a second old. */
   async current(auth: AuthInfo): Promise<CurrentSession> {
-    const nowMs = this.now().getTime();
+    const nowMs = this.clock.now().getTime();
     const cached = this.currentCache.get(auth.sessionId);
     if (cached && nowMs - cached.cachedAtMs < CURRENT_CACHE_TTL_MS && cached.row.user.id === auth.userId) return cached.row;
     const [row] = await this.queries.current.execute({ sid: auth.sessionId });
@@ -592,7 +509,7 @@ export class Sessions {
 
   /** Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. */
   async reissue(sessionId: string): Promise<TokenResponse> {
-    const now = this.now();
+    const now = this.clock.now();
     const secret = randomToken(32);
     const [session] = await this.db
       .update(sessions)

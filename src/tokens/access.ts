@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import type { Db } from "../db";
 import { coreError } from "../errors";
 import { loadSigningKeys, type SigningKey } from "./keys";
+import type { Clock } from "../clock";
 
 export type TeamClaim = { id: string; role: string };
 export type AccessClaims = {
@@ -38,7 +39,7 @@ export class AccessTokens {
   constructor(
     private readonly config: Config,
     private readonly db: Db,
-    private readonly now: () => Date,
+    private readonly clock: Clock,
   ) {}
 
   async init() {
@@ -58,7 +59,7 @@ export class AccessTokens {
    */
   async sign(
     claims: Omit<AccessClaims, "iat" | "exp">,
-    issuedAt: Date = this.now(),
+    issuedAt: Date = this.clock.now(),
     lifetimeS = this.config.ACCESS_TOKEN_TTL_S,
     extra?: Record<string, unknown>,
   ): Promise<string> {
@@ -121,7 +122,7 @@ export class AccessTokens {
         issuer: this.config.issuer,
         audience: this.config.audience,
         typ: ACCESS_TYP,
-        currentDate: this.now(),
+        currentDate: this.clock.now(),
         requiredClaims: ["sub", "exp", "iat"],
       });
       if (typeof payload.sid !== "string" || !Array.isArray(payload.roles) || !Array.isArray(payload.amr)) throw invalidToken();
