@@ -4,6 +4,8 @@ import type { PasswordHasher } from "./passwords";
 import type { Config } from "./config";
 import type { Database, Db } from "./db";
 import type { UserRow } from "./db/schema";
+import type { Events } from "./events";
+import type { AuthHooks, SignUpAttempt } from "./hooks";
 import type { KeyValueStore } from "./kv";
 import type { Logger } from "./logger";
 import type { Mailer } from "./mail";
@@ -48,6 +50,8 @@ export type Hooks = {
   rightsChanged: Array<(userId: string, db: Db) => Promise<void>>;
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
+  /** Run by `close()` before the database goes (e.g. a worker handing back the rows it holds). */
+  shutdown: Array<() => Promise<void>>;
 };
 
 /** Everything a plugin needs, made once in server.ts; tests swap the ports. */
@@ -70,6 +74,12 @@ export type AuthContext = {
   secrets: ServerSecrets;
   passwords: PasswordHasher;
   hooks: Hooks;
+  /** Events out (`emit(tx, event)` in the transaction of the change); a plugin (webhooks) fills in where they go. */
+  events: Events;
+  /** The host app's in-process hooks (library mode). */
+  appHooks: AuthHooks;
+  /** Asks the host app's beforeSignUp, before any path writes a new account; its throw refuses the sign-up. */
+  beforeSignUp(attempt: SignUpAttempt): Promise<void>;
   /** For work that outlives its request (e.g. mail sent in the background), whose failures no one else sees. */
   logger: Logger;
   /** Finishes every sign-in path: an MfaChallenge for users with MFA, else `startSession`. */

@@ -94,7 +94,7 @@ const activitySchema = z.object({
 
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
-  const { sessions, users, audit } = ctx;
+  const { sessions, users, audit, events } = ctx;
   const cookies = sessionCookies(ctx.config);
   return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
     .use(authGuard(ctx))
@@ -110,9 +110,13 @@ export function coreRoutes(ctx: AuthContext) {
     .patch(
       "/me",
       async ({ auth, body, meta }) => {
-        const user = await users.update(auth.userId, body);
+        const user = await events.atomic(async (tx) => {
+          const row = users.toPublic(await users.update(auth.userId, body, tx));
+          await events.emit(tx, { type: "user.updated", data: { user: row } });
+          return row;
+        });
         await audit.record({ type: "profile_updated", userId: auth.userId, meta, data: { fields: Object.keys(body) } });
-        return users.toPublic(user);
+        return user;
       },
       {
         auth: true,
@@ -203,7 +207,7 @@ export function coreRoutes(ctx: AuthContext) {
     .post(
       "/logout",
       async ({ auth, meta, set, cookie }) => {
-        await sessions.revoke(auth.sessionId);
+        await sessions.revoke(auth.sessionId, "logout");
         await audit.record({ type: "logout", userId: auth.userId, meta, data: { sessionId: auth.sessionId } });
         clearSessionCookies(cookie, ctx.config);
         set.status = 204;
@@ -224,7 +228,7 @@ export function coreRoutes(ctx: AuthContext) {
       async ({ auth, params, meta, set }) => {
         const session = await sessions.findOwned(auth.userId, params.id);
         if (!session) throw errors.notFound("Session not found");
-        await sessions.revoke(session.id);
+        await sessions.revoke(session.id, "revoked_by_user");
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { sessionId: session.id } });
         set.status = 204;
       },
@@ -238,7 +242,7 @@ export function coreRoutes(ctx: AuthContext) {
     .delete(
       "/sessions",
       async ({ auth, meta, set }) => {
-        const count = await sessions.revokeAll(auth.userId, auth.sessionId);
+        const count = await sessions.revokeAll(auth.userId, auth.sessionId, "revoked_by_user");
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { others: count } });
         set.status = 204;
       },

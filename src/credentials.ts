@@ -30,10 +30,15 @@ export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, me
   const claimed = await ctx.db.transaction(async (tx) => {
     const removed = await removeUnprovenCredentials(ctx, user.id, tx);
     const row = await ctx.users.update(user.id, { emailVerified: true, passwordHash: null, mfaEnabled: false }, tx);
+    await ctx.events.emit(
+      tx,
+      { type: "user.updated", data: { user: ctx.users.toPublic(row) } },
+      ...(user.mfaEnabled ? [{ type: "mfa.disabled" as const, data: { userId: user.id } }] : []),
+    );
     return { row, planted: user.passwordHash !== null || user.mfaEnabled || removed > 0 };
   });
   if (claimed.planted) {
-    const revoked = await ctx.sessions.revokeAll(user.id);
+    const revoked = await ctx.sessions.revokeAll(user.id, undefined, "unverified_account_claimed");
     await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
     if (user.mfaEnabled) await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta, data: { method: "unverified_account_claimed" } });
   }

@@ -49,6 +49,8 @@ export type PluginHooks = {
   credentials?: CredentialKind[];
   maintenance?: Hooks["maintenance"];
   rightsChanged?: Hooks["rightsChanged"];
+  /** Run by `close()` before the database goes (a worker handing back what it holds). */
+  shutdown?: Array<() => Promise<void>>;
 };
 
 export type PluginDefinition<
@@ -103,6 +105,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     ctx.hooks.credentials.push(...(hooks?.credentials ?? []));
     ctx.hooks.maintenance.push(...(hooks?.maintenance ?? []));
     ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
+    ctx.hooks.shutdown.push(...(hooks?.shutdown ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);
   }
   for (const plugin of plugins) {

@@ -7,6 +7,7 @@ import mfa from "../plugins/mfa";
 import oauth from "../plugins/oauth";
 import password from "../plugins/password";
 import teams from "../plugins/teams";
+import webhooks from "../plugins/webhooks";
 import type { AuthContext } from "./context";
 import { CORE_ERRORS } from "./errors";
 import { registerTemplates } from "./mail/render";
@@ -16,7 +17,7 @@ import { errorRegistryOf } from "./plugin";
  * The composition root: the plugins this server ships, in the order they are installed. It is the one module in
  * src/ that imports from plugins/; everything else reaches a plugin through its definition (src/plugin.ts).
  */
-export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations, admin] as const;
+export const PLUGINS = [password, magicCode, anonymous, oauth, mfa, teams, invitations, admin, webhooks] as const;
 
 /**
  * The hosted pages: on with HOSTED_UI (not an AUTH_PLUGINS entry), a client of the plugins' services. `routes` go under
@@ -43,5 +44,6 @@ export function allPluginRoutes(ctx: AuthContext) {
     .use(mfa.routes(ctx, deps))
     .use(teams.routes(ctx, deps))
     .use(invitations.routes(ctx, deps))
-    .use(admin.routes(ctx, deps));
+    .use(admin.routes(ctx, deps))
+    .use(webhooks.routes(ctx, deps));
 }

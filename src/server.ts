@@ -13,6 +13,8 @@ import { type Database, openDatabase } from "./db";
 import { docs } from "./docs";
 import { KnownDevices } from "./devices";
 import { describeError, errorHandler, errors, isConnectionError } from "./errors";
+import { Events } from "./events";
+import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
@@ -31,9 +33,11 @@ import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
 export type { AuthContext } from "./context";
+export { AuthError } from "./errors";
+export type { AuthHooks, SessionInfo, SignUpAttempt } from "./hooks";
 
-/** Ports a host app or a test can hand in instead of the ones made from settings. */
-export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger };
+/** Ports a host app or a test can hand in instead of the ones made from settings, and the app's in-process hooks. */
+export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger; hooks?: AuthHooks };
 
 const healthSchema = z.object({ status: z.enum(["ok", "unavailable"]), db: z.enum(["ok", "down"]), kv: z.enum(["ok", "down"]) });
 const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
@@ -53,6 +57,9 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
+  // First: a claims hook that returns a reserved name stops the start before anything is opened.
+  const appHooks = ports.hooks ?? {};
+  const extraClaims = await claimsHook(appHooks);
   const clock = ports.clock ?? systemClock;
   const database =
     ports.database ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS }));
@@ -72,27 +79,41 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   await tokens.init();
   const audit = new AuditLog(db);
   const rateLimit = new RateLimiter(kv, config);
-  const users = new Users(db, config);
+  const events = new Events(db, now);
+  const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock);
-  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [] };
+  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
+  sessions.extraClaims = extraClaims;
+  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
-    const response = await sessions.create(user, { amr, meta, sessionId });
+    const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
+    const response = await sessions.create(user, {
+      amr,
+      meta,
+      sessionId,
+      inTransaction: (tx, made) => events.emit(tx, { type: "user.signed_in", data: { user: made.user, session } }),
+    });
     // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
     if ((await users.markSignedIn(user.id, now())).banned) {
-      await sessions.revoke(sessionId);
+      await sessions.revoke(sessionId, "banned");
       throw errors.userBanned();
     }
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
-      await sessions.revoke(sessionId);
+      await sessions.revoke(sessionId, "credential_changed");
       throw errors.invalidCredentials();
+    }
+    try {
+      await appHooks.afterSignIn?.(response.user, session);
+    } catch (error) {
+      await sessions.revoke(sessionId, "sign_in_refused");
+      throw error;
     }
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
     if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
@@ -115,6 +136,11 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     secrets,
     passwords: new PasswordHasher(config),
     hooks,
+    events,
+    appHooks,
+    async beforeSignUp(attempt) {
+      await appHooks.beforeSignUp?.(attempt);
+    },
     logger,
     async signIn(user, opts) {
       // Before the second step: a banned account gets no MFA challenge either.
@@ -225,6 +251,7 @@ export async function buildAuthServer(
     ctx,
     async close() {
       clearInterval(maintenance);
+      await Promise.allSettled(ctx.hooks.shutdown.map((stop) => stop()));
       ctx.sessions.close();
       await Promise.allSettled([
         ports.kv ? Promise.resolve() : ctx.kv.close(),

@@ -5,6 +5,7 @@ import { newId } from "./crypto";
 import type { Db } from "./db";
 import { sessions, type UserRow, users } from "./db/schema";
 import { type AuthError, coreError, errors } from "./errors";
+import type { Events } from "./events";
 
 export type PublicUser = {
   id: string;
@@ -93,6 +94,7 @@ export class Users {
   constructor(
     private readonly db: Db,
     config: Config,
+    private readonly events: Events,
   ) {
     this.adminEmails = new Set(config.ADMIN_EMAILS.map(canonicalEmail).filter((e): e is string => e !== null));
     this.queries = prepareQueries(db);
@@ -223,11 +225,20 @@ export class Users {
    * (the insert breaks its foreign key).
    */
   async delete(id: string): Promise<string[]> {
-    const ended = await this.db.transaction(async (tx) => {
-      await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for("update");
+    const ended = await this.db.transaction(async (txn) => {
+      const tx = txn as unknown as Db;
+      const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(eq(users.id, id)).for("update");
       const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id, revokedAt: sessions.revokedAt });
       await tx.delete(users).where(eq(users.id, id));
-      return gone.filter((s) => s.revokedAt === null).map((s) => s.id);
+      const live = gone.filter((s) => s.revokedAt === null).map((s) => s.id);
+      if (user) {
+        await this.events.emit(
+          tx,
+          ...live.map((sessionId) => ({ type: "session.revoked" as const, data: { userId: id, sessionId, reason: "account_deleted" } })),
+          { type: "user.deleted", data: { user } },
+        );
+      }
+      return live;
     });
     this.changed(id);
     return ended;

@@ -102,15 +102,21 @@ async function refuseSelfRemoval(ctx: AuthContext, tx: Db, adminId: string, fiel
 
 const lockAdminSet = (tx: Db) => tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
 
-/** Revokes every live session of a user inside the caller's transaction; answers their ids, to announce once committed. */
-async function revokeSessionsIn(ctx: AuthContext, tx: Db, userId: string): Promise<string[]> {
+/**
+ * Revokes every live session of a user inside the caller's transaction, with one `session.revoked` event each; answers
+ * their ids, to announce once committed.
+ */
+async function revokeSessionsIn(ctx: AuthContext, tx: Db, userId: string, reason: string): Promise<string[]> {
   const rows = await tx
     .update(sessions)
     .set({ revokedAt: ctx.clock.now() })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
+  await ctx.events.emit(tx, ...rows.map((r) => ({ type: "session.revoked" as const, data: { userId, sessionId: r.id, reason } })));
   return rows.map((r) => r.id);
 }
+
+const userEvent = (ctx: AuthContext, type: "user.created" | "user.updated", row: UserRow) => ({ type, data: { user: ctx.users.toPublic(row) } });
 
 // ---------------------------------------------------------------------------------------------------------------
 // Listing
@@ -218,15 +224,23 @@ const uniqueRoles = (roles: string[]) => [...new Set(roles)];
 export async function createUser(ctx: AuthContext, admin: UserRow, input: CreateUserInput, meta: RequestMeta): Promise<AdminUser> {
   const email = requireEmail(input.email);
   if (input.password !== undefined) await assertPasswordPolicy(ctx.config, input.password, email);
+  await ctx.beforeSignUp({ email, method: "admin", ip: meta.ip, userAgent: meta.userAgent });
   const passwordHash = input.password !== undefined ? await ctx.passwords.hash(input.password) : null;
-  const user = await ctx.users.create({
-    email,
-    emailVerified: input.emailVerified ?? false,
-    passwordHash,
-    firstName: input.firstName ?? null,
-    lastName: input.lastName ?? null,
-    username: input.username ?? null,
-    roles: uniqueRoles(input.roles ?? ["user"]),
+  const user = await ctx.events.atomic(async (tx) => {
+    const row = await ctx.users.create(
+      {
+        email,
+        emailVerified: input.emailVerified ?? false,
+        passwordHash,
+        firstName: input.firstName ?? null,
+        lastName: input.lastName ?? null,
+        username: input.username ?? null,
+        roles: uniqueRoles(input.roles ?? ["user"]),
+      },
+      tx,
+    );
+    await ctx.events.emit(tx, userEvent(ctx, "user.created", row));
+    return row;
   });
   await ctx.audit.record({ type: "admin_user_created", userId: user.id, meta, data: { adminId: admin.id } });
   if (!passwordHash) await mailSetPasswordLink(ctx, { ...user, email });
@@ -280,7 +294,12 @@ export async function updateUser(ctx: AuthContext, admin: UserRow, id: string, i
         .where(and(eq(passwordResetTokens.userId, before.id), isNull(passwordResetTokens.usedAt)));
     }
     if (losesAdmin) for (const changed of ctx.hooks.rightsChanged) await changed(before.id, tx);
-    return { row: updated, ended: emailChanges || rolesChange ? await revokeSessionsIn(ctx, tx, before.id) : [] };
+    await ctx.events.emit(
+      tx,
+      userEvent(ctx, "user.updated", updated),
+      ...(emailChanges ? [{ type: "email.changed" as const, data: { userId: updated.id, email: updated.email } }] : []),
+    );
+    return { row: updated, ended: emailChanges || rolesChange ? await revokeSessionsIn(ctx, tx, before.id, "admin_updated") : [] };
   });
   await ctx.sessions.announceEnded(ended);
   await ctx.audit.record({
@@ -311,8 +330,12 @@ export async function banUser(
     if (target.id === admin.id) await refuseSelfRemoval(ctx, tx, admin.id, "id");
     await tx.select({ id: users.id }).from(users).where(eq(users.id, target.id)).for("update");
     const banned = await ctx.users.update(target.id, { banned: true, banReason: input.reason ?? null, bannedUntil: until }, tx);
+    await ctx.events.emit(tx, {
+      type: "user.banned",
+      data: { user: ctx.users.toPublic(banned), reason: input.reason ?? null, until: until?.toISOString() ?? null },
+    });
     for (const changed of ctx.hooks.rightsChanged) await changed(target.id, tx);
-    return { row: banned, ended: await revokeSessionsIn(ctx, tx, target.id) };
+    return { row: banned, ended: await revokeSessionsIn(ctx, tx, target.id, "banned") };
   });
   await ctx.sessions.announceEnded(ended);
   await ctx.audit.record({
@@ -326,7 +349,11 @@ export async function banUser(
 
 export async function unbanUser(ctx: AuthContext, admin: UserRow, id: string, meta: RequestMeta): Promise<AdminUser> {
   const target = await findTarget(ctx, id);
-  const row = await ctx.users.update(target.id, { banned: false, banReason: null, bannedUntil: null });
+  const row = await ctx.events.atomic(async (tx) => {
+    const unbanned = await ctx.users.update(target.id, { banned: false, banReason: null, bannedUntil: null }, tx);
+    await ctx.events.emit(tx, { type: "user.unbanned", data: { user: ctx.users.toPublic(unbanned), reason: null, until: null } });
+    return unbanned;
+  });
   await ctx.audit.record({ type: "admin_user_unbanned", userId: row.id, meta, data: { adminId: admin.id } });
   return toAdminUser(ctx, row);
 }
@@ -346,7 +373,7 @@ export async function deleteUser(ctx: AuthContext, admin: UserRow, id: string, m
 
 export async function revokeSessions(ctx: AuthContext, admin: UserRow, id: string, meta: RequestMeta): Promise<void> {
   const target = await findTarget(ctx, id);
-  const count = await ctx.sessions.revokeAll(target.id);
+  const count = await ctx.sessions.revokeAll(target.id, undefined, "admin_revoked");
   await ctx.audit.record({ type: "admin_sessions_revoked", userId: target.id, meta, data: { adminId: admin.id, count } });
 }
 
@@ -357,6 +384,7 @@ export async function resetMfa(ctx: AuthContext, admin: UserRow, id: string, met
     await tx.delete(totpSecrets).where(eq(totpSecrets.userId, target.id));
     await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, target.id));
     await ctx.users.update(target.id, { mfaEnabled: false }, tx);
+    if (target.mfaEnabled) await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId: target.id } });
   });
   await ctx.audit.record({ type: "admin_mfa_reset", userId: target.id, meta, data: { adminId: admin.id } });
   await sendEmailDetached(ctx, target.email, "security-notice", {
@@ -431,7 +459,11 @@ export async function grantAdmin(ctx: AuthContext, rawEmail: string): Promise<{ 
   const email = requireEmail(rawEmail);
   const existing = await ctx.users.findByEmail(email);
   if (!existing) {
-    const user = await ctx.users.create({ email, roles: ["user", ADMIN_ROLE] });
+    const user = await ctx.events.atomic(async (tx) => {
+      const row = await ctx.users.create({ email, roles: ["user", ADMIN_ROLE] }, tx);
+      await ctx.events.emit(tx, userEvent(ctx, "user.created", row));
+      return row;
+    });
     await ctx.audit.record({ type: "admin_user_created", userId: user.id, data: { adminId: null, via: "cli" } });
     await mailSetPasswordLink(ctx, { ...user, email });
     return { user: toAdminUser(ctx, user), created: true };
@@ -439,7 +471,8 @@ export async function grantAdmin(ctx: AuthContext, rawEmail: string): Promise<{ 
   if (existing.roles.includes(ADMIN_ROLE)) return { user: toAdminUser(ctx, existing), created: false };
   const { row, ended } = await ctx.db.transaction(async (tx) => {
     const updated = await ctx.users.update(existing.id, { roles: [...existing.roles, ADMIN_ROLE] }, tx);
-    return { row: updated, ended: await revokeSessionsIn(ctx, tx, existing.id) };
+    await ctx.events.emit(tx, userEvent(ctx, "user.updated", updated));
+    return { row: updated, ended: await revokeSessionsIn(ctx, tx, existing.id, "admin_updated") };
   });
   await ctx.sessions.announceEnded(ended);
   await ctx.audit.record({ type: "admin_user_updated", userId: row.id, data: { adminId: null, via: "cli", fields: ["roles"] } });

@@ -16,7 +16,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export async function signInAsGuest(ctx: AuthContext, meta: RequestMeta): Promise<TokenResponse> {
   await ctx.rateLimit.hit("RATE_LIMIT_ANONYMOUS_IP", meta.ip ?? "unknown");
   await limitSignUp(ctx, meta);
-  const guest = await ctx.users.create({ isAnonymous: true, createdAt: ctx.clock.now() });
+  await ctx.beforeSignUp({ email: null, method: "anonymous", ip: meta.ip, userAgent: meta.userAgent });
+  const guest = await ctx.events.atomic(async (tx) => {
+    const row = await ctx.users.create({ isAnonymous: true, createdAt: ctx.clock.now() }, tx);
+    await ctx.events.emit(tx, { type: "user.created", data: { user: ctx.users.toPublic(row) } });
+    return row;
+  });
   await ctx.audit.record({ type: "sign_up", userId: guest.id, meta, data: { method: "anonymous" } });
   const result = await ctx.signIn(guest, { amr: ANONYMOUS_AMR, meta, method: "anonymous" });
   // A guest made a moment ago cannot have turned MFA on, so signIn always answers with tokens here.
@@ -47,10 +52,11 @@ export async function sweepStaleGuests(ctx: AuthContext, batchSize = SWEEP_BATCH
       .orderBy(asc(users.createdAt))
       .limit(batchSize)
       .for("update", { skipLocked: true });
-    const deleted = await ctx.db
-      .delete(users)
-      .where(inArray(users.id, stale))
-      .returning({ id: users.id });
+    const deleted = await ctx.events.atomic(async (tx) => {
+      const gone = await tx.delete(users).where(inArray(users.id, stale)).returning({ id: users.id, email: users.email });
+      await ctx.events.emit(tx, ...gone.map((user) => ({ type: "user.deleted" as const, data: { user } })));
+      return gone;
+    });
     total += deleted.length;
     if (deleted.length < batchSize) return total;
   }

@@ -424,7 +424,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const session = await ctx.sessions.findOwned(signedIn.user.id, params.id);
         if (session && session.id !== signedIn.auth.sessionId) {
-          await ctx.sessions.revoke(session.id);
+          await ctx.sessions.revoke(session.id, "revoked_by_user");
           await ctx.audit.record({ type: "session_revoked", userId: signedIn.user.id, meta, data: { sessionId: session.id } });
         }
         return seeOther(`${base}/account?notice=session-revoked`);
@@ -438,7 +438,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
-        const count = await ctx.sessions.revokeAll(signedIn.user.id, signedIn.auth.sessionId);
+        const count = await ctx.sessions.revokeAll(signedIn.user.id, signedIn.auth.sessionId, "revoked_by_user");
         await ctx.audit.record({ type: "session_revoked", userId: signedIn.user.id, meta, data: { others: count } });
         return seeOther(`${base}/account?notice=sessions-revoked`);
       },
@@ -502,7 +502,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
         if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (signedIn) {
-          await ctx.sessions.revoke(signedIn.auth.sessionId);
+          await ctx.sessions.revoke(signedIn.auth.sessionId, "logout");
           await ctx.audit.record({ type: "logout", userId: signedIn.user.id, meta, data: { sessionId: signedIn.auth.sessionId } });
         }
         clearSessionCookies(cookie, config);

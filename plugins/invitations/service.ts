@@ -114,6 +114,7 @@ export async function createInvitation(
       .set({ revokedAt: now })
       .where(and(eq(invitations.email, email), teamId ? eq(invitations.teamId, teamId) : isNull(invitations.teamId), pending(now)));
     await tx.insert(invitations).values(row);
+    await ctx.events.emit(tx, { type: "invitation.created", data: { invitation: { id: row.id, email, teamId, role } } });
   });
 
   const inviter = await ctx.users.findById(auth.userId);
@@ -222,6 +223,17 @@ export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input:
   return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 
+/** Adds the membership of an invitation spent in `tx`, announcing the acceptance and the new member. */
+async function join(ctx: AuthContext, teams: TeamsApi, tx: Db, invitation: InvitationRow, userId: string, now: Date): Promise<void> {
+  const added = invitation.teamId ? await teams.addMember(tx, invitation.teamId, userId, teams.roleOf(invitation.role), now) : false;
+  const { id, email, teamId, role } = invitation;
+  await ctx.events.emit(
+    tx,
+    { type: "invitation.accepted", data: { invitation: { id, email, teamId, role } } },
+    ...(added && teamId ? [{ type: "team.member_added" as const, data: { teamId, userId, role } }] : []),
+  );
+}
+
 async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
   const caller = await ctx.users.findById(auth.userId);
   if (!caller) throw errors.sessionRevoked();
@@ -229,9 +241,12 @@ async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation:
   return ctx.db.transaction(async (tx) => {
     const now = ctx.clock.now();
     await consume(tx, invitation.tokenHash, now);
-    if (invitation.teamId) await teams.addMember(tx, invitation.teamId, caller.id, teams.roleOf(invitation.role), now);
+    await join(ctx, teams, tx, invitation, caller.id, now);
     // The token came by mail to this address, which proves it.
-    return caller.emailVerified ? caller : ctx.users.update(caller.id, { emailVerified: true }, tx);
+    if (caller.emailVerified) return caller;
+    const verified = await ctx.users.update(caller.id, { emailVerified: true }, tx);
+    await ctx.events.emit(tx, { type: "user.updated", data: { user: ctx.users.toPublic(verified) } });
+    return verified;
   });
 }
 
@@ -245,8 +260,10 @@ async function joinWithNewAccount(ctx: AuthContext, teams: TeamsApi, invitation:
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);
   await assertPasswordPolicy(ctx.config, input.password, email);
+  await ctx.beforeSignUp({ email, method: "invitation", ip: input.meta.ip, userAgent: input.meta.userAgent });
   const passwordHash = await ctx.passwords.hash(input.password);
-  const user = await ctx.db.transaction(async (tx) => {
+  const user = await ctx.db.transaction(async (txn) => {
+    const tx = txn as unknown as Db;
     const now = ctx.clock.now();
     await consume(tx, invitation.tokenHash, now);
     // A concurrent sign-up of the same email fails here with 409 EMAIL_TAKEN, and the consumption rolls back.
@@ -254,7 +271,8 @@ async function joinWithNewAccount(ctx: AuthContext, teams: TeamsApi, invitation:
       { email, emailVerified: true, passwordHash, firstName: input.firstName || null, lastName: input.lastName || null },
       tx,
     );
-    if (invitation.teamId) await teams.addMember(tx, invitation.teamId, created.id, teams.roleOf(invitation.role), now);
+    await ctx.events.emit(tx, { type: "user.created", data: { user: ctx.users.toPublic(created) } });
+    await join(ctx, teams, tx, invitation, created.id, now);
     return created;
   });
   await ctx.audit.record({ type: "sign_up", userId: user.id, meta: input.meta, data: { method: "invitation" } });

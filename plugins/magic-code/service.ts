@@ -56,6 +56,7 @@ export async function verifyCode(
     // Known accounts are named, as on a failed password: the audit trail is per user.
     const user = await ctx.users.findByEmail(email);
     await ctx.audit.record({ type: "sign_in_failed", userId: user?.id ?? null, meta, data: { method: "magic-code", reason: "invalid_code" } });
+    await ctx.events.emit(ctx.db, { type: "user.sign_in_failed", data: { email, userId: user?.id ?? null, method: "magic-code", ip: meta.ip } });
     throw errors.invalidCode();
   }
 
@@ -71,7 +72,13 @@ export async function verifyCode(
 
 async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, meta: RequestMeta): Promise<UserRow> {
   // An email that belongs to another account ends in 409 EMAIL_TAKEN: the unique index refuses it, both stay intact.
-  const user = await ctx.users.upgradeGuest(guest.id, { email, emailVerified: true });
+  await ctx.beforeSignUp({ email, method: "magic-code", ip: meta.ip, userAgent: meta.userAgent });
+  // A guest's account was announced when it was made: its upgrade is an update of it.
+  const user = await ctx.events.atomic(async (tx) => {
+    const row = await ctx.users.upgradeGuest(guest.id, { email, emailVerified: true }, tx);
+    await ctx.events.emit(tx, { type: "user.updated", data: { user: ctx.users.toPublic(row) } });
+    return row;
+  });
   await ctx.audit.record({ type: "guest_upgraded", userId: user.id, meta, data: { method: "magic-code" } });
   return user;
 }
@@ -79,8 +86,13 @@ async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, met
 async function findOrCreateVerified(ctx: AuthContext, email: string, meta: RequestMeta): Promise<UserRow> {
   const existing = await ctx.users.findByEmail(email);
   if (existing) return existing.emailVerified ? existing : claimUnverifiedAccount(ctx, existing, meta);
+  await ctx.beforeSignUp({ email, method: "magic-code", ip: meta.ip, userAgent: meta.userAgent });
   try {
-    const user = await ctx.users.create({ email, emailVerified: true });
+    const user = await ctx.events.atomic(async (tx) => {
+      const row = await ctx.users.create({ email, emailVerified: true }, tx);
+      await ctx.events.emit(tx, { type: "user.created", data: { user: ctx.users.toPublic(row) } });
+      return row;
+    });
     await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "magic-code" } });
     return user;
   } catch (error) {

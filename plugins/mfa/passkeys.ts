@@ -80,7 +80,8 @@ export async function registerPasskey(
   }).catch(() => null);
   if (!verification?.verified) throw mfaError("INVALID_PASSKEY_REGISTRATION");
   const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
-  const [row] = await ctx.db
+  const row = await ctx.events.atomic(async (tx) => {
+    const [added] = await tx
     .insert(passkeys)
     .values({
       id: newId(),
@@ -96,6 +97,9 @@ export async function registerPasskey(
     })
     .onConflictDoNothing({ target: passkeys.credentialId })
     .returning();
+    if (added) await ctx.events.emit(tx, { type: "passkey.added", data: { userId: user.id, passkeyId: added.id } });
+    return added;
+  });
   if (!row) throw mfaError("PASSKEY_EXISTS");
   await ctx.audit.record({ type: "passkey_added", userId: user.id, meta: input.meta, data: { passkeyId: row.id } });
   await notifySignInMethodChanged(ctx, user, { method: "passkey", change: "added", name: row.name });
@@ -159,6 +163,7 @@ export async function loginWithPasskey(
   const challenge = JSON.parse(raw) as LoginChallenge;
   const refuse = async (reason: string, userId: string | null = null) => {
     await ctx.audit.record({ type: "sign_in_failed", userId, meta, data: { method: "passkey", reason } });
+    await ctx.events.emit(ctx.db, { type: "user.sign_in_failed", data: { email: null, userId, method: "passkey", ip: meta.ip } });
     return passkeyRefused();
   };
 
@@ -203,10 +208,14 @@ export async function listPasskeys(ctx: AuthContext, userId: string): Promise<Pa
 /** Deletes one of the caller's passkeys; anyone else's (or an unknown id) is 404, the same answer. */
 export async function deletePasskey(ctx: AuthContext, userId: string, passkeyId: string, meta: RequestMeta): Promise<void> {
   if (!isUuid(passkeyId)) throw errors.notFound("Passkey not found");
-  const deleted = await ctx.db
-    .delete(passkeys)
-    .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))
-    .returning({ id: passkeys.id, name: passkeys.name });
+  const deleted = await ctx.events.atomic(async (tx) => {
+    const gone = await tx
+      .delete(passkeys)
+      .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))
+      .returning({ id: passkeys.id, name: passkeys.name });
+    await ctx.events.emit(tx, ...gone.map(() => ({ type: "passkey.removed" as const, data: { userId, passkeyId } })));
+    return gone;
+  });
   const [removed] = deleted;
   if (!removed) throw errors.notFound("Passkey not found");
   await ctx.audit.record({ type: "passkey_removed", userId, meta, data: { passkeyId } });

@@ -74,6 +74,7 @@ export async function confirmTotp(ctx: AuthContext, userId: string, code: string
       if (!(await spendTotpCode(ctx, userId, code, { confirmed: false, db: tx }))) throw errors.invalidCode();
       await tx.update(totpSecrets).set({ confirmed: true }).where(eq(totpSecrets.userId, userId));
       await ctx.users.update(userId, { mfaEnabled: true }, tx);
+      await ctx.events.emit(tx, { type: "mfa.enabled", data: { userId } });
       return replaceRecoveryCodes(tx, userId);
     }),
   );
@@ -107,6 +108,7 @@ async function answerChallenge(
   if (!signedIn) {
     await recordWrongAnswer(ctx, opened);
     await ctx.audit.record({ type: "sign_in_failed", userId: user.id, meta, data: { method: "mfa", reason: "invalid_code" } });
+    await ctx.events.emit(ctx.db, { type: "user.sign_in_failed", data: { email: user.email, userId: user.id, method: "mfa", ip: meta.ip } });
     throw errors.invalidCode();
   }
   return { user: signedIn, opened };
@@ -131,6 +133,7 @@ export async function verifyMfa(ctx: AuthContext, input: { mfaToken: string; cod
 export async function recoverWithCode(ctx: AuthContext, input: { mfaToken: string; recoveryCode: string; meta: RequestMeta }): Promise<TokenResponse> {
   const { user, opened } = await answerChallenge(ctx, input.mfaToken, input.meta, async (tx, candidate) => {
     if (!(await spendRecoveryCode(tx, candidate.id, input.recoveryCode, ctx.clock.now()))) return null;
+    await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId: candidate.id } });
     return turnMfaOff(ctx, tx, candidate.id);
   });
   await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta: input.meta, data: { method: "recovery_code" } });
@@ -152,6 +155,7 @@ export async function disableMfa(ctx: AuthContext, userId: string, code: string,
           : await spendTotpCode(ctx, userId, code, { confirmed: true, db: tx });
       if (!ok) throw errors.invalidCode();
       await turnMfaOff(ctx, tx, userId);
+      await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId } });
     }),
   );
   await ctx.audit.record({ type: "mfa_disabled", userId, meta, data: { method } });

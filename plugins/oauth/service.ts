@@ -174,7 +174,7 @@ async function finishedFlowLocation(
     // The guest is upgraded only because this browser proved it started the flow the guest's token opened. Its
     // earlier sessions still end (a token copied elsewhere keeps nothing); the exchange code hands the upgraded
     // account (same id, same data, same credentials) a fresh session.
-    if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id);
+    if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id, undefined, "guest_upgraded");
     const code = randomToken();
     await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id }), EXCHANGE_CODE_TTL_S);
     return withParams(flow.redirectTo, { code });
@@ -274,10 +274,18 @@ async function resolveUser(
     image: profile.image,
   };
   const { guestUserId } = opts;
+  await ctx.beforeSignUp({ email: profile.email, method: `oauth:${providerId}`, ip: opts.meta.ip, userAgent: opts.meta.userAgent });
   try {
-    const user = await ctx.db.transaction(async (tx) => {
+    const user = await ctx.db.transaction(async (txn) => {
+      const tx = txn as unknown as Db;
       const row = guestUserId ? await ctx.users.upgradeGuest(guestUserId, fields, tx) : await ctx.users.create(fields, tx);
       await insertLink(tx, row.id, providerId, profile);
+      // A guest's account was announced when it was made: its upgrade is an update of it.
+      await ctx.events.emit(
+        tx,
+        { type: guestUserId ? "user.updated" : "user.created", data: { user: ctx.users.toPublic(row) } },
+        { type: "account.linked", data: { userId: row.id, provider: providerId } },
+      );
       return row;
     });
     await ctx.audit.record({
@@ -309,7 +317,10 @@ async function linkIdentity(ctx: AuthContext, userId: string, providerId: string
   const owner = await ctx.users.findById(userId);
   if (!owner) throw errors.unauthorized();
   try {
-    await insertLink(ctx.db, userId, providerId, profile);
+    await ctx.events.atomic(async (tx) => {
+      await insertLink(tx, userId, providerId, profile);
+      await ctx.events.emit(tx, { type: "account.linked", data: { userId, provider: providerId } });
+    });
   } catch (error) {
     throw linkConflict(error) ?? error;
   }
@@ -349,6 +360,7 @@ export async function unlinkAccount(ctx: AuthContext, userId: string, providerId
     // The link being removed is one of them: it may go only if another way in remains.
     if ((await countSignInMethods(ctx, userId, tx)) <= 1) throw oauthFlowErrors.lastSignInMethod();
     await tx.delete(oauthAccounts).where(eq(oauthAccounts.id, link.id));
+    await ctx.events.emit(tx as unknown as Db, { type: "account.unlinked", data: { userId, provider: providerId } });
     return user;
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });

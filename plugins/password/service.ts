@@ -72,6 +72,7 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
     await limitMailFromIp(ctx, meta);
   }
+  await ctx.beforeSignUp({ email, method: "password", ip: meta.ip, userAgent: meta.userAgent });
   const fields = {
     email,
     emailVerified: false,
@@ -84,7 +85,12 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const upgraded = guest?.isAnonymous === true;
   let user: UserRow;
   try {
-    user = upgraded ? await ctx.users.upgradeGuest(guest.id, fields) : await ctx.users.create(fields);
+    // A guest's account was announced when it was made: its upgrade is an update of it.
+    user = await ctx.events.atomic(async (tx) => {
+      const row = upgraded ? await ctx.users.upgradeGuest(guest.id, fields, tx) : await ctx.users.create(fields, tx);
+      await ctx.events.emit(tx, { type: upgraded ? "user.updated" : "user.created", data: { user: ctx.users.toPublic(row) } });
+      return row;
+    });
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
@@ -128,6 +134,10 @@ export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMe
   const ok = await ctx.passwords.verify(input.password, user?.passwordHash ?? null);
   if (!user?.passwordHash || !ok) {
     await ctx.audit.record({ type: "sign_in_failed", userId: user?.id ?? null, meta, data: { method: "password" } });
+    await ctx.events.emit(ctx.db, {
+      type: "user.sign_in_failed",
+      data: { email: email ?? user?.email ?? null, userId: user?.id ?? null, method: "password", ip: meta.ip },
+    });
     throw passwordErrors.invalidCredentials();
   }
   if (ctx.config.REQUIRE_EMAIL_VERIFICATION && !user.emailVerified) throw passwordErrors.emailNotVerified();
@@ -146,7 +156,13 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
   const user = spent ? await ctx.users.findByEmail(email) : undefined;
   // The code names the account it was sent for: one deleted and re-made with the same email does not inherit it.
   if (!spent || !user || spent.data?.userId !== user.id) throw errors.invalidCode();
-  const verified = user.emailVerified ? user : await ctx.users.update(user.id, { emailVerified: true });
+  const verified = user.emailVerified
+    ? user
+    : await ctx.events.atomic(async (tx) => {
+        const row = await ctx.users.update(user.id, { emailVerified: true }, tx);
+        await ctx.events.emit(tx, { type: "user.updated", data: { user: ctx.users.toPublic(row) } });
+        return row;
+      });
   await ctx.audit.record({ type: "email_verified", userId: user.id, meta });
   // The proof here is the mailed code, not the password, and the amr says so.
   return ctx.signIn(verified, { amr: ["email"], meta, method: "email_verification" });
@@ -241,11 +257,18 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.db.transaction(async (tx) => {
+  const user = await ctx.db.transaction(async (txn) => {
+    const tx = txn as unknown as Db;
     await spendResetLinks(tx, auth.userId, ctx.clock.now());
-    return ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
+    const row = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
+    await ctx.events.emit(
+      tx,
+      { type: "email.changed", data: { userId: row.id, email: newEmail } },
+      { type: "user.updated", data: { user: ctx.users.toPublic(row) } },
+    );
+    return row;
   });
-  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
+  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId, "email_changed");
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
   await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
@@ -264,11 +287,13 @@ export async function changePassword(
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
   const passwordHash = await ctx.passwords.hash(input.newPassword);
-  await ctx.db.transaction(async (tx) => {
+  const revoked = await ctx.db.transaction(async (txn) => {
+    const tx = txn as unknown as Db;
     await spendResetLinks(tx, user.id, ctx.clock.now());
     await ctx.users.update(user.id, { passwordHash }, tx);
+    await ctx.events.emit(tx, { type: "password.changed", data: { userId: user.id } });
+    return ctx.sessions.revokeAll(user.id, auth.sessionId, "password_changed", tx);
   });
-  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
 }
@@ -346,12 +371,18 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
     // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
     const unproven = !user.emailVerified;
     if (unproven) await removeUnprovenCredentials(ctx, spent.userId, tx);
-    await ctx.users.update(spent.userId, { passwordHash, emailVerified: true, ...(unproven ? { mfaEnabled: false } : {}) }, tx);
+    const row = await ctx.users.update(spent.userId, { passwordHash, emailVerified: true, ...(unproven ? { mfaEnabled: false } : {}) }, tx);
+    await ctx.events.emit(
+      tx,
+      { type: "password.reset", data: { userId: row.id } },
+      ...(unproven ? [{ type: "user.updated" as const, data: { user: ctx.users.toPublic(row) } }] : []),
+      ...(unproven && user.mfaEnabled ? [{ type: "mfa.disabled" as const, data: { userId: row.id } }] : []),
+    );
     return true;
   });
   if (!won) throw passwordErrors.invalidToken();
 
-  const revoked = await ctx.sessions.revokeAll(user.id);
+  const revoked = await ctx.sessions.revokeAll(user.id, undefined, "password_reset");
   // An attacker's wrong guesses locked the account's sign-in; the owner just proved the mailbox, so let them in now.
   const names = [`user:${user.id}`, user.email, user.username?.toLowerCase()].filter((n): n is string => Boolean(n));
   await Promise.all(names.map((name) => ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", name)));

@@ -17,8 +17,8 @@ export type TeamsApi = {
   teamsAdministeredBy(db: Db, userId: string): Promise<string[]>;
   /** The team's name, or undefined when it is gone. */
   teamName(db: Db, teamId: string): Promise<string | undefined>;
-  /** Adds a membership unless one exists (an existing role is kept). */
-  addMember(db: Db, teamId: string, userId: string, role: TeamRole, createdAt: Date): Promise<void>;
+  /** Adds a membership unless one exists (an existing role is kept); true when it was added. */
+  addMember(db: Db, teamId: string, userId: string, role: TeamRole, createdAt: Date): Promise<boolean>;
 };
 
 export { TEAM_ROLES, type TeamRole };

@@ -62,6 +62,11 @@ export async function createTeam(ctx: AuthContext, userId: string, name: string)
   await ctx.db.transaction(async (tx) => {
     await tx.insert(teams).values({ id, name, createdAt, updatedAt: createdAt });
     await tx.insert(teamMembers).values({ teamId: id, userId, role: "owner", createdAt });
+    await ctx.events.emit(
+      tx,
+      { type: "team.created", data: { team: { id, name } } },
+      { type: "team.member_added", data: { teamId: id, userId, role: "owner" } },
+    );
   });
   return { id, name, role: "owner", createdAt: createdAt.toISOString() };
 }
@@ -104,7 +109,8 @@ export async function deleteTeam(ctx: AuthContext, userId: string, teamId: strin
     if (!me) throw teamNotFound();
     if (me.role !== "owner") throw errors.forbidden("Only team owners can delete the team");
     const dropped = await ctx.sessions.dropTeam(teamId, undefined, tx);
-    await tx.delete(teams).where(eq(teams.id, teamId));
+    const [team] = await tx.delete(teams).where(eq(teams.id, teamId)).returning({ id: teams.id, name: teams.name });
+    if (team) await ctx.events.emit(tx, { type: "team.deleted", data: { team } });
     return dropped;
   });
   // After the commit: access tokens claiming the team die at once on every instance.
@@ -184,6 +190,7 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     if (!leaving && target.role === "owner" && actor.role !== "owner") throw errors.forbidden("Only an owner can remove an owner");
     if (target.role === "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
+    await ctx.events.emit(tx, { type: "team.member_removed", data: { teamId, userId: targetId, role: target.role } });
     for (const changed of ctx.hooks.rightsChanged) await changed(targetId, tx);
     return ctx.sessions.dropTeam(teamId, targetId, tx);
   });
@@ -212,9 +219,10 @@ export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: strin
   return ctx.sessions.reissue(auth.sessionId);
 }
 
-/** Adds a membership unless one exists (an existing role is kept). */
-export async function addMember(db: Db, teamId: string, userId: string, role: TeamRole, createdAt: Date): Promise<void> {
-  await db.insert(teamMembers).values({ teamId, userId, role, createdAt }).onConflictDoNothing();
+/** Adds a membership unless one exists (an existing role is kept); true when it was added. */
+export async function addMember(db: Db, teamId: string, userId: string, role: TeamRole, createdAt: Date): Promise<boolean> {
+  const added = await db.insert(teamMembers).values({ teamId, userId, role, createdAt }).onConflictDoNothing().returning({ userId: teamMembers.userId });
+  return added.length > 0;
 }
 
 /** The team's name, or undefined when it is gone. */

@@ -79,7 +79,15 @@ export function prepareQueries(db: Db) {
         ),
       )
       .returning({
-        session: { id: sessions.id, amr: sessions.amr, teamId: sessions.teamId, teamRole: sessions.teamRole, refreshGen: sessions.refreshGen },
+        session: {
+          id: sessions.id,
+          amr: sessions.amr,
+          teamId: sessions.teamId,
+          teamRole: sessions.teamRole,
+          refreshGen: sessions.refreshGen,
+          ip: sessions.ip,
+          userAgent: sessions.userAgent,
+        },
         user: publicUserColumns,
       })
       .prepare("sessions_rotate"),

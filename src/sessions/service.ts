@@ -4,11 +4,13 @@ import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
+import type { AuthEvent, Events } from "../events";
 import { sessions, type UserRow } from "../db/schema";
 import { coreError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
+import type { SessionInfo } from "../hooks";
 import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUser, type PublicUserRow, type Users, violatedForeignKey } from "../users";
@@ -65,6 +67,11 @@ type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS:
 const ECHO_TIMEOUT_MS = 250;
 
 
+const revokedEvent = (userId: string, sessionId: string, reason: string): AuthEvent => ({
+  type: "session.revoked",
+  data: { userId, sessionId, reason },
+});
+
 export class Sessions {
   /** Verified Authorization headers until their token expires, least recently used first. */
   private readonly verified = new Map<string, VerifiedToken>();
@@ -77,6 +84,8 @@ export class Sessions {
   private readonly echoes = new Map<string, Array<() => void>>();
   /** Built once: building a drizzle query per request costs as much as running it. */
   private readonly queries: ReturnType<typeof prepareQueries>;
+  /** Extra claims for every access token (the library's `accessTokenClaims` hook), checked by src/hooks.ts. */
+  extraClaims?: (user: PublicUser, session: SessionInfo) => Promise<Record<string, unknown> | undefined>;
 
   constructor(
     private readonly db: Db,
@@ -88,6 +97,7 @@ export class Sessions {
     private readonly audit: AuditLog,
     private readonly rateLimit: RateLimiter,
     private readonly clock: Clock,
+    private readonly events: Events,
   ) {
     this.revocations = kv.subscribe(
       REVOKED_CHANNEL,
@@ -181,31 +191,45 @@ export class Sessions {
     });
   }
 
-  /** Starts a session for a user and returns the first token pair. */
-  async create(user: UserRow, opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim; sessionId?: string }): Promise<TokenResponse> {
+  /**
+   * Starts a session for a user and returns the first token pair. `inTransaction` runs in the transaction of the
+   * session's insert (to write the event announcing it), so both commit or neither does.
+   */
+  async create(
+    user: UserRow,
+    opts: { amr: string[]; meta: RequestMeta; team?: TeamClaim; sessionId?: string; inTransaction?: (tx: Db, made: TokenResponse) => Promise<void> },
+  ): Promise<TokenResponse> {
     const now = this.clock.now();
     const sessionId = opts.sessionId ?? newId();
     const secret = randomToken(32);
-    // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row.
-    await this.queries.create
-      .execute({
-        id: sessionId,
-        userId: user.id,
-        amr: opts.amr,
-        teamId: opts.team?.id ?? null,
-        teamRole: opts.team?.role ?? null,
-        ip: opts.meta.ip,
-        userAgent: opts.meta.userAgent,
-        now,
-        expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
-        ...this.chainLink(secret, now, null),
+    // The tokens are made before the insert: they may read the database (the refresh key, once) and run the app's
+    // claims hook, neither of which belongs in the transaction, and a hook that fails then leaves nothing written.
+    const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
+    const made = await this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, ip: opts.meta.ip, userAgent: opts.meta.userAgent }, refreshToken, now);
+    const row = {
+      id: sessionId,
+      userId: user.id,
+      amr: opts.amr,
+      teamId: opts.team?.id ?? null,
+      teamRole: opts.team?.role ?? null,
+      ip: opts.meta.ip,
+      userAgent: opts.meta.userAgent,
+      expiresAt: new Date(now.getTime() + this.config.SESSION_MAX_AGE_S * 1000),
+      ...this.chainLink(secret, now, null),
+    };
+    await this.events
+      .atomic(async (db) => {
+        // Use is recorded on the session (the guest sweep reads it from there), so a sign-in writes this one row;
+        // the pool's insert is prepared once, a transaction's is built.
+        if (db === this.db) await this.queries.create.execute({ ...row, now });
+        else await db.insert(sessions).values({ ...row, createdAt: now, lastUsedAt: now });
+        await opts.inTransaction?.(db, made);
       })
       .catch((error: unknown) => {
         // The user was deleted while signing in: there is nobody left to make a session for.
         throw violatedForeignKey(error) ? errors.sessionRevoked() : error;
       });
-    const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
-    return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
+    return made;
   }
 
   /**
@@ -257,14 +281,18 @@ export class Sessions {
 
   private async tokenResponse(
     user: PublicUserRow,
-    claims: { sid: string; amr: string[]; team?: TeamClaim },
+    claims: { sid: string; amr: string[]; team?: TeamClaim; ip?: string | null; userAgent?: string | null },
     refreshToken: string,
     issuedAt: Date,
   ): Promise<TokenResponse> {
     const roles = this.users.rolesOf(user);
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt);
+    const publicUser = this.users.toPublic(user);
+    const extra = this.extraClaims
+      ? await this.extraClaims(publicUser, { id: claims.sid, amr: claims.amr, ip: claims.ip ?? null, userAgent: claims.userAgent ?? null })
+      : undefined;
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt, undefined, extra);
     return {
-      user: this.users.toPublic(user),
+      user: publicUser,
       accessToken,
       refreshToken,
       tokenType: "Bearer",
@@ -298,7 +326,7 @@ export class Sessions {
     if (!rotated) return this.refused(presented, meta);
     const { session, user } = rotated;
     const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, now);
+    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, now);
   }
 
   /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
@@ -307,7 +335,7 @@ export class Sessions {
     const now = this.clock.now();
     if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
     if (now.getTime() - session.lastUsedAt.getTime() > this.config.SESSION_IDLE_TIMEOUT_S * 1000) {
-      await this.revoke(session.id);
+      await this.revoke(session.id, "idle_timeout");
       throw invalidRefresh();
     }
     // The live generation (expired), or one the session never reached: nothing was rotated, nothing to replay.
@@ -327,11 +355,11 @@ export class Sessions {
       const user = await this.users.findById(session.userId);
       if (!user) throw invalidRefresh();
       const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, session.refreshIssuedAt);
+      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, session.refreshIssuedAt);
     }
     // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.
-    await this.revoke(session.id);
+    await this.revoke(session.id, "refresh_token_reused");
     await this.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
     throw coreError("REFRESH_TOKEN_REUSED");
   }
@@ -395,19 +423,33 @@ export class Sessions {
     await this.announceRevoked(sessionIds);
   }
 
-  /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
-  async revoke(sessionId: string): Promise<void> {
+  /**
+   * Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. `reason`
+   * goes into its `session.revoked` event, written with `db` (the transaction of the change that ends the session).
+   */
+  async revoke(sessionId: string, reason: string, db: Db = this.db): Promise<void> {
     await this.announceRevoked([sessionId]);
-    await this.db.update(sessions).set({ revokedAt: this.clock.now() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+    await this.events.atomic(async (tx) => {
+      const ended = await tx
+        .update(sessions)
+        .set({ revokedAt: this.clock.now() })
+        .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+        .returning({ userId: sessions.userId });
+      await this.events.emit(tx, ...ended.map((s) => revokedEvent(s.userId, sessionId, reason)));
+    }, db);
   }
 
-  /** Revokes every live session of a user, but `exceptSessionId` when given. */
-  async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
-    const revoked = await this.db
-      .update(sessions)
-      .set({ revokedAt: this.clock.now() })
-      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
-      .returning({ id: sessions.id });
+  /** Revokes every live session of a user, but `exceptSessionId` when given; `reason` and `db` as for `revoke`. */
+  async revokeAll(userId: string, exceptSessionId?: string, reason = "all_revoked", db: Db = this.db): Promise<number> {
+    const revoked = await this.events.atomic(async (tx) => {
+      const ended = await tx
+        .update(sessions)
+        .set({ revokedAt: this.clock.now() })
+        .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
+        .returning({ id: sessions.id });
+      await this.events.emit(tx, ...ended.map((s) => revokedEvent(userId, s.id, reason)));
+      return ended;
+    }, db);
     await this.announceRevoked(revoked.map((s) => s.id));
     return revoked.length;
   }
@@ -478,7 +520,7 @@ export class Sessions {
     const user = await this.users.findById(session.userId);
     if (!user) throw errors.sessionRevoked();
     const token = await this.refreshToken({ sessionId, gen: session.refreshGen, secret });
-    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session) }, token, now);
+    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, now);
   }
 
   /**

@@ -57,9 +57,15 @@ export class AccessTokens {
    * `issuedAt` (default: now) lets a token be issued again byte for byte: EdDSA and HS256 signatures are deterministic.
    * `lifetimeS` (default ACCESS_TOKEN_TTL_S) is for impersonation tokens, which live by their own setting.
    */
-  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.clock.now(), lifetimeS = this.config.ACCESS_TOKEN_TTL_S): Promise<string> {
+  async sign(
+    claims: Omit<AccessClaims, "iat" | "exp">,
+    issuedAt: Date = this.clock.now(),
+    lifetimeS = this.config.ACCESS_TOKEN_TTL_S,
+    extra?: Record<string, unknown>,
+  ): Promise<string> {
     const iat = Math.floor(issuedAt.getTime() / 1000);
-    const payload: Record<string, unknown> = { sid: claims.sid, roles: claims.roles, amr: claims.amr };
+    // Extra claims (the library's accessTokenClaims hook) never carry a reserved name: src/hooks.ts refuses those.
+    const payload: Record<string, unknown> = { ...extra, sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
     if (claims.act) payload.act = { sub: claims.act.sub };
     payload.sub = claims.sub;
