@@ -201,7 +201,13 @@ describe("accessTokenClaims", () => {
         const seen: PublicUser[] = [];
         const started = buildAuthServer(
           { LOG_LEVEL: "silent" },
-          { database, kv: testStore(), hooks: { accessTokenClaims: (user) => (seen.push(user), { [name]: "x", plan: "pro" }) } },
+          { database, kv: testStore(), hooks: {
+              accessTokenClaims: (user) => {
+                seen.push(user);
+                return { [name]: "x", plan: "pro" };
+              },
+            },
+          },
         );
         await expect(started).rejects.toThrow(`accessTokenClaims returned the reserved claim "${name}"`);
         expect(seen).toHaveLength(1);

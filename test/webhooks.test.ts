@@ -387,7 +387,8 @@ describe(backend.databaseUrl ? "two instances on one Postgres" : "two instances 
       WEBHOOK_SECRET: secret,
     };
     // On Postgres each instance opens its own pool, as two processes would; embedded, they share the one database.
-    const ports = backend.databaseUrl ? {} : { database: (database = await testDatabase()), kv: testStore() };
+    if (!backend.databaseUrl) database = await testDatabase();
+    const ports = database ? { database, kv: testStore() } : {};
     instances = await Promise.all([buildAuthServer(options, ports), buildAuthServer(options, ports)]);
     // Each guest sign-up makes two events (user.created, user.signed_in): 50 per instance is 100 events each.
     await Promise.all(
