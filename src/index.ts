@@ -42,6 +42,8 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    // Readiness answers 503 from now on, so a load balancer routes no new work here while requests in flight finish.
+    server.lifecycle.draining = true;
     logger.info("shutting down", { signal });
     const forced = setTimeout(() => process.exit(1), config.SHUTDOWN_TIMEOUT_MS);
     forced.unref();

@@ -18,6 +18,7 @@ import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
+import { healthRoutes, type Lifecycle } from "./health";
 import { observability } from "./observability";
 import { listErrorCodes } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
@@ -39,20 +40,17 @@ export type { AuthHooks, SessionInfo, SignUpAttempt } from "./hooks";
 /** Ports a host app or a test can hand in instead of the ones made from settings, and the app's in-process hooks. */
 export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger; hooks?: AuthHooks };
 
-const healthSchema = z.object({ status: z.enum(["ok", "unavailable"]), db: z.enum(["ok", "down"]), kv: z.enum(["ok", "down"]) });
 const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
 const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("timed out")), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
+/** Whether the store answers within `timeoutMs`; it may still be connecting, so it is asked again until then. */
+async function reachable(kv: KeyValueStore, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await kv.ping().then(() => true, () => false)) return true;
+    if (Date.now() >= deadline) return false;
+    await Bun.sleep(50);
   }
 }
 
@@ -71,6 +69,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     throw error;
   }
   const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
+  if (!ports.kv && config.REDIS_URL) {
+    // A server that starts without its Redis answers every request 503 with no cause in sight: refuse to start instead.
+    const reached = await reachable(kv, config.BACKEND_TIMEOUT_MS);
+    if (!reached) {
+      await kv.close();
+      throw new Error(`cannot reach Redis at REDIS_URL (no answer within BACKEND_TIMEOUT_MS=${config.BACKEND_TIMEOUT_MS})`);
+    }
+  }
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
@@ -178,7 +184,7 @@ function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   return auth as unknown as ReturnType<typeof allRoutes>;
 }
 
-function buildApp(ctx: AuthContext, logger: Logger) {
+function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false }) {
   const { config } = ctx;
   const owns = ownedPaths(config.AUTH_BASE_PATH);
 
@@ -203,22 +209,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
     .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
     .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
-    .get(
-      "/health",
-      async ({ set }) => {
-        const timeoutMs = Math.min(config.BACKEND_TIMEOUT_MS, 2000);
-        const probe = (p: Promise<void>) =>
-          withTimeout(p, timeoutMs).then(
-            () => "ok" as const,
-            () => "down" as const,
-          );
-        const [db, kv] = await Promise.all([probe(ctx.database.ping()), probe(ctx.kv.ping())]);
-        const ok = db === "ok" && kv === "ok";
-        if (!ok) set.status = 503;
-        return { status: ok ? ("ok" as const) : ("unavailable" as const), db, kv };
-      },
-      { response: { 200: healthSchema, 503: healthSchema }, detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
-    )
+    .use(healthRoutes(ctx, lifecycle))
     .get("/.well-known/jwks.json", ({ set }) => {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
@@ -230,6 +221,8 @@ function buildApp(ctx: AuthContext, logger: Logger) {
 export type AuthServer = {
   app: ReturnType<typeof buildApp>;
   ctx: AuthContext;
+  /** Set `draining` when shutting down: /health/ready answers 503 so that load balancers route new work elsewhere. */
+  lifecycle: Lifecycle;
   close(): Promise<void>;
 };
 
@@ -241,7 +234,8 @@ export async function buildAuthServer(
   const config = loadConfig(options);
   const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
   const ctx = await buildContext(config, ports, logger);
-  const app = buildApp(ctx, logger);
+  const lifecycle: Lifecycle = { draining: false };
+  const app = buildApp(ctx, logger, lifecycle);
   const maintenance = setInterval(() => {
     for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));
   }, MAINTENANCE_INTERVAL_MS);
@@ -249,6 +243,7 @@ export async function buildAuthServer(
   return {
     app,
     ctx,
+    lifecycle,
     async close() {
       clearInterval(maintenance);
       await Promise.allSettled(ctx.hooks.shutdown.map((stop) => stop()));
