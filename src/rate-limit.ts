@@ -1,5 +1,6 @@
 import type { Config } from "./config";
 import { errors } from "./errors";
+import { ipKey } from "./ip";
 import type { KeyValueStore } from "./kv";
 
 export type LimitName =
@@ -8,9 +9,13 @@ export type LimitName =
   | "RATE_LIMIT_CODE_EMAIL"
   | "RATE_LIMIT_EMAIL_CHECK_IP"
   | "RATE_LIMIT_REFRESH_SESSION"
-  | "RATE_LIMIT_ANONYMOUS_IP";
+  | "RATE_LIMIT_ANONYMOUS_IP"
+  | "RATE_LIMIT_MFA_USER";
 
 export type Limit = { count: number; windowS: number };
+
+/** The KV key of a limit's counter. A limit named `*_IP` counts clients, so its subject is normalised by `ipKey`. */
+const counterKey = (name: string, subject: string) => `rl:${name}:${name.endsWith("_IP") ? ipKey(subject) : subject}`;
 
 /** Fixed-window limits over the KV port, so every instance shares one count. */
 export class RateLimiter {
@@ -22,12 +27,22 @@ export class RateLimiter {
   /** Counts one hit against `name` for `subject`; throws 429 with Retry-After once over the limit. */
   async hit(name: LimitName | (string & {}), subject: string, limit?: Limit): Promise<void> {
     const { count, windowS } = limit ?? (this.config[name as LimitName] as Limit);
-    const result = await this.kv.incr(`rl:${name}:${subject}`, windowS);
+    const result = await this.kv.incr(counterKey(name, subject), windowS);
     if (result.count > count) throw errors.rateLimited(result.ttlS);
+  }
+
+  /**
+   * Counts one hit like `hit`, but answers instead of throwing: `over` once past the limit, and how many hits are
+   * `remaining` in the window after this one (0 on the hit that uses it up: a caller can act once on it).
+   */
+  async count(name: LimitName, subject: string): Promise<{ over: boolean; remaining: number; retryAfterS: number }> {
+    const { count, windowS } = this.config[name] as Limit;
+    const result = await this.kv.incr(counterKey(name, subject), windowS);
+    return { over: result.count > count, remaining: Math.max(0, count - result.count), retryAfterS: result.ttlS };
   }
 
   /** Forgets the hits against `name` for `subject`, e.g. once the owner proved themselves another way. */
   async clear(name: LimitName | (string & {}), subject: string): Promise<void> {
-    await this.kv.del(`rl:${name}:${subject}`);
+    await this.kv.del(counterKey(name, subject));
   }
 }
