@@ -98,6 +98,8 @@ export const settingsSchema = z
     REFRESH_REUSE_GRACE_S: int(10),
     SESSION_MAX_AGE_S: int(7776000),
     SESSION_IDLE_TIMEOUT_S: int(2592000),
+    /** How recent a session's last proof of a factor must be for step-up routes (credentials, email, deletion). */
+    REAUTH_MAX_AGE_S: int(300),
     REQUIRE_EMAIL_VERIFICATION: bool.default(false),
     PASSWORD_MIN_LENGTH: z.coerce.number().int().min(1).max(128).default(8),
     PASSWORD_REQUIRE_COMPLEXITY: bool.default(false),
@@ -153,6 +155,8 @@ export const settingsSchema = z
     RATE_LIMIT_EMAIL_CHECK_IP: limit("10/60"),
     RATE_LIMIT_REFRESH_SESSION: limit("60/60"),
     RATE_LIMIT_ANONYMOUS_IP: limit("10/60"),
+    /** Second-factor guesses (TOTP, recovery codes) per account, across all its mfaTokens and reauthentications. */
+    RATE_LIMIT_MFA_USER: limit("10/900"),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000),
     SHUTDOWN_TIMEOUT_MS: int(10000),

@@ -2,8 +2,10 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "./context";
 import { AuthError, errors } from "./errors";
+import { emailCodeFactor, reauthenticate, sendReauthCode } from "./reauth";
 import { authGuard } from "./sessions/guard";
-import { nameField } from "./validation";
+import { STEP_UP_NOTE } from "./sessions/step-up";
+import { nameField, passwordField, requiredString } from "./validation";
 
 const userSchema = z.object({
   id: z.string(),
@@ -71,9 +73,20 @@ const patchMeBody = z.object({
 
 const unauthorized = { 401: errorSchema };
 
+/** Each factor is optional here; the route needs one (src/reauth.ts). A passkey response is the mfa plugin's to parse. */
+const reauthBody = z.object({
+  password: passwordField.optional(),
+  totpCode: requiredString(64).optional(),
+  recoveryCode: requiredString(64).optional(),
+  emailCode: requiredString(16).optional(),
+  challengeId: requiredString(256).optional(),
+  passkeyResponse: z.union([z.record(z.string(), z.unknown()), requiredString(32_768)]).optional(),
+});
+
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
   const { sessions, users, audit } = ctx;
+  ctx.hooks.reauthFactors.push(emailCodeFactor(ctx));
   return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
     .use(authGuard(ctx))
     .get(
@@ -107,7 +120,13 @@ export function coreRoutes(ctx: AuthContext) {
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         set.status = 204;
       },
-      { auth: true, detail: { summary: "Delete the account and all its data; its tokens die at once" } },
+      {
+        stepUp: true,
+        detail: {
+          summary: "Delete the account and all its data; its tokens die at once",
+          description: STEP_UP_NOTE,
+        },
+      },
     )
     .get(
       "/me/activity",
@@ -185,6 +204,43 @@ export function coreRoutes(ctx: AuthContext) {
         set.status = 204;
       },
       { auth: true, params: z.object({ id: z.string().max(64) }), detail: { summary: "Revoke one of the user's sessions" } },
+    )
+    .post("/reauth", ({ auth, body, meta }) => reauthenticate(ctx, auth, body, meta), {
+      auth: true,
+      body: reauthBody,
+      response: { 200: tokenResponseSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+      detail: {
+        summary: "Prove a factor again, for step-up routes",
+        description:
+          "Send one of `password`, `totpCode`, `recoveryCode`, `emailCode` (from `POST /reauth/code`), or `challengeId` (from " +
+          "`POST /passkeys/login/options`) with `passkeyResponse` (the assertion; user verification required). Every factor sent is " +
+          "checked. For an account with MFA on, a password or an email code alone is not enough: add a TOTP code, a recovery code " +
+          "(it is spent) or a passkey. Answers `200 TokenResponse` for the same session: its access token has a fresh `auth_time`, " +
+          "and its refresh token is rotated (the previous one stops working). `400 VALIDATION_ERROR` with no factor (or no second " +
+          "factor when MFA is on), `400 INVALID_CODE` for a wrong TOTP, recovery or email code, `401 INVALID_CREDENTIALS` for a " +
+          "wrong password, `401 PASSKEY_INVALID` / `INVALID_CHALLENGE` for a passkey that does not verify or is not the user's, " +
+          "`403 FORBIDDEN` for an impersonation token. Guesses are rate-limited: passwords with RATE_LIMIT_LOGIN_EMAIL per account, " +
+          "TOTP and recovery codes with RATE_LIMIT_MFA_USER per account, email codes at 5 per code.",
+      },
+    })
+    .post(
+      "/reauth/code",
+      async ({ auth, meta, set }) => {
+        await sendReauthCode(ctx, auth, meta);
+        set.status = 202;
+        return { message: "A code is on its way to your email address" };
+      },
+      {
+        auth: true,
+        response: { 202: z.object({ message: z.string() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+        detail: {
+          summary: "Mail a code for POST /reauth",
+          description:
+            "`202`; a 6-digit code (10 minutes, 5 tries, works once) goes to the signed-in user's email, for `emailCode` in " +
+            "`POST /reauth`: the way in for an account without a password. Capped per address by RATE_LIMIT_CODE_EMAIL. " +
+            "`400 VALIDATION_ERROR` for an account without an email (a guest).",
+        },
+      },
     )
     .delete(
       "/sessions",

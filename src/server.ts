@@ -73,7 +73,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], reauthFactors: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));

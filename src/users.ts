@@ -227,11 +227,13 @@ export class Users {
   }
 }
 
+export const usernameTaken = () => new AuthError(409, "USERNAME_TAKEN", "This username is taken");
+
 /** Maps a Postgres unique violation on users to the contract's 409. */
 export function uniqueViolation(error: unknown): AuthError | undefined {
   const name = violatedUniqueConstraint(error);
   if (name === undefined) return undefined;
-  if (name.includes("username")) return new AuthError(409, "USERNAME_TAKEN", "This username is taken");
+  if (name.includes("username")) return usernameTaken();
   if (name.includes("users_email")) return new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
   return new AuthError(409, "CONFLICT", "Conflict");
 }

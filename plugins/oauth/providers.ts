@@ -1,6 +1,7 @@
 import { CodeChallengeMethod, OAuth2Client } from "arctic";
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
 import type { Config } from "../../src/config";
+import { safeEqual } from "../../src/crypto";
 import { AuthError } from "../../src/errors";
 import { canonicalEmail } from "../../src/users";
 
@@ -26,12 +27,20 @@ export type ProviderTokens = { accessToken: string; idToken?: string };
 export type ProviderCredential = { idToken?: string; accessToken?: string; nonce?: string };
 
 const PROVIDER_TIMEOUT_MS = 10_000;
+/**
+ * ID tokens issued longer ago than this are refused: an SDK hands the app a fresh one at each sign-in, so an old one is
+ * more likely copied (from a log, another app of the same provider account) than just obtained.
+ */
+export const ID_TOKEN_MAX_AGE_S = 300;
+/** Allowed disagreement between the provider's clock and ours, for exp and iat. */
+const CLOCK_TOLERANCE_S = 30;
 const USER_AGENT = "bun-auth-server";
 
 export const oauthErrors = {
   providerNotFound: () => new AuthError(404, "PROVIDER_NOT_FOUND", "This sign-in provider is not available"),
   providerError: () => new AuthError(502, "OAUTH_PROVIDER_ERROR", "The sign-in provider did not answer as expected"),
   invalidIdToken: () => new AuthError(401, "INVALID_ID_TOKEN", "The ID token is invalid"),
+  idTokenTooOld: () => new AuthError(401, "ID_TOKEN_TOO_OLD", "The ID token was issued too long ago; sign in with the provider again"),
   invalidAccessToken: () => new AuthError(401, "INVALID_ACCESS_TOKEN", "The access token is invalid"),
   credentialRequired: (field: "idToken" | "accessToken") =>
     new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: field, message: "is required for this provider" }]),
@@ -48,6 +57,8 @@ export abstract class OAuthProvider {
   abstract readonly usesNonce: boolean;
   /** How the client authenticates at the token endpoint: HTTP Basic, or id and secret in the form body. */
   protected tokenAuth: "basic" | "post" = "basic";
+  /** The server's clock (set by createProviders), which judges the age of ID tokens. */
+  now: () => Date = () => new Date();
 
   constructor(
     readonly clientId: string,
@@ -158,7 +169,11 @@ abstract class IdTokenProvider extends OAuthProvider {
   /** Whether the provider vouches for the email claim (providers word this differently). */
   protected abstract emailVerified(claims: JWTPayload): boolean;
 
-  /** Checks signature (by the provider's JWKS), iss, aud (our client id), exp and, when given, the nonce. */
+  /**
+   * Checks signature (by the provider's JWKS), iss, aud (our client id), exp, iat (at most ID_TOKEN_MAX_AGE_S ago, never
+   * ahead of us) and the nonce: a token that carries one is refused unless the same one is given (a token minted for
+   * another app's sign-in of this person cannot be replayed here), and a nonce given must be in the token.
+   */
   protected async verifyIdToken(idToken: string, nonce: string | undefined): Promise<JWTPayload> {
     const rules = await this.idTokenRules();
     if (this.jwks?.url !== rules.jwksUrl) {
@@ -171,12 +186,19 @@ abstract class IdTokenProvider extends OAuthProvider {
         issuer,
         audience: this.clientId,
         requiredClaims: ["sub", "exp", "iat"],
-        clockTolerance: 30,
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: this.now(),
       }));
     } catch {
       throw oauthErrors.invalidIdToken();
     }
-    if (nonce !== undefined && claims.nonce !== nonce) throw oauthErrors.invalidIdToken();
+    const carried = claims.nonce;
+    if (carried !== undefined || nonce !== undefined) {
+      if (typeof carried !== "string" || nonce === undefined || !safeEqual(carried, nonce)) throw oauthErrors.invalidIdToken();
+    }
+    const ageS = Math.floor(this.now().getTime() / 1000) - Number(claims.iat);
+    if (ageS < -CLOCK_TOLERANCE_S) throw oauthErrors.invalidIdToken();
+    if (ageS > ID_TOKEN_MAX_AGE_S + CLOCK_TOLERANCE_S) throw oauthErrors.idTokenTooOld();
     return claims;
   }
 
@@ -502,9 +524,12 @@ export function isOidcProvider(provider: OAuthProvider): provider is OidcProvide
 }
 
 /** The providers switched on by configuration: each needs its client id and secret (and OIDC its issuer). */
-export function createProviders(config: Config): Map<string, OAuthProvider> {
+export function createProviders(config: Config, now: () => Date): Map<string, OAuthProvider> {
   const providers = new Map<string, OAuthProvider>();
-  const add = (provider: OAuthProvider) => providers.set(provider.id, provider);
+  const add = (provider: OAuthProvider) => {
+    provider.now = now;
+    providers.set(provider.id, provider);
+  };
   if (config.OAUTH_GOOGLE_CLIENT_ID && config.OAUTH_GOOGLE_CLIENT_SECRET) {
     add(new GoogleProvider(config, config.OAUTH_GOOGLE_CLIENT_ID, config.OAUTH_GOOGLE_CLIENT_SECRET));
   }

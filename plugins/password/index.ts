@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema, userSchema, usernameField } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
-import { changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
+import { assertCurrentPassword, changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
@@ -38,6 +38,11 @@ const errorResponses = <S extends ErrorStatus>(...statuses: S[]) =>
 /** Email and password accounts: sign-up, sign-in, email confirmation and change, password change and reset. */
 export function passwordPlugin(ctx: AuthContext) {
   ctx.hooks.credentials.push({ countSignInMethods: countPasswords });
+  ctx.hooks.reauthFactors.push({
+    field: "password",
+    strong: false,
+    verify: (user, proof) => assertCurrentPassword(ctx, user, String(proof.password)),
+  });
   return new Elysia({ name: "plugin.password", seed: ctx.id, detail: { tags: ["password"] } })
     .use(authGuard(ctx))
     .post(
@@ -98,14 +103,16 @@ export function passwordPlugin(ctx: AuthContext) {
         return { message: "A code is on its way to the new address, unless it already has an account" };
       },
       {
-        auth: true,
+        stepUp: "password",
         body: z.object({ newEmail: emailField, password: passwordField.optional() }),
         response: { 202: acceptedSchema, ...errorResponses(400, 401, 403, 429) },
         detail: {
           summary: "Start moving the account to another email",
           description:
             "Mails a code to the new address. `password` is required when the account has one (`401 INVALID_CREDENTIALS` when wrong). " +
-            "An address that already has an account answers the same `202` (no enumeration): its owner is mailed a notice and no code is issued.",
+            "An address that already has an account answers the same `202` (no enumeration): its owner is mailed a notice and no code is issued. " +
+            "Step-up: for an account with a password, the right password is the proof; an account without one needs `auth_time` within " +
+            "REAUTH_MAX_AGE_S (else `403 REAUTH_REQUIRED`; renew it with `POST /reauth`).",
         },
       },
     )

@@ -10,7 +10,7 @@ import { removeUnprovenCredentials } from "../../src/credentials";
 import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
-import { type PublicUser, requireEmail } from "../../src/users";
+import { type PublicUser, requireEmail, usernameTaken } from "../../src/users";
 import { passwordResetTokens } from "./schema";
 
 export const RESET_TOKEN_TTL_S = 60 * 60;
@@ -66,6 +66,15 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
   // address like any other mailed code, the same for taken and free emails.
   if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
+  const upgraded = guest?.isAnonymous === true;
+  // The username is judged before the email, so a taken one answers 409 USERNAME_TAKEN whether or not the email is
+  // registered: with verification on, a taken email must look like a free one, and the username must not tell them apart.
+  const usernameHeld = async () => {
+    const holder = input.username ? await ctx.users.findByUsername(input.username) : undefined;
+    return holder !== undefined && !(upgraded && holder.id === guest.id);
+  };
+  if (await usernameHeld()) throw usernameTaken();
   const fields = {
     email,
     emailVerified: false,
@@ -74,14 +83,14 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     lastName: input.lastName || null,
     username: input.username || null,
   };
-  const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
-  const upgraded = guest?.isAnonymous === true;
   let user: UserRow;
   try {
     user = upgraded ? await ctx.users.upgradeGuest(guest.id, fields) : await ctx.users.create(fields);
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
+    // The username was taken meanwhile: the insert names the email's index first, but the answer must not.
+    if (await usernameHeld()) throw usernameTaken();
     await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
     await sendEmailDetached(ctx, email, "security-notice", {
       event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
@@ -173,7 +182,7 @@ async function signedInUser(ctx: AuthContext, auth: AuthInfo): Promise<UserRow> 
  * Asks for the password a user has (a stolen access token alone must not move the account elsewhere), counting
  * wrong guesses against the same per-account limit as sign-in.
  */
-async function assertCurrentPassword(ctx: AuthContext, user: UserRow, password: string): Promise<void> {
+export async function assertCurrentPassword(ctx: AuthContext, user: UserRow, password: string): Promise<void> {
   await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
   if (!(await ctx.passwords.verify(password, user.passwordHash))) throw passwordErrors.invalidCredentials();
 }

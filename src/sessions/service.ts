@@ -9,7 +9,7 @@ import { AuthError, errors } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
-import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
+import type { AccessClaims, AccessTokens, ActorClaim, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUser, type PublicUserRow, publicUserColumns, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
@@ -25,7 +25,18 @@ export type TokenResponse = {
 };
 
 /** The caller of an authenticated route. */
-export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr: string[]; team?: TeamClaim; token: string };
+export type AuthInfo = {
+  userId: string;
+  sessionId: string;
+  roles: string[];
+  amr: string[];
+  team?: TeamClaim;
+  /** When the session last proved a factor, in seconds since the epoch (the token's `auth_time`). */
+  authTime: number;
+  /** The admin acting as this user, on impersonation tokens only. */
+  act?: ActorClaim;
+  token: string;
+};
 
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
@@ -92,6 +103,7 @@ function prepareQueries(db: Db) {
         userAgent: sql.placeholder("userAgent"),
         createdAt: sql.placeholder("now"),
         lastUsedAt: sql.placeholder("now"),
+        authTime: sql.placeholder("now"),
         expiresAt: sql.placeholder("expiresAt"),
         refreshHash: sql.placeholder("refreshHash"),
         refreshIssuedAt: sql.placeholder("refreshIssuedAt"),
@@ -128,7 +140,14 @@ function prepareQueries(db: Db) {
         ),
       )
       .returning({
-        session: { id: sessions.id, amr: sessions.amr, teamId: sessions.teamId, teamRole: sessions.teamRole, refreshGen: sessions.refreshGen },
+        session: {
+          id: sessions.id,
+          amr: sessions.amr,
+          teamId: sessions.teamId,
+          teamRole: sessions.teamRole,
+          refreshGen: sessions.refreshGen,
+          authTime: sessions.authTime,
+        },
         user: publicUserColumns,
       })
       .prepare("sessions_rotate"),
@@ -274,7 +293,7 @@ export class Sessions {
         throw violatedForeignKey(error) ? errors.sessionRevoked() : error;
       });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
-    return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
+    return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, authTime: now }, refreshToken, now);
   }
 
   private refreshKey(): Promise<Buffer> {
@@ -297,12 +316,13 @@ export class Sessions {
 
   private async tokenResponse(
     user: PublicUserRow,
-    claims: { sid: string; amr: string[]; team?: TeamClaim },
+    claims: { sid: string; amr: string[]; team?: TeamClaim; authTime: Date },
     refreshToken: string,
     issuedAt: Date,
   ): Promise<TokenResponse> {
     const roles = this.users.rolesOf(user);
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt);
+    const authTime = Math.floor(claims.authTime.getTime() / 1000);
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team, auth_time: authTime }, issuedAt);
     return {
       user: this.users.toPublic(user),
       accessToken,
@@ -338,7 +358,7 @@ export class Sessions {
     if (!rotated) return this.refused(presented, meta);
     const { session, user } = rotated;
     const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, now);
+    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), authTime: session.authTime }, token, now);
   }
 
   /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
@@ -367,7 +387,12 @@ export class Sessions {
       const user = await this.users.findById(session.userId);
       if (!user) throw invalidRefresh();
       const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session) }, token, session.refreshIssuedAt);
+      return this.tokenResponse(
+        user,
+        { sid: session.id, amr: session.amr, team: teamOf(session), authTime: session.authTime },
+        token,
+        session.refreshIssuedAt,
+      );
     }
     // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.
@@ -413,11 +438,21 @@ export class Sessions {
     if (!match?.[1]) throw new AuthError(401, "INVALID_TOKEN", "The access token is invalid or has expired");
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
-    const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    const info: AuthInfo = {
+      userId: claims.sub,
+      sessionId: claims.sid,
+      roles: claims.roles,
+      amr: claims.amr,
+      team: claims.team,
+      authTime: claims.auth_time,
+      act: claims.act,
+      token,
+    };
     // Shared by every request presenting this token, so nobody may change it.
     Object.freeze(info.roles);
     Object.freeze(info.amr);
     if (info.team) Object.freeze(info.team);
+    if (info.act) Object.freeze(info.act);
     return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000, issuedAtS: claims.iat };
   }
 
@@ -504,20 +539,23 @@ export class Sessions {
       .where(eq(sessions.id, sessionId));
   }
 
-  /** Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. */
-  async reissue(sessionId: string): Promise<TokenResponse> {
+  /**
+   * Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. `reauthenticated`:
+   * the session just proved a factor again (POST /auth/reauth), so its `auth_time` becomes now.
+   */
+  async reissue(sessionId: string, opts: { reauthenticated?: boolean } = {}): Promise<TokenResponse> {
     const now = this.now();
     const secret = randomToken(32);
     const [session] = await this.db
       .update(sessions)
-      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chainLink(secret, now, null) })
+      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chainLink(secret, now, null), ...(opts.reauthenticated ? { authTime: now } : {}) })
       .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
       .returning();
     if (!session) throw errors.sessionRevoked();
     const user = await this.users.findById(session.userId);
     if (!user) throw errors.sessionRevoked();
     const token = await this.refreshToken({ sessionId, gen: session.refreshGen, secret });
-    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session) }, token, now);
+    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session), authTime: session.authTime }, token, now);
   }
 
   /**

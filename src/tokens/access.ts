@@ -6,12 +6,17 @@ import { AuthError } from "../errors";
 import { loadSigningKeys, type SigningKey } from "./keys";
 
 export type TeamClaim = { id: string; role: string };
+/** The admin acting as the user (RFC 8693 `act`), on impersonation tokens only. */
+export type ActorClaim = { sub: string };
 export type AccessClaims = {
   sub: string;
   sid: string;
   roles: string[];
   amr: string[];
   team?: TeamClaim;
+  /** When the session last proved a factor (OIDC `auth_time`, seconds); step-up routes need it recent. */
+  auth_time: number;
+  act?: ActorClaim;
   iat: number;
   exp: number;
 };
@@ -57,6 +62,8 @@ export class AccessTokens {
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const payload: Record<string, unknown> = { sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
+    payload.auth_time = claims.auth_time;
+    if (claims.act) payload.act = { sub: claims.act.sub };
     payload.sub = claims.sub;
     payload.iss = this.config.issuer;
     payload.aud = this.config.audience;
@@ -115,6 +122,10 @@ export class AccessTokens {
         requiredClaims: ["sub", "exp", "iat"],
       });
       if (typeof payload.sid !== "string" || !Array.isArray(payload.roles) || !Array.isArray(payload.amr)) throw invalidToken();
+      // A token from before auth_time existed proves no recent factor: it counts as proven at the epoch.
+      if (typeof payload.auth_time !== "number") payload.auth_time = 0;
+      const act = payload.act as { sub?: unknown } | undefined;
+      if (act !== undefined && (typeof act !== "object" || act === null || typeof act.sub !== "string")) throw invalidToken();
       return payload as unknown as AccessClaims;
     } catch {
       throw invalidToken();
