@@ -62,6 +62,11 @@ export type Hooks = {
   credentials: CredentialKind[];
   /** Registered by each plugin that keeps a factor a signed-in user can prove again, by the body field it reads. */
   reauthFactors: ReauthFactor[];
+  /**
+   * Run inside the transaction that changes a team membership (`role` null: the member left or was removed), so what
+   * hangs on the member's role (e.g. the invitations they sent) changes with it or not at all.
+   */
+  membershipChanged: Array<(change: { teamId: string; userId: string; role: string | null }, db: Db) => Promise<void>>;
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
 };

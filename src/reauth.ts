@@ -1,3 +1,4 @@
+import { limitMailTo } from "./abuse-limits";
 import type { AuthContext, ReauthFactor, ReauthProof } from "./context";
 import type { UserRow } from "./db/schema";
 import { AuthError, errors } from "./errors";
@@ -72,6 +73,7 @@ export async function sendReauthCode(ctx: AuthContext, auth: AuthInfo, meta: Req
   const user = await signedInUser(ctx, auth);
   if (!user.email) throw errors.validation([{ path: "", message: "the account has no email address to send a code to" }]);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", user.email);
+  await limitMailTo(ctx, meta, user.email);
   const code = await ctx.codes.issue(REAUTH_CODE_PURPOSE, user.id);
   await sendEmailDetached(ctx, user.email, "sign-in-code", { code, purpose: "reauth" });
   await ctx.audit.record({ type: "reauth_code_requested", userId: user.id, meta });

@@ -1,4 +1,5 @@
 import { and, eq, gt, isNull } from "drizzle-orm";
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -63,9 +64,7 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const email = requireEmail(input.email);
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
-  // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
-  // address like any other mailed code, the same for taken and free emails.
-  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitSignUp(ctx, meta);
   const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
   const upgraded = guest?.isAnonymous === true;
   // The username is judged before the email, so a taken one answers 409 USERNAME_TAKEN whether or not the email is
@@ -75,6 +74,12 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     return holder !== undefined && !(upgraded && holder.id === guest.id);
   };
   if (await usernameHeld()) throw usernameTaken();
+  // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
+  // address like any other mailed code, the same for taken and free emails.
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
+    await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+    await limitMailTo(ctx, meta, email);
+  }
   const fields = {
     email,
     emailVerified: false,
@@ -156,9 +161,10 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
 export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
-  if (user && !user.emailVerified) {
+  if (user && !user.emailVerified && !ctx.users.isBanned(user, ctx.clock.now())) {
     await sendVerificationCode(ctx, { ...user, email });
   } else {
     // Same rendering work as a real send, so the answer takes the same time.
@@ -205,6 +211,7 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
+  await limitMailTo(ctx, meta, newEmail);
   // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
   if (await ctx.users.findByEmail(newEmail)) {
     await sendEmailDetached(ctx, newEmail, "security-notice", {
@@ -218,15 +225,34 @@ export async function requestEmailChange(
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
 }
 
-/** Moves the account to the new address (now verified) and tells the old address. */
+/**
+ * Spends every reset link of a user still outstanding: a link follows the mailbox and the password it was mailed
+ * for, so once either changes no older link may set a password.
+ */
+async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
+}
+
+/**
+ * Moves the account to the new address (now verified) and tells the old address. Credentials follow the mailbox:
+ * reset links mailed to the old address are spent, and every other session ends (a session opened by whoever read
+ * the old mailbox must not outlive the move).
+ */
 export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input: { code: string }, meta: RequestMeta): Promise<PublicUser> {
   const spent = await ctx.codes.consume(CODE_PURPOSE.emailChange, auth.userId, input.code);
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true });
+  const user = await ctx.db.transaction(async (tx) => {
+    await spendResetLinks(tx, auth.userId, ctx.clock.now());
+    return ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
+  });
+  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
-  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
+  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
 }
 
@@ -242,7 +268,11 @@ export async function changePassword(
   assertConfirmed(input.newPassword, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
-  await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
+  const passwordHash = await ctx.passwords.hash(input.newPassword);
+  await ctx.db.transaction(async (tx) => {
+    await spendResetLinks(tx, user.id, ctx.clock.now());
+    await ctx.users.update(user.id, { passwordHash }, tx);
+  });
   const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
@@ -256,10 +286,13 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  const user = await ctx.users.findByEmail(email);
-  const token = randomToken(32);
+  await limitMailTo(ctx, meta, email);
+  const found = await ctx.users.findByEmail(email);
   const now = ctx.clock.now();
-  const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  // A banned account gets no link: it is one more way back in, and a ban mails nothing.
+  const user = found && !ctx.users.isBanned(found, now) ? found : undefined;
+  const token = randomToken(32);
+  const audited = ctx.audit.record({ type: "password_reset_requested", userId: found?.id ?? null, meta });
   // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
   // unknown one. The insert runs when sendEmailDetached chains on it, after the answer's own work, and the link is
   // mailed once the row is written, so it always works when it arrives.
@@ -313,10 +346,7 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       .returning({ userId: passwordResetTokens.userId });
     if (!spent) return false;
     // Older links of this user die with the one used: a reset closes every other way back in.
-    await tx
-      .update(passwordResetTokens)
-      .set({ usedAt: now })
-      .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
+    await spendResetLinks(tx, spent.userId, now);
     // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
     // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
     const unproven = !user.emailVerified;

@@ -33,10 +33,13 @@ export type AuthInfo = {
   team?: TeamClaim;
   /** When the session last proved a factor, in seconds since the epoch (the token's `auth_time`). */
   authTime: number;
-  /** The admin acting as this user, on impersonation tokens only. */
+  /** Set on impersonation tokens: the admin acting as this user. */
   act?: ActorClaim;
   token: string;
 };
+
+/** An impersonation's answer: a TokenResponse with no refresh token (it cannot be renewed). */
+export type ImpersonationResponse = Omit<TokenResponse, "refreshToken">;
 
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
@@ -209,8 +212,9 @@ export class Sessions {
     this.revocations.close();
   }
 
+  /** As long as any access token can live: impersonation tokens may outlive ordinary ones. */
   private get revocationTtlS() {
-    return this.config.ACCESS_TOKEN_TTL_S + 60;
+    return Math.max(this.config.ACCESS_TOKEN_TTL_S, this.config.IMPERSONATION_TTL_S) + 60;
   }
 
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
@@ -294,6 +298,36 @@ export class Sessions {
       });
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, authTime: now }, refreshToken, now);
+  }
+
+  /**
+   * A session in which `adminId` acts as `user`: its row makes it revocable like any other (a ban or a revocation of
+   * the user's sessions ends it too), but it holds no refresh token and ends with its one access token.
+   */
+  async impersonate(user: UserRow, adminId: string, meta: RequestMeta): Promise<ImpersonationResponse> {
+    const now = this.now();
+    const lifetimeS = this.config.IMPERSONATION_TTL_S;
+    const sessionId = newId();
+    const expiresAt = new Date(now.getTime() + lifetimeS * 1000);
+    const amr = ["impersonation"];
+    // The empty refresh hash matches no token's secret, so nothing can ever rotate this session.
+    await this.db.insert(sessions).values({
+      id: sessionId,
+      userId: user.id,
+      amr,
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt,
+      refreshHash: "",
+      refreshIssuedAt: now,
+      refreshExpiresAt: now,
+    });
+    const roles = this.users.rolesOf(user);
+    // auth_time 0: the user proved nothing here (and the act claim alone keeps the token out of every step-up route).
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: sessionId, roles, amr, auth_time: 0, act: { sub: adminId } }, now, lifetimeS);
+    return { user: this.users.toPublic(user), accessToken, tokenType: "Bearer", expiresIn: lifetimeS, mfaEnabled: user.mfaEnabled };
   }
 
   private refreshKey(): Promise<Buffer> {
@@ -445,14 +479,13 @@ export class Sessions {
       amr: claims.amr,
       team: claims.team,
       authTime: claims.auth_time,
-      act: claims.act,
       token,
     };
+    if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
     // Shared by every request presenting this token, so nobody may change it.
     Object.freeze(info.roles);
     Object.freeze(info.amr);
     if (info.team) Object.freeze(info.team);
-    if (info.act) Object.freeze(info.act);
     return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000, issuedAtS: claims.iat };
   }
 

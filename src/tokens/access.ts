@@ -16,6 +16,7 @@ export type AccessClaims = {
   team?: TeamClaim;
   /** When the session last proved a factor (OIDC `auth_time`, seconds); step-up routes need it recent. */
   auth_time: number;
+  /** The admin acting as `sub`, on impersonation tokens only. */
   act?: ActorClaim;
   iat: number;
   exp: number;
@@ -57,8 +58,9 @@ export class AccessTokens {
    * Signs an access token. jose verifies them (where the pitfalls are), but signing is done here with node:crypto's
    * synchronous Ed25519 and HMAC: a third of the cost of WebCrypto's, and it runs on every sign-in and refresh.
    * `issuedAt` (default: now) lets a token be issued again byte for byte: EdDSA and HS256 signatures are deterministic.
+   * `lifetimeS` (default ACCESS_TOKEN_TTL_S) is for impersonation tokens, which live by their own setting.
    */
-  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.now()): Promise<string> {
+  async sign(claims: Omit<AccessClaims, "iat" | "exp">, issuedAt: Date = this.now(), lifetimeS = this.config.ACCESS_TOKEN_TTL_S): Promise<string> {
     const iat = Math.floor(issuedAt.getTime() / 1000);
     const payload: Record<string, unknown> = { sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
@@ -68,7 +70,7 @@ export class AccessTokens {
     payload.iss = this.config.issuer;
     payload.aud = this.config.audience;
     payload.iat = iat;
-    payload.exp = iat + this.config.ACCESS_TOKEN_TTL_S;
+    payload.exp = iat + lifetimeS;
     const signer = this.currentSigner();
     const input = `${signer.header}.${base64url(payload)}`;
     return `${input}.${signer.sign(input).toString("base64url")}`;
@@ -122,10 +124,9 @@ export class AccessTokens {
         requiredClaims: ["sub", "exp", "iat"],
       });
       if (typeof payload.sid !== "string" || !Array.isArray(payload.roles) || !Array.isArray(payload.amr)) throw invalidToken();
+      if (payload.act !== undefined && typeof (payload.act as { sub?: unknown } | null)?.sub !== "string") throw invalidToken();
       // A token from before auth_time existed proves no recent factor: it counts as proven at the epoch.
       if (typeof payload.auth_time !== "number") payload.auth_time = 0;
-      const act = payload.act as { sub?: unknown } | undefined;
-      if (act !== undefined && (typeof act !== "object" || act === null || typeof act.sub !== "string")) throw invalidToken();
       return payload as unknown as AccessClaims;
     } catch {
       throw invalidToken();

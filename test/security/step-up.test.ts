@@ -6,6 +6,7 @@ import { passkeys, totpSecrets } from "../../plugins/mfa/schema";
 import { oauthAccounts } from "../../plugins/oauth/schema";
 import { newId } from "../../src/crypto";
 import type { UserRow } from "../../src/db/schema";
+import { newAdmin } from "../support/admin";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { movableClock } from "../support/users";
 
@@ -147,15 +148,11 @@ describe("a stolen access token alone cannot add, change or remove a way in", ()
 
   test("an impersonation token (act claim) never passes step-up, however fresh, and cannot reauthenticate", async () => {
     const account = await signedIn();
-    const sid = decodeJwt(account.accessToken).sid as string;
-    const impersonation = await server.ctx.tokens.sign({
-      sub: account.user.id,
-      sid,
-      roles: ["user"],
-      amr: ["impersonation"],
-      auth_time: nowS(),
-      act: { sub: newId() },
-    });
+    const admin = await newAdmin(server);
+    const issued = await server.request("POST", `/auth/admin/users/${account.user.id}/impersonate`, { token: admin.token });
+    expect(issued.status).toBe(200);
+    const impersonation: string = issued.body.accessToken;
+    expect(decodeJwt(impersonation).act).toEqual({ sub: admin.user.id });
     expect((await server.request("GET", "/auth/me", { token: impersonation })).status).toBe(200);
     for (const route of STEP_UP_ROUTES) {
       const res = await server.request(route.method, route.path(account), { token: impersonation, body: route.body });
