@@ -29,7 +29,7 @@ export function authGuard(ctx: AuthContext) {
     return auth;
   };
   return new Elysia({ name: "auth.guard", seed: ctx.id })
-    .resolve({ as: "global" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
+    .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
         transform: refuseCrossSiteCookie,
