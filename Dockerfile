@@ -6,7 +6,7 @@ FROM oven/bun:1.4.5 AS build
 WORKDIR /app
 COPY package.json bun.lock ./
 RUN bun install --frozen-lockfile
-COPY tsconfig.json ./
+COPY tsconfig.json bunfig.toml ./
 COPY src ./src
 COPY plugins ./plugins
 COPY emails ./emails
