@@ -6,6 +6,7 @@ import { passkeys, totpSecrets } from "../../plugins/mfa/schema";
 import { oauthAccounts } from "../../plugins/oauth/schema";
 import { newId } from "../../src/crypto";
 import type { UserRow } from "../../src/db/schema";
+import { ConfigError, loadConfig } from "../../src/config";
 import { newAdmin } from "../support/admin";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { movableClock } from "../support/users";
@@ -50,6 +51,14 @@ const letProofGoStale = () => clock.advance(MAX_AGE_S + 1);
 
 const totpCode = (secret: string) =>
   new TOTP({ secret: Secret.fromBase32(secret), algorithm: "SHA1", digits: 6, period: 30 }).generate({ timestamp: clock.now().getTime() });
+
+/** A six-digit code that is not the current TOTP code, nor one step either side. */
+function wrongTotp(secret: string): string {
+  const near = new Set([-30_000, 0, 30_000].map((d) => new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: clock.now().getTime() + d })));
+  let n = 314_159;
+  while (near.has(String(n))) n++;
+  return String(n);
+}
 
 /** Turns TOTP on with a fresh proof; answers the secret and the recovery codes. */
 async function enableTotp(account: Account): Promise<{ secret: string; recoveryCodes: string[] }> {
@@ -136,6 +145,24 @@ describe("a stolen access token alone cannot add, change or remove a way in", ()
     clock.advance(MAX_AGE_S - 30);
     expect((await server.request("POST", "/auth/mfa/totp/setup", { token: account.accessToken })).status).toBe(200);
     expect((await server.request("POST", "/auth/passkeys/register/options", { token: account.accessToken })).status).toBe(200);
+  });
+
+  test("beyond the list: an old token cannot change the password, turn MFA off or confirm another email without the secret", async () => {
+    const account = await signedIn();
+    const { secret } = await enableTotp(account);
+    letProofGoStale();
+    const password = await server.request("POST", "/auth/password/change", {
+      token: account.accessToken,
+      body: { currentPassword: "a-guessed-password-1", newPassword: "thief-chosen-password-9" },
+    });
+    expect(password.status).toBe(401);
+    const disable = await server.request("POST", "/auth/mfa/disable", { token: account.accessToken, body: { code: wrongTotp(secret) } });
+    expect(disable.status).toBe(400);
+    const confirm = await server.request("POST", "/auth/email/change/confirm", { token: account.accessToken, body: { code: "123456" } });
+    expect(confirm.status).toBe(400);
+    const me = await server.request("GET", "/auth/me", { token: account.accessToken });
+    expect(me.body).toMatchObject({ email: account.email, mfaEnabled: true });
+    expect((await server.request("POST", "/auth/login", { body: { email: account.email, password: PASSWORD } })).body.mfaRequired).toBe(true);
   });
 
   test("routes that are no way in are not held back by an old token", async () => {
@@ -343,5 +370,42 @@ describe("reauthentication guesses are rate-limited", () => {
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await limited.request("POST", "/auth/reauth/code", { token: accessToken })).status);
     expect(statuses).toEqual([202, 202, 429]);
+  });
+});
+
+describe("the settings", () => {
+  test("REAUTH_MAX_AGE_S defaults to 300 and RATE_LIMIT_MFA_USER to 10/900; a wrong value stops the server naming it", () => {
+    const defaults = loadConfig({});
+    expect(defaults.REAUTH_MAX_AGE_S).toBe(300);
+    expect(defaults.RATE_LIMIT_MFA_USER).toEqual({ count: 10, windowS: 900 });
+    for (const [variable, value] of [
+      ["REAUTH_MAX_AGE_S", "five minutes"],
+      ["REAUTH_MAX_AGE_S", "-1"],
+      ["RATE_LIMIT_MFA_USER", "10 per 900"],
+    ] as const) {
+      let caught: unknown;
+      try {
+        loadConfig({ [variable]: value });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as ConfigError).variable).toBe(variable);
+    }
+  });
+
+  test("REAUTH_MAX_AGE_S=60: a proof 61 seconds old no longer passes", async () => {
+    const shortClock = movableClock();
+    const short = await createTestServer({ REAUTH_MAX_AGE_S: 60 }, { clock: shortClock });
+    try {
+      const user = await short.ctx.users.create({ email: uniqueEmail("short"), emailVerified: true });
+      const { accessToken } = await short.ctx.startSession(user, { amr: ["email"], meta: { ip: null, userAgent: null }, method: "test" });
+      shortClock.advance(45);
+      expect((await short.request("POST", "/auth/passkeys/register/options", { token: accessToken })).status).toBe(200);
+      shortClock.advance(16);
+      expect((await short.request("POST", "/auth/passkeys/register/options", { token: accessToken })).body.code).toBe("REAUTH_REQUIRED");
+    } finally {
+      await short.close();
+    }
   });
 });
