@@ -2,20 +2,26 @@ import type { Config } from "./config";
 import { errors } from "./errors";
 import { ipKey } from "./ip";
 import type { KeyValueStore } from "./kv";
+import type { Limit } from "./settings-fields";
 
-export type LimitName =
-  | "RATE_LIMIT_LOGIN_IP"
-  | "RATE_LIMIT_LOGIN_EMAIL"
-  | "RATE_LIMIT_CODE_EMAIL"
-  | "RATE_LIMIT_EMAIL_CHECK_IP"
-  | "RATE_LIMIT_REFRESH_SESSION"
-  | "RATE_LIMIT_ANONYMOUS_IP"
-  | "RATE_LIMIT_MFA_USER"
-  | "RATE_LIMIT_SIGNUP_IP"
-  | "RATE_LIMIT_MAIL_IP"
-  | "RATE_LIMIT_MAIL_RECIPIENT";
+/**
+ * Every named limit: the core's here, each plugin's added from its own folder by declaration merging
+ * (`declare module "../../src/rate-limit" { interface RateLimits { RATE_LIMIT_ANONYMOUS_IP: Limit } }`) and declared
+ * in its definition's `limits`, so the setting is checked at start with the others.
+ */
+export interface RateLimits {
+  RATE_LIMIT_LOGIN_IP: Limit;
+  RATE_LIMIT_LOGIN_EMAIL: Limit;
+  RATE_LIMIT_CODE_EMAIL: Limit;
+  RATE_LIMIT_REFRESH_SESSION: Limit;
+  RATE_LIMIT_SIGNUP_IP: Limit;
+  RATE_LIMIT_MAIL_IP: Limit;
+  RATE_LIMIT_MAIL_RECIPIENT: Limit;
+}
 
-export type Limit = { count: number; windowS: number };
+export type LimitName = keyof RateLimits;
+
+export type { Limit };
 
 /** The KV key of a limit's counter. A limit named `*_IP` counts clients, so its subject is normalised by `ipKey`. */
 const counterKey = (name: string, subject: string) => `rl:${name}:${name.endsWith("_IP") ? ipKey(subject) : subject}`;
@@ -29,7 +35,7 @@ export class RateLimiter {
 
   /** Counts one hit against `name` for `subject`; throws 429 with Retry-After once over the limit. */
   async hit(name: LimitName | (string & {}), subject: string, limit?: Limit): Promise<void> {
-    const { count, windowS } = limit ?? (this.config[name as LimitName] as Limit);
+    const { count, windowS } = limit ?? ((this.config as unknown as Record<string, Limit>)[name] as Limit);
     const result = await this.kv.incr(counterKey(name, subject), windowS);
     if (result.count > count) throw errors.rateLimited(result.ttlS);
   }
@@ -39,7 +45,7 @@ export class RateLimiter {
    * `remaining` in the window after this one (0 on the hit that uses it up: a caller can act once on it).
    */
   async count(name: LimitName, subject: string): Promise<{ over: boolean; remaining: number; retryAfterS: number }> {
-    const { count, windowS } = this.config[name] as Limit;
+    const { count, windowS } = (this.config as unknown as Record<string, Limit>)[name] as Limit;
     const result = await this.kv.incr(counterKey(name, subject), windowS);
     return { over: result.count > count, remaining: Math.max(0, count - result.count), retryAfterS: result.ttlS };
   }

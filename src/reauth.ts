@@ -1,7 +1,7 @@
 import { limitMailTo } from "./abuse-limits";
 import type { AuthContext, ReauthFactor, ReauthProof } from "./context";
 import type { UserRow } from "./db/schema";
-import { AuthError, errors } from "./errors";
+import { errors } from "./errors";
 import { sendEmailDetached } from "./mail";
 import type { RequestMeta } from "./request";
 import type { AuthInfo, TokenResponse } from "./sessions/service";
@@ -9,7 +9,7 @@ import type { AuthInfo, TokenResponse } from "./sessions/service";
 /** Codes mailed by POST /auth/reauth/code are bound to the user: one account's code proves nothing for another. */
 const REAUTH_CODE_PURPOSE = "reauth";
 
-const impersonationRefused = () => new AuthError(403, "FORBIDDEN", "An impersonation token cannot confirm the user's identity");
+const impersonationRefused = () => errors.forbidden("An impersonation token cannot confirm the user's identity");
 
 const noFactor = () =>
   errors.validation([{ path: "", message: "one of password, totpCode, recoveryCode, emailCode, or challengeId with passkeyResponse is required" }]);

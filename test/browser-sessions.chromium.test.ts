@@ -1,7 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { html, launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
+import { serveWebAuthnPage } from "./support/webauthn-page";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /**
  * Browser sessions in a real Chromium, against listening servers: the auth server on http://localhost:A (its
@@ -9,6 +13,8 @@ import { createTestServer, type TestServer, uniqueEmail } from "./support/server
  * trusted) and one on another site (http://127.0.0.1:D).
  */
 const PASSWORD = "correct horse battery staple";
+/** A browser test drives real processes: on a loaded machine it outlasts bun's 5 s default. */
+const BROWSER_TEST_TIMEOUT_MS = 60_000;
 
 let server: TestServer;
 let auth: ServedOrigin;
@@ -130,7 +136,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("two tabs refresh at once, with the same refresh cookie, and both stay signed in", async () => {
     const { context, page, userId } = await signedInContext();
@@ -159,7 +165,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("a page on another origin of the same site cannot use the session: no read, and its forged form is refused", async () => {
     const { context, page } = await signedInContext();
@@ -183,7 +189,7 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
 
   test("a page on another site cannot use the session: the browser does not even send the cookie", async () => {
     const { context, page } = await signedInContext();
@@ -202,5 +208,52 @@ describe("Chromium", () => {
     } finally {
       await context.close();
     }
-  });
+  }, BROWSER_TEST_TIMEOUT_MS);
+});
+
+describe("Chromium, on the server's own origin", () => {
+  test("a passkey registered through the cookie session signs in with cookies (virtual authenticator)", async () => {
+    const site = serveWebAuthnPage();
+    const own = await createTestServer({ PUBLIC_URL: site.origin, APP_URL: site.origin, WEBAUTHN_ORIGIN: site.origin, WEBAUTHN_RP_ID: "localhost" });
+    site.setHandler((request) => own.app.handle(request));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(site.origin);
+      await page.waitForSelector("body[data-ready=true]", { state: "attached" });
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("WebAuthn.enable");
+      await cdp.send("WebAuthn.addVirtualAuthenticator", {
+        options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+      });
+      const email = uniqueEmail("passkey-cookie");
+      const result = await page.evaluate(
+        async ({ email, password }) => {
+          type WebAuthn = { startRegistration(o: { optionsJSON: unknown }): Promise<unknown>; startAuthentication(o: { optionsJSON: unknown }): Promise<unknown> };
+          const { startRegistration, startAuthentication } = (window as unknown as { webauthn: WebAuthn }).webauthn;
+          const post = (path: string, body?: unknown, headers: Record<string, string> = {}) =>
+            fetch(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+          const signUp = await post("/auth/register", { email, password }, { "x-auth-cookies": "1" });
+          const optionsJSON = await (await post("/auth/passkeys/register/options")).json();
+          const registered = await post("/auth/passkeys/register/verify", { response: await startRegistration({ optionsJSON }), name: "Laptop" });
+          const loggedOut = await post("/auth/logout");
+          const signedOut = (await fetch("/auth/me")).status;
+          const { challengeId, options } = await (await post("/auth/passkeys/login/options", {})).json();
+          const login = await post("/auth/passkeys/login/verify", { challengeId, response: await startAuthentication({ optionsJSON: options }) }, { "x-auth-cookies": "1" });
+          const loginBody = await login.json();
+          const me = await (await fetch("/auth/me")).json();
+          return { signUp: signUp.status, registered: registered.status, loggedOut: loggedOut.status, signedOut, login: login.status, loginBody, me };
+        },
+        { email, password: PASSWORD },
+      );
+      expect(result).toMatchObject({ signUp: 201, registered: 201, loggedOut: 204, signedOut: 401, login: 200 });
+      expect(result.loginBody).not.toHaveProperty("accessToken");
+      expect(result.me.email).toBe(email);
+      expect((await context.cookies(site.origin)).map((c) => c.name).sort()).toEqual(["auth_at", "auth_rt"]);
+    } finally {
+      await context.close();
+      await site.stop();
+      await own.close();
+    }
+  }, BROWSER_TEST_TIMEOUT_MS);
 });

@@ -1,11 +1,15 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Secret, TOTP } from "otpauth";
 import { loadConfig } from "../src/config";
 import { sessionCookies } from "../src/sessions/cookies";
 import { buildAuthServer } from "../src/server";
 import { CookieJar, setCookies } from "./support/cookies";
+import { startTestIdp } from "./support/oidc-provider";
 import { backend, createTestServer, type TestResponse, type TestServer, testDatabase, testStore, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 const PASSWORD = "correct horse battery staple";
 const PUBLIC_ORIGIN = "http://localhost:3000";
@@ -323,7 +327,7 @@ describe("CSRF: a cookie-authenticated request that can change something shows w
   test("login CSRF: a sign-in that would set cookies must come from a trusted origin too, and then starts no session", async () => {
     const { user, tokens } = await createSignedInUser(server, { passwordHash: await server.ctx.passwords.hash(PASSWORD) });
     const before = await server.request("GET", "/auth/sessions", { token: tokens.accessToken });
-    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}, { "sec-fetch-site": "same-site" }]) {
+    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}, { "sec-fetch-site": "same-site" }] as Record<string, string>[]) {
       const res = await server.request("POST", "/auth/login", { body: { email: user.email, password: PASSWORD }, headers: { ...COOKIE_MODE, ...headers } });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("CSRF_REJECTED");
@@ -408,7 +412,7 @@ describe("POST /auth/refresh with the refresh cookie", () => {
   test("from a stranger's page: 403 CSRF_REJECTED, and the cookie was not spent", async () => {
     const { browser } = await signUpInCookies(server);
     const before = browser.jar.cookies.get("auth_rt");
-    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}]) {
+    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}] as Record<string, string>[]) {
       const res = await browserOn(server, null, browser.jar).request("POST", "/auth/refresh", { headers });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("CSRF_REJECTED");
@@ -568,6 +572,59 @@ describe("PUBLIC_URL", () => {
     expect(() => loadConfig({ PUBLIC_URL: "ftp://auth.example.com" })).toThrow(/PUBLIC_URL/);
     expect(() => loadConfig({ PUBLIC_URL: "not a url" })).toThrow(/PUBLIC_URL/);
   });
+});
+
+test("a standalone server whose app lives elsewhere finishes a redirect sign-in at PUBLIC_URL, and the exchange answers in cookies", async () => {
+  const publicUrl = "http://localhost:3000";
+  const callback = `${publicUrl}/auth/oauth/oidc/callback`;
+  const idp = await startTestIdp(callback);
+  const s = await createTestServer({
+    APP_URL: APP_ORIGIN,
+    PUBLIC_URL: publicUrl,
+    OIDC_ISSUER: idp.issuer,
+    OIDC_CLIENT_ID: idp.clientId,
+    OIDC_CLIENT_SECRET: idp.clientSecret,
+  });
+  try {
+    const account = idp.addAccount({ sub: `person-${crypto.randomUUID()}`, email: uniqueEmail("idp"), email_verified: true });
+    const start = await s.request("GET", "/auth/oauth/oidc");
+    expect(start.status).toBe(302);
+    // The provider accepts only the registered redirect_uri: under PUBLIC_URL, not the app's APP_URL.
+    const back = await idp.authorize(start.headers.get("location") ?? "", account.sub, callback);
+    // The flow is bound to the browser that started it: the callback brings back the flow cookie.
+    const flowCookie = start.headers.getSetCookie()[0]?.split(";")[0] ?? "";
+    const landed = await s.request("GET", `/auth/oauth/oidc/callback${back.search}`, { headers: { cookie: flowCookie } });
+    const target = new URL(landed.headers.get("location") ?? "");
+    expect(target.origin).toBe(APP_ORIGIN);
+    const browser = browserOn(s, APP_ORIGIN);
+    const exchanged = await browser.request("POST", "/auth/oauth/exchange", { body: { code: target.searchParams.get("code") }, headers: COOKIE_MODE });
+    expect(exchanged.status).toBe(200);
+    expectStrippedTokenResponse(exchanged.body);
+    expect((await browser.request("GET", "/auth/me")).body.email).toBe(account.email);
+  } finally {
+    await s.close();
+    await idp.close();
+  }
+});
+
+test("admin routes take the cookie too, under the same CSRF rule", async () => {
+  const email = uniqueEmail("admin");
+  const s = await createTestServer({ ADMIN_EMAILS: email });
+  try {
+    await s.ctx.users.create({ email, emailVerified: true, passwordHash: await s.ctx.passwords.hash(PASSWORD) });
+    const browser = browserOn(s, PUBLIC_ORIGIN);
+    expect((await browser.request("POST", "/auth/login", { body: { email, password: PASSWORD }, headers: COOKIE_MODE })).status).toBe(200);
+    const listed = await browser.request("GET", "/auth/admin/users");
+    expect(listed.status).toBe(200);
+    const target = await s.ctx.users.create({ email: uniqueEmail("target"), emailVerified: true });
+    const forged = await browserOn(s, EVIL_ORIGIN, browser.jar).request("POST", `/auth/admin/users/${target.id}/ban`, { body: {} });
+    expect(forged.status).toBe(403);
+    expect(forged.body.code).toBe("CSRF_REJECTED");
+    expect((await browser.request("GET", `/auth/admin/users/${target.id}`)).body.banned).toBe(false);
+    expect((await browser.request("POST", `/auth/admin/users/${target.id}/ban`, { body: {} })).status).toBe(200);
+  } finally {
+    await s.close();
+  }
 });
 
 test("the OpenAPI spec documents the cookies, the cookie-mode header and CSRF_REJECTED", async () => {

@@ -4,8 +4,10 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, userSchema, usernameField } from "../../src/core-routes";
 import type { UserRow } from "../../src/db/schema";
 import { errors } from "../../src/errors";
-import { authGuard } from "../../src/sessions/guard";
+import { authenticateRequest, authGuard } from "../../src/sessions/guard";
+import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
+import { ADMIN_ERRORS } from "./errors";
 import {
   banUser,
   createUser,
@@ -106,8 +108,8 @@ export function adminPlugin(ctx: AuthContext) {
     .macro({
       admin: {
         // Checked before the body is validated: someone who may not call the route learns nothing about its input.
-        async transform({ request, headers }) {
-          admins.set(request, await requireAdmin(ctx, await ctx.sessions.authenticate(headers.authorization)));
+        async transform({ request }) {
+          admins.set(request, await requireAdmin(ctx, await authenticateRequest(ctx, request)));
         },
         resolve({ request }) {
           const admin = admins.get(request);
@@ -271,3 +273,9 @@ export function adminPlugin(ctx: AuthContext) {
       },
     });
 }
+
+export default definePlugin({
+  id: "admin",
+  errors: ADMIN_ERRORS,
+  routes: adminPlugin,
+});

@@ -5,7 +5,11 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
-import { TEAM_ROLES } from "../teams/service";
+import { TEAM_ROLES, type TeamsApi } from "../teams/api";
+import { definePlugin } from "../../src/plugin";
+import { INVITATIONS_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { invitationsSettings } from "./settings";
 import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
@@ -33,14 +37,13 @@ const acceptBody = z.object({
 });
 
 /** Invitations by email, to a team or to the service, accepted into a new account or an existing one. */
-export function invitationsPlugin(ctx: AuthContext) {
-  ctx.hooks.membershipChanged.push((change, db) => revokeInvitationsOfDemoted(ctx, change, db));
+export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi }) {
   return new Elysia({ name: "plugin.invitations", seed: ctx.id, detail: { tags: ["invitations"] } })
     .use(authGuard(ctx))
     .post(
       "/invitations",
       async ({ auth, body, meta, set }) => {
-        const invitation = await createInvitation(ctx, auth, {
+        const invitation = await createInvitation(ctx, teams, auth, {
           email: requireEmail(body.email),
           teamId: body.teamId,
           role: body.role,
@@ -64,7 +67,7 @@ export function invitationsPlugin(ctx: AuthContext) {
         },
       },
     )
-    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, auth, query.teamId), {
+    .get("/invitations", async ({ auth, query }) => listInvitations(ctx, teams, auth, query.teamId), {
       auth: true,
       query: listQuery,
       response: { 200: z.array(pendingInvitationSchema), 400: errorSchema, 401: errorSchema, 403: errorSchema },
@@ -79,7 +82,7 @@ export function invitationsPlugin(ctx: AuthContext) {
     .delete(
       "/invitations/:id",
       async ({ auth, params, meta, set }) => {
-        await revokeInvitation(ctx, auth, params.id, meta);
+        await revokeInvitation(ctx, teams, auth, params.id, meta);
         set.status = 204;
       },
       {
@@ -91,7 +94,7 @@ export function invitationsPlugin(ctx: AuthContext) {
         },
       },
     )
-    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, body.token), {
+    .post("/invitations/validate", async ({ body }) => validateInvitation(ctx, teams, body.token), {
       body: validateBody,
       response: { 200: validationSchema, 400: errorSchema },
       detail: {
@@ -102,7 +105,7 @@ export function invitationsPlugin(ctx: AuthContext) {
     .post(
       "/invitations/accept",
       async ({ auth, body, meta }) =>
-        acceptInvitation(ctx, {
+        acceptInvitation(ctx, teams, {
           token: body.token,
           password: body.password,
           firstName: body.firstName,
@@ -122,8 +125,25 @@ export function invitationsPlugin(ctx: AuthContext) {
             "email exists: `409 EMAIL_TAKEN` (sign in, then accept again with the Bearer token), and the token stays usable. " +
             "With the invited user's own Bearer token: the membership is added to that account (an existing membership keeps " +
             "its role). Another signed-in user: `403 FORBIDDEN`, the token stays usable. An invalid, used, revoked or expired " +
-            'token: `400 INVALID_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
+            'token: `400 INVALID_INVITATION_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
         },
       },
     );
 }
+
+declare module "../../src/mail/render" {
+  interface TemplateProps {
+    invitation: import("../../emails/invitation").InvitationProps;
+  }
+}
+
+export default definePlugin({
+  id: "invitations",
+  dependsOn: ["teams"],
+  settings: invitationsSettings,
+  tables,
+  errors: INVITATIONS_ERRORS,
+  emails: { invitation: () => import("../../emails/invitation") },
+  hooks: (ctx) => ({ membershipChanged: [(change, db) => revokeInvitationsOfDemoted(ctx, change, db)] }),
+  routes: invitationsPlugin,
+});

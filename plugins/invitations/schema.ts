@@ -1,6 +1,6 @@
 import { index, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import { users } from "../../src/db/schema";
-import { teams } from "../teams/schema";
+import { teams } from "../teams/api";
 
 export const invitations = pgTable(
   "invitations",

@@ -4,14 +4,14 @@ import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { coreError, errors } from "../../src/errors";
+import { invitationsError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
-import { teamMembers } from "../teams/schema";
 import { isUuid } from "../../src/validation";
-import { addMember, roleIn, type TeamRole, teamName } from "../teams/service";
+import type { TeamRole, TeamsApi } from "../teams/api";
 import { invitations } from "./schema";
 
 /** Invitation links live a week. */
@@ -25,18 +25,16 @@ export type PendingInvitation = InvitationView & { createdAt: string };
 
 type InvitationRow = typeof invitations.$inferSelect;
 
-const invalidToken = () => new AuthError(400, "INVALID_TOKEN", "The invitation is invalid, used, revoked or has expired");
+const invalidToken = () => invitationsError("INVALID_INVITATION_TOKEN");
 const invitationNotFound = () => errors.notFound("Invitation not found");
 
 const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
 
-const asRole = (role: string): TeamRole => (role === "owner" || role === "admin" ? role : "member");
-
-function view(row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "expiresAt">): InvitationView {
-  return { id: row.id, email: row.email, teamId: row.teamId, role: asRole(row.role), expiresAt: row.expiresAt.toISOString() };
+function view(teams: TeamsApi, row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "expiresAt">): InvitationView {
+  return { id: row.id, email: row.email, teamId: row.teamId, role: teams.roleOf(row.role), expiresAt: row.expiresAt.toISOString() };
 }
 
-const pendingView = (row: InvitationRow): PendingInvitation => ({ ...view(row), createdAt: row.createdAt.toISOString() });
+const pendingView = (teams: TeamsApi, row: InvitationRow): PendingInvitation => ({ ...view(teams, row), createdAt: row.createdAt.toISOString() });
 
 /**
  * Not accepted, not revoked, not expired, and its inviter still exists: a deleted inviter's invitations die with the
@@ -66,6 +64,7 @@ export async function revokeInvitationsOfDemoted(ctx: AuthContext, change: { tea
  */
 export async function createInvitation(
   ctx: AuthContext,
+  teams: TeamsApi,
   auth: AuthInfo,
   input: { email: string; teamId?: string; role: TeamRole; meta: RequestMeta },
 ): Promise<InvitationView> {
@@ -73,11 +72,11 @@ export async function createInvitation(
   const teamId = input.teamId ?? null;
   let name: string | null = null;
   if (teamId) {
-    const callerRole = await roleIn(ctx.db, teamId, auth.userId);
+    const callerRole = await teams.roleIn(ctx.db, teamId, auth.userId);
     const mayInvite = isGlobalAdmin(auth) || callerRole === "owner" || callerRole === "admin";
     if (!mayInvite) throw errors.forbidden("Only team admins and owners can invite to this team");
     if (role === "owner" && callerRole !== "owner" && !isGlobalAdmin(auth)) throw errors.forbidden("Only owners can invite owners");
-    name = (await teamName(ctx.db, teamId)) ?? null;
+    name = (await teams.teamName(ctx.db, teamId)) ?? null;
     if (name === null) throw errors.notFound("Team not found");
   } else if (!isGlobalAdmin(auth)) {
     throw errors.forbidden("Only administrators can invite without a team");
@@ -109,39 +108,35 @@ export async function createInvitation(
   const link = `${ctx.config.APP_URL.replace(/\/+$/, "")}${ctx.config.INVITATION_PATH}?token=${encodeURIComponent(token)}`;
   await sendEmailDetached(ctx, email, "invitation", { link, teamName: name, inviterEmail: inviter?.email ?? null });
   await ctx.audit.record({ type: "invitation_created", userId: auth.userId, meta: input.meta, data: { invitationId: row.id, teamId } });
-  return view(row);
+  return view(teams, row);
 }
 
 /**
  * Pending invitations the caller may see: those of one team (its admins and owners, or global admins), or without a
  * team id every one the caller may see (global admins: all; others: those of the teams they administer).
  */
-export async function listInvitations(ctx: AuthContext, auth: AuthInfo, teamId?: string): Promise<PendingInvitation[]> {
+export async function listInvitations(ctx: AuthContext, teams: TeamsApi, auth: AuthInfo, teamId?: string): Promise<PendingInvitation[]> {
   const now = ctx.clock.now();
   let scope: SQL | undefined;
   if (teamId) {
     if (!isGlobalAdmin(auth)) {
-      const role = await roleIn(ctx.db, teamId, auth.userId);
+      const role = await teams.roleIn(ctx.db, teamId, auth.userId);
       if (role !== "owner" && role !== "admin") throw errors.forbidden("Only team admins and owners can see its invitations");
     }
     scope = eq(invitations.teamId, teamId);
   } else if (!isGlobalAdmin(auth)) {
-    const administered = ctx.db
-      .select({ teamId: teamMembers.teamId })
-      .from(teamMembers)
-      .where(and(eq(teamMembers.userId, auth.userId), inArray(teamMembers.role, ["owner", "admin"])));
-    scope = inArray(invitations.teamId, administered);
+    scope = inArray(invitations.teamId, await teams.teamsAdministeredBy(ctx.db, auth.userId));
   }
   const rows = await ctx.db
     .select()
     .from(invitations)
     .where(and(scope, pending(now)))
     .orderBy(asc(invitations.createdAt), asc(invitations.id));
-  return rows.map(pendingView);
+  return rows.map((row) => pendingView(teams, row));
 }
 
 /** Revokes an invitation the caller may manage; 404 for any other, so ids of other teams' invitations reveal nothing. */
-export async function revokeInvitation(ctx: AuthContext, auth: AuthInfo, id: string, meta: RequestMeta): Promise<void> {
+export async function revokeInvitation(ctx: AuthContext, teams: TeamsApi, auth: AuthInfo, id: string, meta: RequestMeta): Promise<void> {
   if (!isUuid(id)) throw invitationNotFound();
   const [row] = await ctx.db
     .select()
@@ -150,7 +145,7 @@ export async function revokeInvitation(ctx: AuthContext, auth: AuthInfo, id: str
     .limit(1);
   if (!row) throw invitationNotFound();
   if (!isGlobalAdmin(auth)) {
-    const role = row.teamId ? await roleIn(ctx.db, row.teamId, auth.userId) : undefined;
+    const role = row.teamId ? await teams.roleIn(ctx.db, row.teamId, auth.userId) : undefined;
     if (role !== "owner" && role !== "admin") throw invitationNotFound();
   }
   const revoked = await ctx.db
@@ -174,11 +169,12 @@ async function findPending(ctx: AuthContext, token: string): Promise<InvitationR
 /** Tells a client whether a token is still good, and for whom, so it can show the right form. */
 export async function validateInvitation(
   ctx: AuthContext,
+  teams: TeamsApi,
   token: string,
 ): Promise<{ valid: boolean; email?: string; teamName?: string }> {
   const row = await findPending(ctx, token);
   if (!row) return { valid: false };
-  const name = row.teamId ? await teamName(ctx.db, row.teamId) : undefined;
+  const name = row.teamId ? await teams.teamName(ctx.db, row.teamId) : undefined;
   return name ? { valid: true, email: row.email, teamName: name } : { valid: true, email: row.email };
 }
 
@@ -197,12 +193,12 @@ export type AcceptInput = {
  * makes the account and the membership, by an UPDATE that only one of two concurrent requests can win.
  * Nothing is consumed when the answer is 403 (another user's token) or 409 (the email already has an account).
  */
-export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Promise<TokenResponse> {
+export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input: AcceptInput): Promise<TokenResponse> {
   const invitation = await findPending(ctx, input.token);
   if (!invitation) throw invalidToken();
   const user = input.auth
-    ? await joinAsSignedInUser(ctx, invitation, input.auth)
-    : await joinWithNewAccount(ctx, invitation, input);
+    ? await joinAsSignedInUser(ctx, teams, invitation, input.auth)
+    : await joinWithNewAccount(ctx, teams, invitation, input);
   if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
@@ -210,29 +206,30 @@ export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Pr
     meta: input.meta,
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
-  return ctx.sessions.create(user, { amr: INVITATION_AMR, meta: input.meta });
+  // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail.
+  return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
 }
 
-async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
+async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
   const caller = await ctx.users.findById(auth.userId);
   if (!caller) throw errors.sessionRevoked();
   if (caller.email !== invitation.email) throw errors.forbidden("This invitation was sent to another email address");
   return ctx.db.transaction(async (tx) => {
     const now = ctx.clock.now();
     await consume(tx, invitation.tokenHash, now);
-    if (invitation.teamId) await addMember(tx, invitation.teamId, caller.id, asRole(invitation.role), now);
+    if (invitation.teamId) await teams.addMember(tx, invitation.teamId, caller.id, teams.roleOf(invitation.role), now);
     // The token came by mail to this address, which proves it.
     return caller.emailVerified ? caller : ctx.users.update(caller.id, { emailVerified: true }, tx);
   });
 }
 
-async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
+async function joinWithNewAccount(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
   const email = invitation.email;
   const existing = await ctx.users.findByEmail(email);
   // The invitation came to this mailbox, so telling its holder that the account is banned names nobody new.
   if (existing && ctx.users.isBanned(existing, ctx.clock.now())) throw errors.userBanned();
   if (existing) {
-    throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
+    throw coreError("EMAIL_TAKEN", { message: "An account with this email exists: sign in, then accept the invitation with your token" });
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);
   await assertPasswordPolicy(ctx.config, input.password, email);
@@ -245,14 +242,14 @@ async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, i
       { email, emailVerified: true, passwordHash, firstName: input.firstName || null, lastName: input.lastName || null },
       tx,
     );
-    if (invitation.teamId) await addMember(tx, invitation.teamId, created.id, asRole(invitation.role), now);
+    if (invitation.teamId) await teams.addMember(tx, invitation.teamId, created.id, teams.roleOf(invitation.role), now);
     return created;
   });
   await ctx.audit.record({ type: "sign_up", userId: user.id, meta: input.meta, data: { method: "invitation" } });
   return user;
 }
 
-/** Spends the token, or 400 INVALID_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
+/** Spends the token, or 400 INVALID_INVITATION_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
 async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
   const [won] = await tx
     .update(invitations)

@@ -6,8 +6,12 @@ import { authGuard } from "../../src/sessions/guard";
 import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
+import { definePlugin } from "../../src/plugin";
 import { issueMfaChallenge } from "./challenge";
 import { mfaReauthFactors } from "./reauth";
+import { MFA_ERRORS } from "./errors";
+import { mfaLimits, mfaSettings } from "./settings";
+import * as tables from "./schema";
 import { countPasskeys, deletePasskey, listPasskeys, loginOptions, loginWithPasskey, registerPasskey, registrationOptions } from "./passkeys";
 import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, removeAllFactors, setupTotp, verifyMfa } from "./service";
 
@@ -97,10 +101,6 @@ const requestOptionsSchema = z.object({
 
 /** Second factors: TOTP with recovery codes, and passkeys (which sign in on their own). */
 export function mfaPlugin(ctx: AuthContext) {
-  ctx.hooks.mfaChallenge = async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta });
-  ctx.hooks.credentials.push({ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors });
-  ctx.hooks.reauthFactors.push(...mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)));
-
   return new Elysia({ name: "plugin.mfa", seed: ctx.id, detail: { tags: ["mfa"] } })
     .use(authGuard(ctx))
     .post("/mfa/totp/setup", ({ auth }) => setupTotp(ctx, auth.userId), {
@@ -253,3 +253,16 @@ export function mfaPlugin(ctx: AuthContext) {
       },
     );
 }
+export default definePlugin({
+  id: "mfa",
+  settings: mfaSettings,
+  limits: mfaLimits,
+  tables,
+  errors: MFA_ERRORS,
+  hooks: (ctx) => ({
+    mfaChallenge: async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }),
+    credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
+    reauthFactors: mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)),
+  }),
+  routes: mfaPlugin,
+});

@@ -1,7 +1,8 @@
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { z } from "zod";
 import type { AuthContext, ReauthFactor } from "../../src/context";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
+import { mfaError } from "./errors";
 import { guessSecondFactor } from "./guesses";
 import { verifyPasskeyAssertion } from "./passkeys";
 import { spendRecoveryCode } from "./recovery";
@@ -41,7 +42,7 @@ export function mfaReauthFactors(ctx: AuthContext, passkeyResponse: z.ZodType<Au
         const parsed = passkeyResponse.safeParse(proof.passkeyResponse);
         if (!parsed.success) throw errors.validation([{ path: "passkeyResponse", message: "is not a WebAuthn assertion" }]);
         const owner = await verifyPasskeyAssertion(ctx, { challengeId: String(proof.challengeId), response: parsed.data, meta });
-        if (owner !== user.id) throw new AuthError(401, "PASSKEY_INVALID", "The passkey could not be verified");
+        if (owner !== user.id) throw mfaError("PASSKEY_INVALID");
       },
     },
   ];

@@ -12,7 +12,10 @@ const COOKIE_BASE_NAME = "auth_oauth_flow";
 /** A flow lives 10 minutes; the cookie lives as long, so a stale one never outlives its state. */
 export const FLOW_TTL_S = 600;
 
-/** Only a plain-http local development server may drop `Secure` (browsers would refuse the cookie there). */
+/**
+ * Only a plain-http local development server may drop `Secure` (browsers would refuse the cookie there). The cookie is
+ * set and read by this server, so PUBLIC_URL decides, wherever the app lives.
+ */
 function isLocalHttp(url: string): boolean {
   const { protocol, hostname } = new URL(url);
   return protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(hostname);
@@ -20,7 +23,7 @@ function isLocalHttp(url: string): boolean {
 
 /** `__Secure-` makes browsers refuse the cookie from plain http and from scripts setting it without `Secure`. */
 export function flowCookieName(config: Config): string {
-  return isLocalHttp(config.APP_URL) ? COOKIE_BASE_NAME : `__Secure-${COOKIE_BASE_NAME}`;
+  return isLocalHttp(config.publicUrl) ? COOKIE_BASE_NAME : `__Secure-${COOKIE_BASE_NAME}`;
 }
 
 function cookiePath(config: Config, providerId: string): string {
@@ -28,7 +31,7 @@ function cookiePath(config: Config, providerId: string): string {
 }
 
 function cookie(config: Config, providerId: string, value: string, maxAgeS: number): string {
-  const secure = isLocalHttp(config.APP_URL) ? "" : "; Secure";
+  const secure = isLocalHttp(config.publicUrl) ? "" : "; Secure";
   return `${flowCookieName(config)}=${value}; Path=${cookiePath(config, providerId)}; Max-Age=${maxAgeS}; HttpOnly; SameSite=Lax${secure}`;
 }
 

@@ -2,8 +2,9 @@ import { CodeChallengeMethod, OAuth2Client } from "arctic";
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
 import type { Config } from "../../src/config";
 import { safeEqual } from "../../src/crypto";
-import { AuthError } from "../../src/errors";
+import { errors } from "../../src/errors";
 import { canonicalEmail } from "../../src/users";
+import { oauthError } from "./errors";
 
 export const PROVIDER_IDS = ["google", "github", "microsoft", "facebook", "oidc"] as const;
 export type ProviderId = (typeof PROVIDER_IDS)[number];
@@ -37,13 +38,12 @@ const CLOCK_TOLERANCE_S = 30;
 const USER_AGENT = "bun-auth-server";
 
 export const oauthErrors = {
-  providerNotFound: () => new AuthError(404, "PROVIDER_NOT_FOUND", "This sign-in provider is not available"),
-  providerError: () => new AuthError(502, "OAUTH_PROVIDER_ERROR", "The sign-in provider did not answer as expected"),
-  invalidIdToken: () => new AuthError(401, "INVALID_ID_TOKEN", "The ID token is invalid"),
-  idTokenTooOld: () => new AuthError(401, "ID_TOKEN_TOO_OLD", "The ID token was issued too long ago; sign in with the provider again"),
-  invalidAccessToken: () => new AuthError(401, "INVALID_ACCESS_TOKEN", "The access token is invalid"),
-  credentialRequired: (field: "idToken" | "accessToken") =>
-    new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: field, message: "is required for this provider" }]),
+  providerNotFound: () => oauthError("PROVIDER_NOT_FOUND"),
+  providerError: () => oauthError("OAUTH_PROVIDER_ERROR"),
+  invalidIdToken: () => oauthError("INVALID_ID_TOKEN"),
+  idTokenTooOld: () => oauthError("ID_TOKEN_TOO_OLD"),
+  invalidAccessToken: () => oauthError("INVALID_ACCESS_TOKEN"),
+  credentialRequired: (field: "idToken" | "accessToken") => errors.validation([{ path: field, message: "is required for this provider" }]),
 };
 
 type ProviderEndpoints = { authorization: string; token: string };

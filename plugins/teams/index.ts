@@ -3,7 +3,12 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
+import { definePlugin } from "../../src/plugin";
 import { requiredString } from "../../src/validation";
+import { teamsApi } from "./api";
+import { TEAMS_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { teamsSettings } from "./settings";
 import {
   changeMemberRole,
   createTeam,
@@ -144,3 +149,12 @@ export function teamsPlugin(ctx: AuthContext) {
       },
     );
 }
+
+export default definePlugin({
+  id: "teams",
+  settings: teamsSettings,
+  tables,
+  errors: TEAMS_ERRORS,
+  api: teamsApi,
+  routes: teamsPlugin,
+});

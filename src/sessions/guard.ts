@@ -7,6 +7,17 @@ import type { AuthInfo } from "./service";
 import { assertRecentProof, type StepUpMode } from "./step-up";
 
 /**
+ * Authenticates a request as the `auth` macro does (its Authorization header, else the access cookie, which must then
+ * pass the CSRF rule), for a plugin's own guard that must run before the body is validated.
+ */
+export function authenticateRequest(ctx: AuthContext, request: Request): Promise<AuthInfo> {
+  const cookies = sessionCookies(ctx.config);
+  const credential = presentedCredential(request, cookies);
+  if (credential?.viaCookie) assertTrustedOrigin(request, cookies);
+  return ctx.sessions.authenticate(credential?.authorization);
+}
+
+/**
  * The `auth` macro: `{ auth: true }` on a route resolves the Bearer token (or the browser's access cookie) into
  * `auth` or answers 401; `{ optionalAuth: true }` resolves it when one is sent (a guest upgrading) and gives
  * `auth: null` otherwise; `{ stepUp: true }` (instead of `auth`) also needs a recent proof of a factor

@@ -1,5 +1,5 @@
 import type { AuthContext } from "../context";
-import { AuthError } from "../errors";
+import { coreError } from "../errors";
 import type { AuthInfo } from "./service";
 
 /**
@@ -8,8 +8,7 @@ import type { AuthInfo } from "./service";
  */
 export type StepUpMode = true | "password";
 
-export const reauthRequired = () =>
-  new AuthError(403, "REAUTH_REQUIRED", "Confirm it is you first (POST /auth/reauth), then try again");
+export const reauthRequired = () => coreError("REAUTH_REQUIRED");
 
 /** True when the session proved a factor within REAUTH_MAX_AGE_S; an impersonation token never has. */
 export function hasRecentProof(ctx: AuthContext, auth: AuthInfo): boolean {

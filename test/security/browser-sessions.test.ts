@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CookieJar, setCookies } from "../support/cookies";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { createSignedInUser } from "../support/users";
+
+// The preload's default reaches only the first file of a run; these tests boot servers and browsers.
+setDefaultTimeout(60_000);
 
 /**
  * Checklist: attacks on browser sessions (issue 20). The server is deployed as a browser would meet it in
@@ -57,7 +60,7 @@ describe("CSRF", () => {
 
   test("a sandboxed frame or a redirect chain (Origin: null) and a spoofed Sec-Fetch-Site next to a foreign Origin are refused", async () => {
     const { jar } = await victimSignedIn();
-    for (const headers of [{ origin: "null" }, { origin: SIBLING, "sec-fetch-site": "same-origin" }, { origin: `${AUTH}.evil.com` }, { origin: "https://auth.example.com:8443" }]) {
+    for (const headers of [{ origin: "null" }, { origin: SIBLING, "sec-fetch-site": "same-origin" }, { origin: `${AUTH}.evil.com` }, { origin: "https://auth.example.com:8443" }] as Record<string, string>[]) {
       const res = await server.request("PATCH", "/auth/me", { body: { firstName: "Mallory" }, headers: withCookies(jar, headers) });
       expect(res.status).toBe(403);
     }
