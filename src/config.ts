@@ -29,6 +29,8 @@ const coreSettingsShape = {
     REFRESH_REUSE_GRACE_S: int(10),
     SESSION_MAX_AGE_S: int(7776000),
     SESSION_IDLE_TIMEOUT_S: int(2592000),
+    /** How recent a session's last proof of a factor must be for step-up routes (credentials, email, deletion). */
+    REAUTH_MAX_AGE_S: int(300),
     PASSWORD_MIN_LENGTH: z.coerce.number().int().min(1).max(128).default(8),
     PASSWORD_REQUIRE_COMPLEXITY: bool.default(false),
     PASSWORD_HASH_MEMORY_KIB: z.coerce.number().int().min(1024).default(19456),

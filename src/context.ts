@@ -37,12 +37,34 @@ export type CredentialKind = {
   removeUnproven?(userId: string, db: Db): Promise<number>;
 };
 
+/** What `POST /auth/reauth` may carry; each factor a plugin keeps reads its own fields. */
+export type ReauthProof = {
+  password?: string;
+  totpCode?: string;
+  recoveryCode?: string;
+  emailCode?: string;
+  challengeId?: string;
+  passkeyResponse?: unknown;
+};
+
+/** A factor a plugin can check again for a signed-in user (`POST /auth/reauth`). */
+export type ReauthFactor = {
+  /** The body field that carries it (a passkey's `challengeId` comes with its `passkeyResponse`). */
+  field: Exclude<keyof ReauthProof, "challengeId">;
+  /** A second factor (TOTP, recovery code, passkey): proof enough for an account with MFA on. */
+  strong: boolean;
+  /** Throws the factor's own error when it is wrong (`400 INVALID_CODE`, `401 INVALID_CREDENTIALS`). */
+  verify(user: UserRow, proof: ReauthProof, meta: RequestMeta): Promise<void>;
+};
+
 /** Extension points a plugin fills in, so the core calls them without knowing the plugin. */
 export type Hooks = {
   /** Set by the mfa plugin: answers a sign-in of a user with MFA on. */
   mfaChallenge?: (user: UserRow, opts: { amr: string[]; meta: RequestMeta }) => Promise<MfaChallenge>;
   /** Registered by each plugin that keeps a kind of credential (a password, passkeys, TOTP, linked providers). */
   credentials: CredentialKind[];
+  /** Registered by each plugin that keeps a factor a signed-in user can prove again, by the body field it reads. */
+  reauthFactors: ReauthFactor[];
   /**
    * Run inside the transaction that may take rights from a user (a team role changed or ended, global roles changed,
    * a ban), once the change is written, so what hangs on those rights (the invitations they sent) goes with them.

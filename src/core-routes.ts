@@ -2,9 +2,11 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "./context";
 import { errors } from "./errors";
+import { emailCodeFactor, reauthenticate, sendReauthCode } from "./reauth";
 import { answerInCookies, assertTrustedOrigin, clearSessionCookies, readCookie, sessionCookies } from "./sessions/cookies";
 import { authGuard } from "./sessions/guard";
-import { nameField } from "./validation";
+import { STEP_UP_NOTE } from "./sessions/step-up";
+import { nameField, passwordField, requiredString } from "./validation";
 
 const userSchema = z.object({
   id: z.string(),
@@ -92,9 +94,20 @@ const activitySchema = z.object({
   nextCursor: z.string().nullable().describe("Pass it as `before` for the next page; null on the last one"),
 });
 
+/** Each factor is optional here; the route needs one (src/reauth.ts). A passkey response is the mfa plugin's to parse. */
+const reauthBody = z.object({
+  password: passwordField.optional(),
+  totpCode: requiredString(64).optional(),
+  recoveryCode: requiredString(64).optional(),
+  emailCode: requiredString(16).optional(),
+  challengeId: requiredString(256).optional(),
+  passkeyResponse: z.union([z.record(z.string(), z.unknown()), requiredString(32_768)]).optional(),
+});
+
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
   const { sessions, users, audit, events } = ctx;
+  ctx.hooks.reauthFactors.push(emailCodeFactor(ctx));
   const cookies = sessionCookies(ctx.config);
   return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
     .use(authGuard(ctx))
@@ -135,9 +148,12 @@ export function coreRoutes(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        auth: true,
+        stepUp: true,
         response: { 204: z.void(), ...unauthorized, 403: errorSchema },
-        detail: { summary: "Delete the account and all its data; its tokens die at once", description: "`403 REAUTH_REQUIRED` without a recent proof of a factor." },
+        detail: {
+          summary: "Delete the account and all its data; its tokens die at once",
+          description: STEP_UP_NOTE,
+        },
       },
     )
     .get(
@@ -237,6 +253,43 @@ export function coreRoutes(ctx: AuthContext) {
         params: z.object({ id: z.string().max(64) }),
         response: { 204: z.void(), ...unauthorized, 404: errorSchema },
         detail: { summary: "Revoke one of the user's sessions" },
+      },
+    )
+    .post("/reauth", ({ auth, body, meta }) => reauthenticate(ctx, auth, body, meta), {
+      auth: true,
+      body: reauthBody,
+      response: { 200: tokenResponseSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+      detail: {
+        summary: "Prove a factor again, for step-up routes",
+        description:
+          "Send one of `password`, `totpCode`, `recoveryCode`, `emailCode` (from `POST /reauth/code`), or `challengeId` (from " +
+          "`POST /passkeys/login/options`) with `passkeyResponse` (the assertion; user verification required). Every factor sent is " +
+          "checked. For an account with MFA on, a password or an email code alone is not enough: add a TOTP code, a recovery code " +
+          "(it is spent) or a passkey. Answers `200 TokenResponse` for the same session: its access token has a fresh `auth_time`, " +
+          "and its refresh token is rotated (the previous one stops working). `400 VALIDATION_ERROR` with no factor (or no second " +
+          "factor when MFA is on), `400 INVALID_CODE` for a wrong TOTP, recovery or email code, `401 INVALID_CREDENTIALS` for a " +
+          "wrong password, `401 PASSKEY_INVALID` / `INVALID_CHALLENGE` for a passkey that does not verify or is not the user's, " +
+          "`403 FORBIDDEN` for an impersonation token. Guesses are rate-limited: passwords with RATE_LIMIT_LOGIN_EMAIL per account, " +
+          "TOTP and recovery codes with RATE_LIMIT_MFA_USER per account, email codes at 5 per code.",
+      },
+    })
+    .post(
+      "/reauth/code",
+      async ({ auth, meta, set }) => {
+        await sendReauthCode(ctx, auth, meta);
+        set.status = 202;
+        return { message: "A code is on its way to your email address" };
+      },
+      {
+        auth: true,
+        response: { 202: z.object({ message: z.string() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
+        detail: {
+          summary: "Mail a code for POST /reauth",
+          description:
+            "`202`; a 6-digit code (10 minutes, 5 tries, works once) goes to the signed-in user's email, for `emailCode` in " +
+            "`POST /reauth`: the way in for an account without a password. Capped per address by RATE_LIMIT_CODE_EMAIL. " +
+            "`400 VALIDATION_ERROR` for an account without an email (a guest).",
+        },
       },
     )
     .delete(

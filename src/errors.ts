@@ -54,6 +54,7 @@ export const CORE_ERRORS = {
   FORBIDDEN: { status: 403, message: "Not allowed" },
   USER_BANNED: { status: 403, message: "This account is banned" },
   CSRF_REJECTED: { status: 403, message: "This request uses the browser session but does not come from a trusted origin" },
+  REAUTH_REQUIRED: { status: 403, message: "Confirm it is you first (POST /auth/reauth), then try again" },
   NOT_FOUND: { status: 404, message: "Not found" },
   CONFLICT: { status: 409, message: "Conflict" },
   EMAIL_TAKEN: { status: 409, message: "This email is already registered" },

@@ -51,6 +51,7 @@ export type PluginHooks = {
   rightsChanged?: Hooks["rightsChanged"];
   /** Run by `close()` before the database goes (a worker handing back what it holds). */
   shutdown?: Array<() => Promise<void>>;
+  reauthFactors?: Hooks["reauthFactors"];
 };
 
 export type PluginDefinition<
@@ -106,6 +107,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     ctx.hooks.maintenance.push(...(hooks?.maintenance ?? []));
     ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
     ctx.hooks.shutdown.push(...(hooks?.shutdown ?? []));
+    ctx.hooks.reauthFactors.push(...(hooks?.reauthFactors ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);
   }
   for (const plugin of plugins) {

@@ -256,11 +256,13 @@ export class Users {
   }
 }
 
+export const usernameTaken = () => coreError("USERNAME_TAKEN");
+
 /** Maps a Postgres unique violation on users to the contract's 409. */
 export function uniqueViolation(error: unknown): AuthError | undefined {
   const name = violatedUniqueConstraint(error);
   if (name === undefined) return undefined;
-  if (name.includes("username")) return coreError("USERNAME_TAKEN");
+  if (name.includes("username")) return usernameTaken();
   if (name.includes("users_email")) return coreError("EMAIL_TAKEN");
   return coreError("CONFLICT");
 }

@@ -19,7 +19,8 @@ afterAll(async () => {
 /** Each test signs up from its own address, so the per-IP limit of one test does not leak into another. */
 const freshIp = () => `198.51.100.${Math.floor(Math.random() * 250) + 1}, 10.0.0.${Math.floor(Math.random() * 250) + 1}`;
 let ipCounter = 0;
-const uniqueIp = () => `2001:db8::${(++ipCounter).toString(16)}`;
+/** Each in its own /64: per-IP limits count an IPv6 client by its /64 (API.md, Cross-cutting). */
+const uniqueIp = () => `2001:db8:${(++ipCounter).toString(16)}::1`;
 
 async function signUpGuest(ip = uniqueIp()) {
   const res = await server.request("POST", "/auth/anonymous", { headers: { "x-forwarded-for": ip } });

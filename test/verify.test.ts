@@ -16,7 +16,13 @@ let jwksFetches = 0;
 let verifier: TokenVerifier;
 
 beforeAll(async () => {
-  server = await createTestServer({}, { kv: prefixed(new RedisStore(REDIS_URL, 3000), kvPrefix) });
+  const kv = prefixed(new RedisStore(REDIS_URL, 3000), kvPrefix);
+  // Connected before the first request, as the server waits for its own REDIS_URL at start (this store is handed in).
+  for (let tries = 0; !(await kv.ping().then(() => true, () => false)); tries++) {
+    if (tries > 100) throw new Error("Redis did not answer");
+    await Bun.sleep(20);
+  }
+  server = await createTestServer({}, { kv });
   server.app.listen({ port: 0, hostname: "127.0.0.1" });
   base = `http://127.0.0.1:${server.app.server?.port}`;
   // Stands between the verifier and the server to count how often the keys are fetched.

@@ -5,6 +5,7 @@ import { errorSchema, userSchema, usernameField } from "../../src/core-routes";
 import type { UserRow } from "../../src/db/schema";
 import { errors } from "../../src/errors";
 import { authenticateRequest, authGuard } from "../../src/sessions/guard";
+import { assertRecentProof, STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
 import { ADMIN_ERRORS } from "./errors";
@@ -97,7 +98,7 @@ const banBody = z.object({
 });
 
 const guarded = { 401: errorSchema, 403: errorSchema };
-const CHANGES_NOTE = "Admins only (`403 FORBIDDEN` otherwise, impersonation tokens included); audited on the target with `data.adminId`.";
+const CHANGES_NOTE = `Admins only (\`403 FORBIDDEN\` otherwise, impersonation tokens included); audited on the target with \`data.adminId\`. ${STEP_UP_NOTE}`;
 
 /** Users' management over HTTP for holders of the global `admin` role (stored, or from ADMIN_EMAILS). */
 export function adminPlugin(ctx: AuthContext) {
@@ -106,17 +107,24 @@ export function adminPlugin(ctx: AuthContext) {
   return new Elysia({ name: "plugin.admin", seed: ctx.id, prefix: "/admin", detail: { tags: ["admin"], security: [{ bearer: [] }] } })
     .use(authGuard(ctx))
     .macro({
-      admin: {
+      /**
+       * `admin: true` for a route that reads, `admin: "step-up"` for one that changes something: it also needs a recent
+       * proof of a factor (403 REAUTH_REQUIRED), asked after the admin check so that a member still learns FORBIDDEN.
+       */
+      admin: (level: true | "step-up") => ({
         // Checked before the body is validated: someone who may not call the route learns nothing about its input.
         async transform({ request }) {
-          admins.set(request, await requireAdmin(ctx, await authenticateRequest(ctx, request)));
+          const auth = await authenticateRequest(ctx, request);
+          const admin = await requireAdmin(ctx, auth);
+          if (level === "step-up") await assertRecentProof(ctx, auth, true);
+          admins.set(request, admin);
         },
         resolve({ request }) {
           const admin = admins.get(request);
           if (!admin) throw errors.unauthorized();
           return { admin };
         },
-      },
+      }),
     })
     .get(
       "/users",
@@ -156,7 +164,7 @@ export function adminPlugin(ctx: AuthContext) {
         return createUser(ctx, admin, body, meta);
       },
       {
-        admin: true,
+        admin: "step-up",
         body: createBody,
         response: { 201: adminUserSchema, 400: errorSchema, 409: errorSchema, ...guarded },
         detail: {
@@ -169,7 +177,7 @@ export function adminPlugin(ctx: AuthContext) {
       },
     )
     .patch("/users/:id", ({ admin, params, body, meta }) => updateUser(ctx, admin, params.id, body, meta), {
-      admin: true,
+      admin: "step-up",
       params: idParams,
       body: updateBody,
       response: { 200: adminUserSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema, ...guarded },
@@ -182,7 +190,7 @@ export function adminPlugin(ctx: AuthContext) {
       },
     })
     .post("/users/:id/ban", ({ admin, params, body, meta }) => banUser(ctx, admin, params.id, body ?? {}, meta), {
-      admin: true,
+      admin: "step-up",
       params: idParams,
       body: banBody.optional(),
       response: { 200: adminUserSchema, 400: errorSchema, 404: errorSchema, 409: errorSchema, ...guarded },
@@ -195,7 +203,7 @@ export function adminPlugin(ctx: AuthContext) {
       },
     })
     .post("/users/:id/unban", ({ admin, params, meta }) => unbanUser(ctx, admin, params.id, meta), {
-      admin: true,
+      admin: "step-up",
       params: idParams,
       response: { 200: adminUserSchema, 404: errorSchema, ...guarded },
       detail: {
@@ -210,7 +218,7 @@ export function adminPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        admin: true,
+        admin: "step-up",
         params: idParams,
         response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: {
@@ -226,7 +234,7 @@ export function adminPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        admin: true,
+        admin: "step-up",
         params: idParams,
         response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: { summary: "End every session of a user", description: `Their tokens are refused at once on every instance. ${CHANGES_NOTE} (\`admin_sessions_revoked\`)` },
@@ -239,7 +247,7 @@ export function adminPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        admin: true,
+        admin: "step-up",
         params: idParams,
         response: { 204: z.void(), 404: errorSchema, ...guarded },
         detail: {
@@ -249,7 +257,7 @@ export function adminPlugin(ctx: AuthContext) {
       },
     )
     .post("/users/:id/impersonate", ({ admin, params, meta }) => impersonate(ctx, admin, params.id, meta), {
-      admin: true,
+      admin: "step-up",
       params: idParams,
       response: { 200: impersonationSchema, 404: errorSchema, ...guarded },
       detail: {

@@ -5,6 +5,7 @@ import { brandOf } from "../../src/branding";
 import type { AuthContext } from "../../src/context";
 import { AuthError } from "../../src/errors";
 import { assertTrustedOrigin, clearSessionCookies, sessionCookies, setSessionCookies } from "../../src/sessions/cookies";
+import { hasRecentProof } from "../../src/sessions/step-up";
 import { authGuard } from "../../src/sessions/guard";
 import type { SignInResult } from "../../src/context";
 import type { TokenResponse } from "../../src/sessions/service";
@@ -482,11 +483,9 @@ export function hostedUiPlugin(ctx: AuthContext) {
           if (!(await ctx.passwords.verify(form.deletePassword ?? "", signedIn.user.passwordHash))) {
             return accountPage(signedIn, { fields: { deletePassword: "The password is not right" } }, 401);
           }
-        } else {
-          const { session } = await ctx.sessions.current(signedIn.auth);
-          if (ctx.clock.now().getTime() - session.createdAt.getTime() > RECENT_SIGN_IN_MS) {
-            return accountPage(signedIn, { form: "Sign out and sign in again, then delete the account within 5 minutes.", fields: {} }, 403);
-          }
+        } else if (!hasRecentProof(ctx, signedIn.auth)) {
+          // Step-up's own rule (auth_time within REAUTH_MAX_AGE_S), as DELETE /auth/me applies it.
+          return accountPage(signedIn, { form: "Sign out and sign in again, then delete the account within 5 minutes.", fields: {} }, 403);
         }
         await ctx.sessions.announceEnded(await ctx.users.delete(signedIn.user.id));
         await ctx.audit.record({ type: "account_deleted", userId: signedIn.user.id, meta });
@@ -516,9 +515,6 @@ const SIGN_IN_NOTICES: Record<string, string> = {
   "password-reset": "Your password was changed. Sign in with the new one.",
   "account-deleted": "Your account was deleted.",
 };
-
-/** How recent a sign-in must be to stand for a proof of a factor, for an account without a password. */
-const RECENT_SIGN_IN_MS = 5 * 60 * 1000;
 
 const NOTICES: Record<string, string> = {
   profile: "Your profile was saved.",

@@ -3,12 +3,14 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
+import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
 import { issueMfaChallenge } from "./challenge";
+import { mfaReauthFactors } from "./reauth";
 import { MFA_ERRORS } from "./errors";
-import { mfaSettings } from "./settings";
+import { mfaLimits, mfaSettings } from "./settings";
 import * as tables from "./schema";
 import { countPasskeys, deletePasskey, listPasskeys, loginOptions, loginWithPasskey, registerPasskey, registrationOptions } from "./passkeys";
 import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, removeAllFactors, setupTotp, verifyMfa } from "./service";
@@ -102,26 +104,28 @@ export function mfaPlugin(ctx: AuthContext) {
   return new Elysia({ name: "plugin.mfa", seed: ctx.id, detail: { tags: ["mfa"] } })
     .use(authGuard(ctx))
     .post("/mfa/totp/setup", ({ auth }) => setupTotp(ctx, auth.userId), {
-      auth: true,
-      response: { 200: z.object({ secret: z.string(), otpauthUrl: z.string(), qrCode: z.string() }), 401: errorSchema, 409: errorSchema },
+      stepUp: true,
+      response: { 200: z.object({ secret: z.string(), otpauthUrl: z.string(), qrCode: z.string() }), 401: errorSchema, 403: errorSchema, 409: errorSchema },
       detail: {
         summary: "Start TOTP enrolment",
         description:
           "Makes a new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) and answers it in base32, as an `otpauth://` URL and as a PNG data URL " +
           "of its QR code. MFA is not on until `POST /mfa/totp/confirm`; calling this again replaces an unconfirmed secret. " +
-          "`409 MFA_ALREADY_ENABLED` when MFA is on (turn it off first). The secret is stored encrypted (AES-256-GCM).",
+          "`409 MFA_ALREADY_ENABLED` when MFA is on (turn it off first). The secret is stored encrypted (AES-256-GCM). " +
+          STEP_UP_NOTE,
       },
     })
     .post("/mfa/totp/confirm", ({ auth, body, meta }) => confirmTotp(ctx, auth.userId, body.code, meta), {
-      auth: true,
+      stepUp: true,
       body: z.object({ code: codeField }),
-      response: { 200: recoveryCodesSchema, 400: errorSchema, 401: errorSchema, 409: errorSchema, 429: errorSchema },
+      response: { 200: recoveryCodesSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema, 429: errorSchema },
       detail: {
         summary: "Confirm TOTP enrolment and turn MFA on",
         description:
           "Checks a code from the authenticator app (one step of skew either way), turns MFA on and answers 10 recovery codes " +
           "(`xxxxx-xxxxx`, 50 bits each; shown once, stored hashed). `400 INVALID_CODE` for a wrong or replayed code; " +
-          "`400 MFA_SETUP_REQUIRED` without a pending setup; `409 MFA_ALREADY_ENABLED`; `429` after 5 wrong codes in 15 minutes.",
+          "`400 MFA_SETUP_REQUIRED` without a pending setup; `409 MFA_ALREADY_ENABLED`; `429` after 5 wrong codes in 15 minutes. " +
+          STEP_UP_NOTE,
       },
     })
     .post("/mfa/verify", ({ body, meta }) => verifyMfa(ctx, { mfaToken: body.mfaToken, code: body.code, meta }), {
@@ -165,24 +169,25 @@ export function mfaPlugin(ctx: AuthContext) {
       },
     )
     .post("/mfa/recovery-codes", ({ auth, body, meta }) => regenerateRecoveryCodes(ctx, auth.userId, body.code, meta), {
-      auth: true,
+      stepUp: true,
       body: z.object({ code: codeField }),
-      response: { 200: recoveryCodesSchema, 400: errorSchema, 401: errorSchema, 429: errorSchema },
+      response: { 200: recoveryCodesSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
       detail: {
         summary: "Make a new set of recovery codes",
         description:
-          "Needs a current TOTP code. Answers 10 new recovery codes; every old one stops working. `400 INVALID_CODE`; `400 MFA_NOT_ENABLED`.",
+          "Needs a current TOTP code. Answers 10 new recovery codes; every old one stops working. `400 INVALID_CODE`; `400 MFA_NOT_ENABLED`. " +
+          STEP_UP_NOTE,
       },
     })
     .post("/passkeys/register/options", ({ auth }) => registrationOptions(ctx, auth.userId), {
-      auth: true,
-      response: { 200: creationOptionsSchema, 401: errorSchema },
+      stepUp: true,
+      response: { 200: creationOptionsSchema, 401: errorSchema, 403: errorSchema },
       detail: {
         summary: "Options to register a passkey",
         description:
           "`PublicKeyCredentialCreationOptionsJSON` for `navigator.credentials.create()` (e.g. `startRegistration` of @simplewebauthn/browser). " +
           "Resident key and user verification preferred; the user's passkeys are excluded. The challenge lasts 5 minutes and works once; " +
-          "a new call replaces it.",
+          `a new call replaces it. ${STEP_UP_NOTE}`,
       },
     })
     .post(
@@ -193,15 +198,15 @@ export function mfaPlugin(ctx: AuthContext) {
         return created;
       },
       {
-        auth: true,
+        stepUp: true,
         body: z.object({ response: credentialField(registrationResponseSchema), name: z.string().trim().min(1).max(100).optional() }),
-        response: { 201: passkeySchema, 400: errorSchema, 401: errorSchema, 409: errorSchema },
+        response: { 201: passkeySchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 409: errorSchema },
         detail: {
           summary: "Register a passkey",
           description:
             "Verifies the browser's registration `response` (JSON object, or a JSON string in a form body) against the pending challenge. " +
             "`400 INVALID_CHALLENGE` when there is none (spent or expired); `400 PASSKEY_INVALID` when the response does not verify; " +
-            "`409 PASSKEY_EXISTS` for a credential already registered.",
+            `\`409 PASSKEY_EXISTS\` for a credential already registered. ${STEP_UP_NOTE}`,
         },
       },
     )
@@ -241,21 +246,23 @@ export function mfaPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        auth: true,
+        stepUp: true,
         params: z.object({ id: z.string().max(64) }),
-        response: { 204: z.void(), 401: errorSchema, 404: errorSchema },
-        detail: { summary: "Delete one of the caller's passkeys", description: "`404` for an unknown id or someone else's passkey." },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema },
+        detail: { summary: "Delete one of the caller's passkeys", description: `\`404\` for an unknown id or someone else's passkey. ${STEP_UP_NOTE}` },
       },
     );
 }
 export default definePlugin({
   id: "mfa",
   settings: mfaSettings,
+  limits: mfaLimits,
   tables,
   errors: MFA_ERRORS,
   hooks: (ctx) => ({
     mfaChallenge: async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }),
     credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
+    reauthFactors: mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)),
   }),
   routes: mfaPlugin,
 });

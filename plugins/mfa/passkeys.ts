@@ -156,6 +156,23 @@ export async function loginWithPasskey(
   ctx: AuthContext,
   input: { challengeId: string; response: AuthenticationResponseJSON; meta: RequestMeta },
 ): Promise<TokenResponse> {
+  const userId = await verifyPasskeyAssertion(ctx, input);
+  const user = await ctx.users.findById(userId);
+  if (!user) {
+    await ctx.audit.record({ type: "sign_in_failed", userId: null, meta: input.meta, data: { method: "passkey", reason: "unknown_user" } });
+    throw passkeyRefused();
+  }
+  return ctx.startSession(user, { amr: ["passkey"], meta: input.meta, method: "passkey" });
+}
+
+/**
+ * Checks a passkey assertion against its one-time challenge, with user verification, and moves the passkey's counter
+ * on; answers the id of the user whose passkey it is. Used by sign-in and by POST /auth/reauth.
+ */
+export async function verifyPasskeyAssertion(
+  ctx: AuthContext,
+  input: { challengeId: string; response: AuthenticationResponseJSON; meta: RequestMeta },
+): Promise<string> {
   const { meta } = input;
   await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown");
   const raw = await ctx.kv.getDel(loginKey(input.challengeId));
@@ -194,10 +211,7 @@ export async function loginWithPasskey(
     .where(and(eq(passkeys.id, passkey.id), eq(passkeys.counter, passkey.counter)))
     .returning({ id: passkeys.id });
   if (advanced.length === 0) throw await refuse("counter", passkey.userId);
-
-  const user = await ctx.users.findById(passkey.userId);
-  if (!user) throw await refuse("unknown_user");
-  return ctx.startSession(user, { amr: ["passkey"], meta, method: "passkey" });
+  return passkey.userId;
 }
 
 export async function listPasskeys(ctx: AuthContext, userId: string): Promise<PasskeySummary[]> {

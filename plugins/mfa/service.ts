@@ -9,6 +9,7 @@ import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { mfaTokenInvalid, type OpenedMfaToken, openMfaToken, recordWrongAnswer, spendMfaToken } from "./challenge";
+import { guessSecondFactor } from "./guesses";
 import { looksLikeRecoveryCode, replaceRecoveryCodes, spendRecoveryCode } from "./recovery";
 import { passkeys, recoveryCodes, totpSecrets } from "./schema";
 import { enrollTotp, mfaAlreadyEnabled, spendTotpCode, type TotpEnrollment } from "./totp";
@@ -99,12 +100,14 @@ async function answerChallenge(
     await spendMfaToken(ctx, opened.tokenHash);
     throw mfaTokenInvalid();
   }
-  const signedIn = await ctx.db.transaction(async (tx) => {
-    const after = await spend(tx, user, opened);
-    if (!after) return null;
-    if (!(await spendMfaToken(ctx, opened.tokenHash))) throw mfaTokenInvalid();
-    return after;
-  });
+  const signedIn = await guessSecondFactor(ctx, user, meta, () =>
+    ctx.db.transaction(async (tx) => {
+      const after = await spend(tx, user, opened);
+      if (!after) return null;
+      if (!(await spendMfaToken(ctx, opened.tokenHash))) throw mfaTokenInvalid();
+      return after;
+    }),
+  );
   if (!signedIn) {
     await recordWrongAnswer(ctx, opened);
     await ctx.audit.record({ type: "sign_in_failed", userId: user.id, meta, data: { method: "mfa", reason: "invalid_code" } });
@@ -147,17 +150,21 @@ export async function disableMfa(ctx: AuthContext, userId: string, code: string,
   const user = await requireUser(ctx, userId);
   if (!user.mfaEnabled) throw mfaNotEnabled();
   const method = looksLikeRecoveryCode(code) ? "recovery_code" : "totp";
-  await withCodeAttempt(ctx, userId, () =>
-    ctx.db.transaction(async (tx) => {
-      const ok =
-        method === "recovery_code"
-          ? await spendRecoveryCode(tx, userId, code, ctx.clock.now())
-          : await spendTotpCode(ctx, userId, code, { confirmed: true, db: tx });
-      if (!ok) throw errors.invalidCode();
-      await turnMfaOff(ctx, tx, userId);
-      await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId } });
-    }),
-  );
+  await withCodeAttempt(ctx, userId, async () => {
+    const done = await guessSecondFactor(ctx, user, meta, () =>
+      ctx.db.transaction(async (tx) => {
+        const ok =
+          method === "recovery_code"
+            ? await spendRecoveryCode(tx, userId, code, ctx.clock.now())
+            : await spendTotpCode(ctx, userId, code, { confirmed: true, db: tx });
+        if (!ok) return null;
+        const off = await turnMfaOff(ctx, tx, userId);
+        await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId } });
+        return off;
+      }),
+    );
+    if (!done) throw errors.invalidCode();
+  });
   await ctx.audit.record({ type: "mfa_disabled", userId, meta, data: { method } });
   await notifySignInMethodChanged(ctx, user, { method: "totp", change: "removed", name: null });
 }
@@ -166,12 +173,16 @@ export async function disableMfa(ctx: AuthContext, userId: string, code: string,
 export async function regenerateRecoveryCodes(ctx: AuthContext, userId: string, code: string, meta: RequestMeta): Promise<{ recoveryCodes: string[] }> {
   const user = await requireUser(ctx, userId);
   if (!user.mfaEnabled) throw mfaNotEnabled();
-  const codes = await withCodeAttempt(ctx, userId, () =>
-    ctx.db.transaction(async (tx) => {
-      if (!(await spendTotpCode(ctx, userId, code, { confirmed: true, db: tx }))) throw errors.invalidCode();
-      return replaceRecoveryCodes(tx, userId);
-    }),
-  );
+  const codes = await withCodeAttempt(ctx, userId, async () => {
+    const fresh = await guessSecondFactor(ctx, user, meta, () =>
+      ctx.db.transaction(async (tx) => {
+        if (!(await spendTotpCode(ctx, userId, code, { confirmed: true, db: tx }))) return null;
+        return replaceRecoveryCodes(tx, userId);
+      }),
+    );
+    if (!fresh) throw errors.invalidCode();
+    return fresh;
+  });
   await ctx.audit.record({ type: "mfa_recovery_codes_regenerated", userId, meta });
   await sendSecurityNotice(ctx, user, "New recovery codes were made for your account; the old ones no longer work.");
   return { recoveryCodes: codes };

@@ -1,5 +1,6 @@
 import { defineSettings, type SettingsOf } from "../../src/plugin";
-import { optionalString, urlOf } from "../../src/settings-fields";
+import type { Limit } from "../../src/rate-limit";
+import { limit, optionalString, urlOf } from "../../src/settings-fields";
 
 /** The WebAuthn relying party; each part defaults from APP_URL. */
 export const mfaSettings = defineSettings({
@@ -17,8 +18,16 @@ export const mfaSettings = defineSettings({
   }),
 });
 
+export const mfaLimits = {
+  /** Second-factor guesses (TOTP, recovery codes) per account, across all its mfaTokens and reauthentications. */
+  RATE_LIMIT_MFA_USER: limit("10/900"),
+};
+
 export type MfaSettings = SettingsOf<typeof mfaSettings>;
 
 declare module "../../src/config" {
   interface PluginSettings extends MfaSettings {}
+}
+declare module "../../src/rate-limit" {
+  interface RateLimits extends Record<keyof typeof mfaLimits, Limit> {}
 }

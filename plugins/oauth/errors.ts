@@ -9,6 +9,7 @@ export const OAUTH_ERRORS = {
     message: "The sign-in was finished in another browser than the one that started it; start it again here",
   },
   INVALID_ID_TOKEN: { status: 401, message: "The ID token is invalid" },
+  ID_TOKEN_TOO_OLD: { status: 401, message: "The ID token was issued too long ago; sign in with the provider again" },
   INVALID_ACCESS_TOKEN: { status: 401, message: "The access token is invalid" },
   ACCESS_DENIED: { status: 403, message: "The sign-in was cancelled at the provider" },
   SIGNUP_REQUIRED: { status: 404, message: "No account is linked to this identity" },

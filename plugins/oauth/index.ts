@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
+import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
 import { OAUTH_ERRORS } from "./errors";
@@ -61,7 +62,7 @@ const FLOW_COOKIE =
 
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
 export function oauthPlugin(ctx: AuthContext) {
-  const providers = createProviders(ctx.config);
+  const providers = createProviders(ctx.config, () => ctx.clock.now());
   return new Elysia({ name: "plugin.oauth", seed: ctx.id, detail: { tags: ["oauth"] } })
     .use(authGuard(ctx))
     .post(
@@ -158,17 +159,18 @@ export function oauthPlugin(ctx: AuthContext) {
         return { url: flow.url };
       },
       {
-        auth: true,
+        stepUp: true,
         params: providerParams,
         body: linkBody,
-        response: { 200: z.object({ url: z.string() }), 400: errorSchema, 401: errorSchema, 404: errorSchema },
+        response: { 200: z.object({ url: z.string() }), 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema },
         detail: {
           summary: "Start linking a provider to the signed-in account",
           description:
             "`200 {url}`: send the browser there. The flow is the sign-in one and ends at `redirectTo?linked=<provider>`; " +
             "`redirectTo?error=IDENTITY_IN_USE` when the identity belongs to another account, `PROVIDER_ALREADY_LINKED` when another " +
             "identity of this provider is linked already. Same `redirectTo` rules as `GET /oauth/:provider`. " +
-            `${FLOW_COOKIE} Call this route from the browser that will open \`url\` (from a page: \`fetch\` with \`credentials: "include"\`).`,
+            `${FLOW_COOKIE} Call this route from the browser that will open \`url\` (from a page: \`fetch\` with \`credentials: "include"\`). ` +
+            STEP_UP_NOTE,
         },
       },
     )
@@ -184,14 +186,14 @@ export function oauthPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        auth: true,
+        stepUp: true,
         params: providerParams,
-        response: { 204: z.void(), 401: errorSchema, 404: errorSchema, 409: errorSchema },
+        response: { 204: z.void(), 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema },
         detail: {
           summary: "Unlink a provider",
           description:
             "`204`; `404 NOT_FOUND` when it is not linked; `409 LAST_SIGN_IN_METHOD` when the account has no password, no passkey " +
-            "and no other linked provider.",
+            `and no other linked provider. ${STEP_UP_NOTE}`,
         },
       },
     );

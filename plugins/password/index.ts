@@ -8,7 +8,7 @@ import { definePlugin } from "../../src/plugin";
 import { PASSWORD_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { passwordLimits, passwordSettings } from "./settings";
-import { changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
+import { assertCurrentPassword, changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
@@ -101,14 +101,16 @@ export function passwordPlugin(ctx: AuthContext) {
         return { message: "A code is on its way to the new address, unless it already has an account" };
       },
       {
-        auth: true,
+        stepUp: "password",
         body: z.object({ newEmail: emailField, password: passwordField.optional() }),
         response: { 202: acceptedSchema, ...errorResponses(400, 401, 403, 429) },
         detail: {
           summary: "Start moving the account to another email",
           description:
             "Mails a code to the new address. `password` is required when the account has one (`401 INVALID_CREDENTIALS` when wrong). " +
-            "An address that already has an account answers the same `202` (no enumeration): its owner is mailed a notice and no code is issued.",
+            "An address that already has an account answers the same `202` (no enumeration): its owner is mailed a notice and no code is issued. " +
+            "Step-up: for an account with a password, the right password is the proof; an account without one needs `auth_time` within " +
+            "REAUTH_MAX_AGE_S (else `403 REAUTH_REQUIRED`; renew it with `POST /reauth`).",
         },
       },
     )
@@ -198,6 +200,9 @@ export default definePlugin({
     "email-changed": () => import("../../emails/email-changed"),
     "password-changed": () => import("../../emails/password-changed"),
   },
-  hooks: () => ({ credentials: [{ countSignInMethods: countPasswords }] }),
+  hooks: (ctx) => ({
+    credentials: [{ countSignInMethods: countPasswords }],
+    reauthFactors: [{ field: "password", strong: false, verify: (user, proof) => assertCurrentPassword(ctx, user, String(proof.password)) }],
+  }),
   routes: passwordPlugin,
 });

@@ -12,7 +12,7 @@ import { removeUnprovenCredentials } from "../../src/credentials";
 import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
-import { type PublicUser, requireEmail } from "../../src/users";
+import { type PublicUser, requireEmail, usernameTaken } from "../../src/users";
 import { passwordResetTokens } from "./schema";
 
 export const RESET_TOKEN_TTL_S = 60 * 60;
@@ -66,6 +66,15 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
   await limitSignUp(ctx, meta);
+  const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
+  const upgraded = guest?.isAnonymous === true;
+  // The username is judged before the email, so a taken one answers 409 USERNAME_TAKEN whether or not the email is
+  // registered: with verification on, a taken email must look like a free one, and the username must not tell them apart.
+  const usernameHeld = async () => {
+    const holder = input.username ? await ctx.users.findByUsername(input.username) : undefined;
+    return holder !== undefined && !(upgraded && holder.id === guest.id);
+  };
+  if (await usernameHeld()) throw usernameTaken();
   // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
   // address like any other mailed code, the same for taken and free emails.
   if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
@@ -81,8 +90,6 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     lastName: input.lastName || null,
     username: input.username || null,
   };
-  const guest = caller ? await ctx.users.findById(caller.userId) : undefined;
-  const upgraded = guest?.isAnonymous === true;
   let user: UserRow;
   try {
     // A guest's account was announced when it was made: its upgrade is an update of it.
@@ -94,6 +101,8 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
+    // The username was taken meanwhile: the insert names the email's index first, but the answer must not.
+    if (await usernameHeld()) throw usernameTaken();
     const owner = await ctx.users.findByEmail(email);
     await ctx.audit.record({ type: "sign_up_existing_email", userId: owner?.id ?? null, meta });
     // A banned account is mailed nothing; the answer is the same.
@@ -199,7 +208,7 @@ async function signedInUser(ctx: AuthContext, auth: AuthInfo): Promise<UserRow> 
  * Asks for the password a user has (a stolen access token alone must not move the account elsewhere), counting
  * wrong guesses against the same per-account limit as sign-in.
  */
-async function assertCurrentPassword(ctx: AuthContext, user: UserRow, password: string): Promise<void> {
+export async function assertCurrentPassword(ctx: AuthContext, user: UserRow, password: string): Promise<void> {
   await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_EMAIL", `user:${user.id}`);
   if (!(await ctx.passwords.verify(password, user.passwordHash))) throw passwordErrors.invalidCredentials();
 }

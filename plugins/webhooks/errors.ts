@@ -1,7 +1,7 @@
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
 
 /** The plugin's failures; both use core codes (404 NOT_FOUND, 400 VALIDATION_ERROR), so it declares none of its own. */
 export const webhookErrors = {
   deliveryNotFound: () => errors.notFound("No such webhook delivery"),
-  invalidCursor: () => new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: "cursor", message: "is not a cursor this listing gave" }]),
+  invalidCursor: () => errors.validation([{ path: "cursor", message: "is not a cursor this listing gave" }]),
 };

@@ -62,6 +62,11 @@ export const sessions = pgTable(
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
     revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
     /**
+     * When the session last proved a factor: its sign-in, or its last `POST /auth/reauth`. Access tokens carry it as
+     * `auth_time`; a refresh copies it unchanged, so only a new proof makes step-up routes reachable again.
+     */
+    authTime: timestamp("auth_time", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    /**
      * The session's refresh token chain (src/sessions/refresh-token.ts): the generation of the live token, the
      * sha256 of its secret, when it was issued and when it expires, and its secret sealed with the previous token's
      * secret, so the previous token's holder alone can be answered the same successor within the grace window.

@@ -4,6 +4,7 @@ import { AuthError } from "../errors";
 import { requestMeta } from "../request";
 import { assertTrustedOrigin, presentedCredential, sessionCookies } from "./cookies";
 import type { AuthInfo } from "./service";
+import { assertRecentProof, type StepUpMode } from "./step-up";
 
 /**
  * Authenticates a request as the `auth` macro does (its Authorization header, else the access cookie, which must then
@@ -19,13 +20,24 @@ export function authenticateRequest(ctx: AuthContext, request: Request): Promise
 /**
  * The `auth` macro: `{ auth: true }` on a route resolves the Bearer token (or the browser's access cookie) into
  * `auth` or answers 401; `{ optionalAuth: true }` resolves it when one is sent (a guest upgrading) and gives
- * `auth: null` otherwise. Every route also gets `meta` (client IP and user agent).
+ * `auth: null` otherwise; `{ stepUp: true }` (instead of `auth`) also needs a recent proof of a factor
+ * (src/sessions/step-up.ts), checked right after authentication and before the body is validated, so a thief's
+ * request learns nothing from validation; `{ stepUp: "password" }` for a route whose body takes the current password,
+ * which then counts as that proof. Every route also gets `meta` (client IP and user agent).
  */
 export function authGuard(ctx: AuthContext) {
   const cookies = sessionCookies(ctx.config);
   // Before the body is read or validated: a forged request is refused having changed nothing and learnt nothing.
   const refuseCrossSiteCookie = ({ request }: { request: Request }) => {
     if (presentedCredential(request, cookies)?.viaCookie) assertTrustedOrigin(request, cookies);
+  };
+  // What the step-up check resolved before validation, handed to the route after it (the same request, once).
+  const steppedUp = new WeakMap<Request, AuthInfo>();
+  const provenCaller = async (request: Request, mode: StepUpMode) => {
+    refuseCrossSiteCookie({ request });
+    const auth = await ctx.sessions.authenticate(presentedCredential(request, cookies)?.authorization);
+    await assertRecentProof(ctx, auth, mode);
+    return auth;
   };
   return new Elysia({ name: "auth.guard", seed: ctx.id })
     .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
@@ -55,5 +67,14 @@ export function authGuard(ctx: AuthContext) {
           }
         },
       },
+      stepUp: (mode: StepUpMode) => ({
+        async transform({ request }) {
+          steppedUp.set(request, await provenCaller(request, mode));
+        },
+        async resolve({ request }) {
+          // Set by transform, which runs first; checked again, never skipped, should anything ever reorder the two.
+          return { auth: steppedUp.get(request) ?? (await provenCaller(request, mode)) };
+        },
+      }),
     });
 }

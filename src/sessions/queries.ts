@@ -43,6 +43,7 @@ export function prepareQueries(db: Db) {
         userAgent: sql.placeholder("userAgent"),
         createdAt: sql.placeholder("now"),
         lastUsedAt: sql.placeholder("now"),
+        authTime: sql.placeholder("now"),
         expiresAt: sql.placeholder("expiresAt"),
         refreshHash: sql.placeholder("refreshHash"),
         refreshIssuedAt: sql.placeholder("refreshIssuedAt"),
@@ -87,6 +88,7 @@ export function prepareQueries(db: Db) {
           refreshGen: sessions.refreshGen,
           ip: sessions.ip,
           userAgent: sessions.userAgent,
+          authTime: sessions.authTime,
         },
         user: publicUserColumns,
       })

@@ -11,7 +11,7 @@ import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { SessionInfo } from "../hooks";
-import type { AccessClaims, AccessTokens, TeamClaim } from "../tokens/access";
+import type { AccessClaims, AccessTokens, ActorClaim, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUser, type PublicUserRow, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
@@ -36,8 +36,10 @@ export type AuthInfo = {
   roles: string[];
   amr: string[];
   team?: TeamClaim;
+  /** When the session last proved a factor, in seconds since the epoch (the token's `auth_time`). */
+  authTime: number;
   /** Set on impersonation tokens: the admin acting as this user. */
-  act?: { sub: string };
+  act?: ActorClaim;
   token: string;
 };
 
@@ -205,7 +207,7 @@ export class Sessions {
     // The tokens are made before the insert: they may read the database (the refresh key, once) and run the app's
     // claims hook, neither of which belongs in the transaction, and a hook that fails then leaves nothing written.
     const refreshToken = await this.refreshToken({ sessionId, gen: 0, secret });
-    const made = await this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, ip: opts.meta.ip, userAgent: opts.meta.userAgent }, refreshToken, now);
+    const made = await this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, authTime: now, ip: opts.meta.ip, userAgent: opts.meta.userAgent }, refreshToken, now);
     const row = {
       id: sessionId,
       userId: user.id,
@@ -257,7 +259,8 @@ export class Sessions {
       refreshExpiresAt: now,
     });
     const roles = this.users.rolesOf(user);
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: sessionId, roles, amr, act: { sub: adminId } }, now, lifetimeS);
+    // auth_time 0: the user proved nothing here (and the act claim alone keeps the token out of every step-up route).
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: sessionId, roles, amr, auth_time: 0, act: { sub: adminId } }, now, lifetimeS);
     return { user: this.users.toPublic(user), accessToken, tokenType: "Bearer", expiresIn: lifetimeS, mfaEnabled: user.mfaEnabled };
   }
 
@@ -281,7 +284,7 @@ export class Sessions {
 
   private async tokenResponse(
     user: PublicUserRow,
-    claims: { sid: string; amr: string[]; team?: TeamClaim; ip?: string | null; userAgent?: string | null },
+    claims: { sid: string; amr: string[]; team?: TeamClaim; authTime: Date; ip?: string | null; userAgent?: string | null },
     refreshToken: string,
     issuedAt: Date,
   ): Promise<TokenResponse> {
@@ -290,7 +293,13 @@ export class Sessions {
     const extra = this.extraClaims
       ? await this.extraClaims(publicUser, { id: claims.sid, amr: claims.amr, ip: claims.ip ?? null, userAgent: claims.userAgent ?? null })
       : undefined;
-    const accessToken = await this.tokens.sign({ sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team }, issuedAt, undefined, extra);
+    const authTime = Math.floor(claims.authTime.getTime() / 1000);
+    const accessToken = await this.tokens.sign(
+      { sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team, auth_time: authTime },
+      issuedAt,
+      undefined,
+      extra,
+    );
     return {
       user: publicUser,
       accessToken,
@@ -326,7 +335,7 @@ export class Sessions {
     if (!rotated) return this.refused(presented, meta);
     const { session, user } = rotated;
     const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, now);
+    return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent, authTime: session.authTime }, token, now);
   }
 
   /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
@@ -355,7 +364,7 @@ export class Sessions {
       const user = await this.users.findById(session.userId);
       if (!user) throw invalidRefresh();
       const token = await this.refreshToken({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, session.refreshIssuedAt);
+      return this.tokenResponse(user, { sid: session.id, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent, authTime: session.authTime }, token, session.refreshIssuedAt);
     }
     // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.
@@ -401,7 +410,15 @@ export class Sessions {
     if (!match?.[1]) throw coreError("INVALID_TOKEN");
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
-    const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    const info: AuthInfo = {
+      userId: claims.sub,
+      sessionId: claims.sid,
+      roles: claims.roles,
+      amr: claims.amr,
+      team: claims.team,
+      authTime: claims.auth_time,
+      token,
+    };
     if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
     // Shared by every request presenting this token, so nobody may change it.
     Object.freeze(info.roles);
@@ -507,20 +524,23 @@ export class Sessions {
       .where(eq(sessions.id, sessionId));
   }
 
-  /** Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. */
-  async reissue(sessionId: string): Promise<TokenResponse> {
+  /**
+   * Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. `reauthenticated`:
+   * the session just proved a factor again (POST /auth/reauth), so its `auth_time` becomes now.
+   */
+  async reissue(sessionId: string, opts: { reauthenticated?: boolean } = {}): Promise<TokenResponse> {
     const now = this.clock.now();
     const secret = randomToken(32);
     const [session] = await this.db
       .update(sessions)
-      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chainLink(secret, now, null) })
+      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chainLink(secret, now, null), ...(opts.reauthenticated ? { authTime: now } : {}) })
       .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
       .returning();
     if (!session) throw errors.sessionRevoked();
     const user = await this.users.findById(session.userId);
     if (!user) throw errors.sessionRevoked();
     const token = await this.refreshToken({ sessionId, gen: session.refreshGen, secret });
-    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent }, token, now);
+    return this.tokenResponse(user, { sid: sessionId, amr: session.amr, team: teamOf(session), ip: session.ip, userAgent: session.userAgent, authTime: session.authTime }, token, now);
   }
 
   /**

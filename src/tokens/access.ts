@@ -7,14 +7,18 @@ import { loadSigningKeys, type SigningKey } from "./keys";
 import type { Clock } from "../clock";
 
 export type TeamClaim = { id: string; role: string };
+/** The admin acting as the user (RFC 8693 `act`), on impersonation tokens only. */
+export type ActorClaim = { sub: string };
 export type AccessClaims = {
   sub: string;
   sid: string;
   roles: string[];
   amr: string[];
   team?: TeamClaim;
+  /** When the session last proved a factor (OIDC `auth_time`, seconds); step-up routes need it recent. */
+  auth_time: number;
   /** The admin acting as `sub`, on impersonation tokens only. */
-  act?: { sub: string };
+  act?: ActorClaim;
   iat: number;
   exp: number;
 };
@@ -67,6 +71,7 @@ export class AccessTokens {
     // Extra claims (the library's accessTokenClaims hook) never carry a reserved name: src/hooks.ts refuses those.
     const payload: Record<string, unknown> = { ...extra, sid: claims.sid, roles: claims.roles, amr: claims.amr };
     if (claims.team) payload.team = claims.team;
+    payload.auth_time = claims.auth_time;
     if (claims.act) payload.act = { sub: claims.act.sub };
     payload.sub = claims.sub;
     payload.iss = this.config.issuer;
@@ -127,6 +132,8 @@ export class AccessTokens {
       });
       if (typeof payload.sid !== "string" || !Array.isArray(payload.roles) || !Array.isArray(payload.amr)) throw invalidToken();
       if (payload.act !== undefined && typeof (payload.act as { sub?: unknown } | null)?.sub !== "string") throw invalidToken();
+      // A token from before auth_time existed proves no recent factor: it counts as proven at the epoch.
+      if (typeof payload.auth_time !== "number") payload.auth_time = 0;
       return payload as unknown as AccessClaims;
     } catch {
       throw invalidToken();

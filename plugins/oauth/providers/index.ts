@@ -21,9 +21,12 @@ export function isOidcProvider(provider: OAuthProvider): provider is OidcProvide
 }
 
 /** The providers switched on by configuration: each needs its client id and secret (and OIDC its issuer). */
-export function createProviders(config: Config): Map<string, OAuthProvider> {
+export function createProviders(config: Config, now: () => Date): Map<string, OAuthProvider> {
   const providers = new Map<string, OAuthProvider>();
-  const add = (provider: OAuthProvider) => providers.set(provider.id, provider);
+  const add = (provider: OAuthProvider) => {
+    provider.now = now;
+    providers.set(provider.id, provider);
+  };
   if (config.OAUTH_GOOGLE_CLIENT_ID && config.OAUTH_GOOGLE_CLIENT_SECRET) {
     add(new GoogleProvider(config, config.OAUTH_GOOGLE_CLIENT_ID, config.OAUTH_GOOGLE_CLIENT_SECRET));
   }

@@ -1,5 +1,6 @@
 import { CodeChallengeMethod, OAuth2Client } from "arctic";
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
+import { safeEqual } from "../../../src/crypto";
 import { errors } from "../../../src/errors";
 import { canonicalEmail } from "../../../src/users";
 import { oauthError } from "../errors";
@@ -32,12 +33,20 @@ export type ProviderTokens = { accessToken: string; idToken?: string };
 export type ProviderCredential = { idToken?: string; accessToken?: string; nonce?: string };
 
 export const PROVIDER_TIMEOUT_MS = 10_000;
+/**
+ * ID tokens issued longer ago than this are refused: an SDK hands the app a fresh one at each sign-in, so an old one is
+ * more likely copied (from a log, another app of the same provider account) than just obtained.
+ */
+export const ID_TOKEN_MAX_AGE_S = 300;
+/** Allowed disagreement between the provider's clock and ours, for exp and iat. */
+const CLOCK_TOLERANCE_S = 30;
 export const USER_AGENT = "bun-auth-server";
 
 export const oauthErrors = {
   providerNotFound: () => oauthError("PROVIDER_NOT_FOUND"),
   providerError: () => oauthError("OAUTH_PROVIDER_ERROR"),
   invalidIdToken: () => oauthError("INVALID_ID_TOKEN"),
+  idTokenTooOld: () => oauthError("ID_TOKEN_TOO_OLD"),
   invalidAccessToken: () => oauthError("INVALID_ACCESS_TOKEN"),
   credentialRequired: (field: "idToken" | "accessToken") => errors.validation([{ path: field, message: "is required for this provider" }]),
 };
@@ -53,6 +62,8 @@ export abstract class OAuthProvider {
   abstract readonly usesNonce: boolean;
   /** How the client authenticates at the token endpoint: HTTP Basic, or id and secret in the form body. */
   protected tokenAuth: "basic" | "post" = "basic";
+  /** The server's clock (set by createProviders), which judges the age of ID tokens. */
+  now: () => Date = () => new Date();
 
   constructor(
     readonly clientId: string,
@@ -163,7 +174,11 @@ export abstract class IdTokenProvider extends OAuthProvider {
   /** Whether the provider vouches for the email claim (providers word this differently). */
   protected abstract emailVerified(claims: JWTPayload): boolean;
 
-  /** Checks signature (by the provider's JWKS), iss, aud (our client id), exp and, when given, the nonce. */
+  /**
+   * Checks signature (by the provider's JWKS), iss, aud (our client id), exp, iat (at most ID_TOKEN_MAX_AGE_S ago, never
+   * ahead of us) and the nonce: a token that carries one is refused unless the same one is given (a token minted for
+   * another app's sign-in of this person cannot be replayed here), and a nonce given must be in the token.
+   */
   protected async verifyIdToken(idToken: string, nonce: string | undefined): Promise<JWTPayload> {
     const rules = await this.idTokenRules();
     if (this.jwks?.url !== rules.jwksUrl) {
@@ -176,12 +191,19 @@ export abstract class IdTokenProvider extends OAuthProvider {
         issuer,
         audience: this.clientId,
         requiredClaims: ["sub", "exp", "iat"],
-        clockTolerance: 30,
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: this.now(),
       }));
     } catch {
       throw oauthErrors.invalidIdToken();
     }
-    if (nonce !== undefined && claims.nonce !== nonce) throw oauthErrors.invalidIdToken();
+    const carried = claims.nonce;
+    if (carried !== undefined || nonce !== undefined) {
+      if (typeof carried !== "string" || nonce === undefined || !safeEqual(carried, nonce)) throw oauthErrors.invalidIdToken();
+    }
+    const ageS = Math.floor(this.now().getTime() / 1000) - Number(claims.iat);
+    if (ageS < -CLOCK_TOLERANCE_S) throw oauthErrors.invalidIdToken();
+    if (ageS > ID_TOKEN_MAX_AGE_S + CLOCK_TOLERANCE_S) throw oauthErrors.idTokenTooOld();
     return claims;
   }
 
