@@ -434,6 +434,16 @@ describe("admin routes", () => {
     await hooks.stop();
   });
 
+  test("a manual retry changes something: a token whose last proof of a factor is older than REAUTH_MAX_AGE_S gets 403 REAUTH_REQUIRED", async () => {
+    const claims = decodeJwt(admin) as { sub: string; sid: string; roles: string[]; amr: string[] };
+    const stale = await server.ctx.tokens.sign({ sub: claims.sub, sid: claims.sid, roles: claims.roles, amr: claims.amr, auth_time: Math.floor(Date.now() / 1000) - 301 });
+    const res = await server.request("POST", "/auth/admin/webhooks/deliveries/0193aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee/retry", { token: stale });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe("REAUTH_REQUIRED");
+    const fresh = await server.request("POST", "/auth/admin/webhooks/deliveries/0193aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee/retry", { token: admin });
+    expect(fresh.status).toBe(404);
+  });
+
   test("admins list deliveries newest first, filtered and paged; a manual retry makes one more attempt with the same id", async () => {
     const made: Array<Awaited<ReturnType<typeof register>>> = [];
     for (let i = 0; i < 3; i++) made.push(await register(server));

@@ -10,6 +10,7 @@ import { webhookErrors } from "./errors";
 import { webhookDeliveries } from "./schema";
 import { DeliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
 import { webhookSettings } from "./settings";
+import { assertRecentProof } from "../../src/sessions/step-up";
 
 const deliverySchema = z.object({
   id: z.string(),
@@ -100,6 +101,8 @@ function webhookRoutes(ctx: AuthContext) {
       "/deliveries/:id/retry",
       async ({ auth, params, meta, set }) => {
         requireAdmin(auth);
+        // It changes something, so like every such admin route it needs a recent proof of a factor (API.md "Step-up").
+        await assertRecentProof(ctx, auth, true);
         if (!(await retryDelivery(ctx, params.id))) throw webhookErrors.deliveryNotFound();
         await ctx.audit.record({ type: "webhook_retried", userId: auth.userId, meta, data: { adminId: auth.userId, deliveryId: params.id } });
         workers.get(ctx)?.wake();
