@@ -14,7 +14,11 @@ type Spec = { paths: Record<string, Record<string, { responses?: Record<string, 
 const sourceFiles = async () => {
   const files: Array<{ path: string; text: string }> = [];
   for (const dir of ["src", "plugins"]) {
-    for await (const path of new Glob(`${dir}/**/*.ts`).scan(".")) files.push({ path, text: await Bun.file(path).text() });
+    // Scanned from the folder itself: a scan from the root walks every folder there, and one a test removes meanwhile fails it.
+    for await (const relative of new Glob("**/*.ts").scan({ cwd: dir })) {
+      const path = `${dir}/${relative}`;
+      files.push({ path, text: await Bun.file(path).text() });
+    }
   }
   return files;
 };

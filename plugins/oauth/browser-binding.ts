@@ -23,9 +23,13 @@ export function flowCookieName(config: Config): string {
   return isSecure(config) ? `__Secure-${COOKIE_BASE_NAME}` : COOKIE_BASE_NAME;
 }
 
-/** The callback's path as the browser sees it: under PUBLIC_URL's own path when the server sits behind a prefix. */
+/**
+ * The callback's path as the browser sees it: under PUBLIC_URL's own path when the server sits behind a prefix. The
+ * provider segment is percent-encoded as the browser sends it: a callback for an unknown provider clears the cookie
+ * under whatever name it was given, and a raw non-ASCII or `;` there would make the Set-Cookie header invalid.
+ */
 function cookiePath(config: Config, providerId: string): string {
-  return `${new URL(config.publicUrl).pathname.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${new URL(config.publicUrl).pathname.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${encodeURIComponent(providerId)}/callback`;
 }
 
 function cookie(config: Config, providerId: string, value: string, maxAgeS: number): string {

@@ -214,6 +214,16 @@ describe("OAuth redirect flows are bound to the browser that started them", () =
   });
 });
 
+describe("a callback for a provider name no browser cookie could carry", () => {
+  test("non-ASCII and separators in the provider segment clear the flow cookie under a valid header, never a 500", async () => {
+    for (const provider of ["ada%EF%BC%A0example.com", "x%3B%20Domain%3Devil.com", "%E2%80%AE"]) {
+      const res = await server.request("GET", `/auth/oauth/${provider}/callback?state=x&code=y`);
+      expect(res.status).toBeLessThan(500);
+      for (const cookie of res.headers.getSetCookie()) expect(cookie).not.toMatch(/[^\x20-\x7e]|Domain=/);
+    }
+  });
+});
+
 describe("the flow cookie outside local development", () => {
   test("with an https PUBLIC_URL it is __Secure- prefixed and Secure", async () => {
     const secure = await createTestServer({
