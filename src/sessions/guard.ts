@@ -68,6 +68,7 @@ export function authGuard(ctx: AuthContext) {
         },
       },
       stepUp: (mode: StepUpMode) => ({
+        detail: { security: [{ bearer: [] }, { cookie: [] }] },
         async transform({ request }) {
           steppedUp.set(request, await provenCaller(request, mode));
         },
