@@ -1,33 +1,13 @@
-import { ConfigError, loadConfig } from "./config";
+import { configOrExit, runCommand } from "./cli";
 import { landing, startupSummary } from "./first-screen";
 import { createLogger } from "./logger";
 import { buildAuthServer } from "./server";
 
-/**
- * `auth-server --healthcheck` asks the running server's /health and exits 0 or 1: container images without curl
- * (distroless) use it as their HEALTHCHECK.
- */
-async function healthcheck(port: number): Promise<never> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) });
-    process.exit(res.ok ? 0 : 1);
-  } catch {
-    process.exit(1);
-  }
-}
-
 async function main() {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
-  if (process.argv.includes("--healthcheck")) await healthcheck(config.PORT);
+  // A command (--help, migrate, users create-admin, healthcheck...) runs and exits; none starts the server.
+  const exitCode = await runCommand(process.argv.slice(2));
+  if (exitCode !== null) process.exit(exitCode);
+  const config = configOrExit();
   const logger = createLogger(config.LOG_LEVEL);
   const server = await buildAuthServer(process.env, { logger });
   // src/body.ts answers 413 for anything over 64 KiB and never reads more; Bun's own cap, which answers with an empty

@@ -47,3 +47,6 @@ export function allPluginRoutes(ctx: AuthContext) {
     .use(admin.routes(ctx, deps))
     .use(webhooks.routes(ctx, deps));
 }
+
+/** For the CLI (`users create-admin EMAIL`): the admin plugin's grant, reached through the composition root. */
+export { grantAdmin } from "../plugins/admin/service";
