@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type Browser, type CDPSession, chromium, type Page } from "playwright-core";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
-import { serveWebAuthnPage, type WebAuthnPage } from "./support/webauthn-page";
+import { openAuthenticatorPage, serveWebAuthnPage, type WebAuthnPage } from "./support/webauthn-page";
 
 /**
  * A real authenticator: Chromium's virtual CTAP2 authenticator (DevTools protocol) creates and signs with real
@@ -27,15 +27,7 @@ beforeAll(async () => {
     executablePath: "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   });
-  page = await browser.newPage();
-  await page.goto(site.origin);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const added = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-  });
-  authenticatorId = added.authenticatorId;
+  ({ page, cdp, authenticatorId } = await openAuthenticatorPage(browser, site.origin));
 }, 60_000);
 
 afterAll(async () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Secret, TOTP } from "otpauth";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { serveWebAuthnPage, type WebAuthnPage } from "./support/webauthn-page";
+import { openAuthenticatorPage, serveWebAuthnPage, type WebAuthnPage } from "./support/webauthn-page";
 
 /**
  * The embedded default across a restart: a real server process on a DATA_DIR, stopped and started again on it.
@@ -107,7 +107,6 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "auth-restart-"));
   site = serveWebAuthnPage();
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
-  page = await browser.newPage();
 }, 60_000);
 
 afterAll(async () => {
@@ -137,13 +136,7 @@ describe("second factors across a restart on the embedded database", () => {
     const recoveryCodes = confirmed.body.recoveryCodes as string[];
     expect(recoveryCodes).toHaveLength(10);
 
-    await page.goto(site.origin);
-    await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send("WebAuthn.enable");
-    await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-    });
+    ({ page } = await openAuthenticatorPage(browser, site.origin));
     const passkey = await page.evaluate(async (accessToken) => {
       const auth = { authorization: `Bearer ${accessToken}` };
       const optionsJSON = await (await fetch("/auth/passkeys/register/options", { method: "POST", headers: auth })).json();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { newAdmin } from "../support/admin";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
-import { serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
+import { openAuthenticatorPage, serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
 
 // Each test signs users in (argon2) and sends mail; on a loaded shared machine 5 s is too tight.
 setDefaultTimeout(30_000);
@@ -21,14 +21,7 @@ beforeAll(async () => {
   server = await createTestServer({ WEBAUTHN_ORIGIN: site.origin, WEBAUTHN_RP_ID: "localhost", WEBAUTHN_RP_NAME: "Acme" });
   served.setHandler((request) => server.app.handle(request));
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
-  page = await browser.newPage();
-  await page.goto(site.origin);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-  });
+  ({ page } = await openAuthenticatorPage(browser, site.origin));
 }, 60_000);
 
 afterAll(async () => {

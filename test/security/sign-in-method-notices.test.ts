@@ -6,7 +6,7 @@ import { newId } from "../../src/crypto";
 import { type IdpAccount, startTestIdp, type TestIdp } from "../support/oidc-provider";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { createSignedInUser } from "../support/users";
-import { serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
+import { openAuthenticatorPage, serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
 
 /**
  * Checklist: every way into an account that is added or removed mails its owner (issue 17, point 8): a linked
@@ -40,14 +40,7 @@ beforeAll(async () => {
   });
   served.setHandler((request) => server.app.handle(request));
   chrome = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
-  page = await chrome.newPage();
-  await page.goto(site.origin);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-  });
+  ({ page } = await openAuthenticatorPage(chrome, site.origin));
 }, 60_000);
 afterAll(async () => {
   await chrome?.close();

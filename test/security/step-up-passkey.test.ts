@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decodeJwt } from "jose";
-import { type Browser, type CDPSession, chromium, type Page } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
 import { movableClock } from "../support/users";
-import { serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
+import { openAuthenticatorPage, serveWebAuthnPage, type WebAuthnPage } from "../support/webauthn-page";
 
 /**
  * Checklist: `POST /auth/reauth` with a passkey (Chromium's virtual authenticator signs for real): the user's own
@@ -17,7 +17,6 @@ let server: TestServer;
 let site: WebAuthnPage;
 let browser: Browser;
 let page: Page;
-let cdp: CDPSession;
 
 beforeAll(async () => {
   const served = serveWebAuthnPage();
@@ -25,14 +24,7 @@ beforeAll(async () => {
   server = await createTestServer({ WEBAUTHN_ORIGIN: site.origin, WEBAUTHN_RP_ID: "localhost", WEBAUTHN_RP_NAME: "Acme", ACCESS_TOKEN_TTL_S: 3600 }, { clock });
   served.setHandler((request) => server.app.handle(request));
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
-  page = await browser.newPage();
-  await page.goto(site.origin);
-  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
-  cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
-  });
+  ({ page } = await openAuthenticatorPage(browser, site.origin));
 }, 60_000);
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import { join, normalize } from "node:path";
+import type { Browser, CDPSession, Page } from "playwright-core";
 
 const BROWSER_LIB_DIR = join(import.meta.dir, "../../node_modules/@simplewebauthn/browser/esm");
 
@@ -52,4 +53,20 @@ export function serveWebAuthnPage(): WebAuthnPage & { setHandler(handle: (reques
       await http.stop(true);
     },
   };
+}
+
+/**
+ * A new tab of `browser` on the page served at `origin`, with Chromium's virtual CTAP2 authenticator attached over the
+ * DevTools protocol: it creates and signs with real keys, with user verification.
+ */
+export async function openAuthenticatorPage(browser: Browser, origin: string): Promise<{ page: Page; cdp: CDPSession; authenticatorId: string }> {
+  const page = await browser.newPage();
+  await page.goto(origin);
+  await page.waitForSelector("body[data-ready=true]", { state: "attached" });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  });
+  return { page, cdp, authenticatorId };
 }
