@@ -103,7 +103,8 @@ export function coreRoutes(ctx: AuthContext) {
       "/me",
       async ({ auth, meta, set }) => {
         // The sessions go with the user, a racing sign-in's included; their tokens are refused on every instance.
-        await sessions.announceEnded(await users.delete(auth.userId));
+        const ended = await users.delete(auth.userId, (tx, ids) => sessions.recordRevocations(tx, ids));
+        await sessions.announceEnded(ended);
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         set.status = 204;
       },

@@ -27,13 +27,14 @@ export async function removeUnprovenCredentials(ctx: AuthContext, userId: string
  * credentials and password die, MFA is off, and when anything had been planted every session ends.
  */
 export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, meta: RequestMeta): Promise<UserRow> {
-  const claimed = await ctx.db.transaction(async (tx) => {
+  const claimed = await ctx.sessions.withRevocations(async (tx, revoke) => {
     const removed = await removeUnprovenCredentials(ctx, user.id, tx);
     const row = await ctx.users.update(user.id, { emailVerified: true, passwordHash: null, mfaEnabled: false }, tx);
-    return { row, planted: user.passwordHash !== null || user.mfaEnabled || removed > 0 };
+    const planted = user.passwordHash !== null || user.mfaEnabled || removed > 0;
+    return { row, planted, revoked: planted ? await revoke.allOf(user.id) : 0 };
   });
   if (claimed.planted) {
-    const revoked = await ctx.sessions.revokeAll(user.id);
+    const revoked = claimed.revoked;
     await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
     if (user.mfaEnabled) await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta, data: { method: "unverified_account_claimed" } });
   }

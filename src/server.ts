@@ -73,7 +73,12 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [], credentials: [] };
+  const hooks: Hooks = { maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})], credentials: [] };
+  // No token is accepted before the revocations in force are loaded and the channel that brings new ones is live.
+  await sessions.ready(Math.max(config.BACKEND_TIMEOUT_MS, 1000) * 2).catch((error) => {
+    sessions.close();
+    throw config.REDIS_URL ? new Error("cannot reach Redis at REDIS_URL (no answer in time)") : error;
+  });
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));

@@ -202,14 +202,17 @@ export class Users {
    * Deletes the user and, by cascade, everything of theirs; answers the ids of the live sessions that went with it,
    * for the caller to announce as revoked (those revoked earlier were announced then). The row is locked first, so a
    * sign-in racing this either made its session before (and it is in the answer) or finds no user to make one for
-   * (the insert breaks its foreign key).
+   * (the insert breaks its foreign key). `inTransaction` runs before the commit with those ids (to record them as
+   * revoked in the same transaction).
    */
-  async delete(id: string): Promise<string[]> {
+  async delete(id: string, inTransaction?: (tx: Db, endedSessionIds: string[]) => Promise<void>): Promise<string[]> {
     const ended = await this.db.transaction(async (tx) => {
       await tx.select({ id: users.id }).from(users).where(eq(users.id, id)).for("update");
       const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id, revokedAt: sessions.revokedAt });
       await tx.delete(users).where(eq(users.id, id));
-      return gone.filter((s) => s.revokedAt === null).map((s) => s.id);
+      const endedIds = gone.filter((s) => s.revokedAt === null).map((s) => s.id);
+      await inTransaction?.(tx, endedIds);
+      return endedIds;
     });
     this.changed(id);
     return ended;

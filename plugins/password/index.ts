@@ -115,7 +115,8 @@ export function passwordPlugin(ctx: AuthContext) {
       response: { 200: userSchema, ...errorResponses(400, 401, 409) },
       detail: {
         summary: "Finish an email change with the code sent to the new address",
-        description: "`200 User` with the new (verified) email; the old address is told. `400 INVALID_CODE`, `409 EMAIL_TAKEN`.",
+        description:
+          "`200 User` with the new (verified) email; the old address is told, every outstanding reset link is spent and every other session ends (in one transaction). `400 INVALID_CODE`, `409 EMAIL_TAKEN`.",
       },
     })
     .post(

@@ -215,7 +215,13 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true });
+  // Credentials follow their mailbox: the move, the reset links it spends and the other sessions it ends commit together.
+  const user = await ctx.sessions.withRevocations(async (tx, revoke) => {
+    const moved = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
+    await spendResetLinks(tx, auth.userId, ctx.clock.now());
+    await revoke.allOf(auth.userId, auth.sessionId);
+    return moved;
+  });
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
   await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
   return ctx.users.toPublic(user);
@@ -233,8 +239,13 @@ export async function changePassword(
   assertConfirmed(input.newPassword, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
-  await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.newPassword) });
-  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId);
+  const passwordHash = await ctx.passwords.hash(input.newPassword);
+  // The new password, the reset links it spends and the sessions it ends commit together, or not at all.
+  const revoked = await ctx.sessions.withRevocations(async (tx, revoke) => {
+    await ctx.users.update(user.id, { passwordHash }, tx);
+    await spendResetLinks(tx, user.id, ctx.clock.now());
+    return revoke.allOf(user.id, auth.sessionId);
+  });
   await sendEmailDetached(ctx, user.email, "password-changed", {});
   await ctx.audit.record({ type: "password_changed", userId: user.id, meta, data: { method: "change", sessionsRevoked: revoked } });
 }
@@ -268,6 +279,14 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await sendEmailDetached(ctx, user ? email : null, "password-reset", { link }, stored);
 }
 
+/** Spends every outstanding reset link of the user. */
+async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
+}
+
 const liveToken = (tokenHash: string, now: Date) =>
   and(eq(passwordResetTokens.tokenHash, tokenHash), isNull(passwordResetTokens.usedAt), gt(passwordResetTokens.expiresAt, now));
 
@@ -296,7 +315,7 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   const passwordHash = await ctx.passwords.hash(input.newPassword);
 
   const now = ctx.clock.now();
-  const won = await ctx.db.transaction(async (tx) => {
+  const won = await ctx.sessions.withRevocations(async (tx, revoke) => {
     const [spent] = await tx
       .update(passwordResetTokens)
       .set({ usedAt: now })
@@ -304,20 +323,16 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       .returning({ userId: passwordResetTokens.userId });
     if (!spent) return false;
     // Older links of this user die with the one used: a reset closes every other way back in.
-    await tx
-      .update(passwordResetTokens)
-      .set({ usedAt: now })
-      .where(and(eq(passwordResetTokens.userId, spent.userId), isNull(passwordResetTokens.usedAt)));
+    await spendResetLinks(tx, spent.userId, now);
     // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
     // else its creator set up (a passkey, TOTP, a linked provider) dies with the old password.
     const unproven = !user.emailVerified;
     if (unproven) await removeUnprovenCredentials(ctx, spent.userId, tx);
     await ctx.users.update(spent.userId, { passwordHash, emailVerified: true, ...(unproven ? { mfaEnabled: false } : {}) }, tx);
-    return true;
+    return { revoked: await revoke.allOf(spent.userId) };
   });
   if (!won) throw passwordErrors.invalidToken();
-
-  const revoked = await ctx.sessions.revokeAll(user.id);
+  const { revoked } = won;
   // An attacker's wrong guesses locked the account's sign-in; the owner just proved the mailbox, so let them in now.
   const names = [`user:${user.id}`, user.email, user.username?.toLowerCase()].filter((n): n is string => Boolean(n));
   await Promise.all(names.map((name) => ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", name)));

@@ -82,5 +82,20 @@ export const auditEvents = pgTable(
   (t) => [index("audit_user_idx").on(t.userId, t.id)],
 );
 
+/**
+ * Every revocation in force (a session id, or a session's team claim), kept until no access token it refuses can
+ * still be valid. Written in the transaction of the change that implies it: the truth every instance loads at start
+ * and after it lost the revocation channel, so a Redis restart revives no token.
+ */
+export const revocations = pgTable(
+  "revocations",
+  {
+    entry: text("entry").primaryKey(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("revocations_expires_idx").on(t.expiresAt)],
+);
+
 export type UserRow = typeof users.$inferSelect;
 export type SessionRow = typeof sessions.$inferSelect;

@@ -82,10 +82,21 @@ export class MemoryStore implements KeyValueStore {
     const handlers = this.channels.get(channel) ?? new Set<(message: string) => void>();
     this.channels.set(channel, handlers);
     handlers.add(onMessage);
-    const subscription = { live: false, close: () => void handlers.delete(onMessage) };
-    void Promise.resolve(onReady()).then(() => {
-      subscription.live = true;
-    });
+    const subscription = { live: false, downSince: Date.now() as number | null, close: () => void handlers.delete(onMessage) };
+    // onReady loads what was missed from the database, which may be down: tried again until it works.
+    const sync = () =>
+      Promise.resolve()
+        .then(onReady)
+        .then(
+          () => {
+            subscription.live = true;
+            subscription.downSince = null;
+          },
+          () => {
+            if (handlers.has(onMessage)) setTimeout(sync, 1000).unref?.();
+          },
+        );
+    void sync();
     return subscription;
   }
   async ping() {}

@@ -34,5 +34,7 @@ export interface KeyValueStore {
 export type Subscription = {
   /** False while the subscription is down: messages may be missed, so callers must not rely on it alone. */
   readonly live: boolean;
+  /** While not live, since when (epoch ms) it has been down, or was made; null while live. */
+  readonly downSince: number | null;
   close(): void;
 };

@@ -4,8 +4,8 @@ import type { AuditLog } from "../audit";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
-import { type SessionRow, sessions, type UserRow, users } from "../db/schema";
-import { AuthError, errors } from "../errors";
+import { revocations, type SessionRow, sessions, type UserRow, users } from "../db/schema";
+import { AuthError, errors, UnavailableError } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
@@ -49,6 +49,19 @@ const USER_CHANGED = "user:";
  */
 const CURRENT_CACHE_TTL_MS = 1000;
 const CURRENT_CACHE_MAX = 10_000;
+
+/**
+ * What a change records inside its transaction: the sessions (or claims) it ends. They are written to Postgres in that
+ * transaction and announced to every instance once it commits; each call answers how many it ended.
+ */
+export type Revoke = {
+  session(sessionId: string): Promise<number>;
+  allOf(userId: string, exceptSessionId?: string): Promise<number>;
+  teamClaims(claims: Array<{ sessionId: string; team: TeamClaim }>): Promise<number>;
+};
+
+/** How long a failed announcement is tried again, in the background, before the revocation row alone must do. */
+const ANNOUNCE_RETRY_MS = 1000;
 
 type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS: number };
 
@@ -147,6 +160,9 @@ export class Sessions {
   private readonly echoes = new Map<string, Array<() => void>>();
   /** Built once: building a drizzle query per request costs as much as running it. */
   private readonly queries: ReturnType<typeof prepareQueries>;
+  /** Set once the revocations in force have been loaded from Postgres: until then no token is accepted. */
+  private synced = false;
+  private readonly retries = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
     private readonly db: Db,
@@ -188,6 +204,17 @@ export class Sessions {
   /** Stops listening for revocations. */
   close(): void {
     this.revocations.close();
+    for (const timer of this.retries) clearTimeout(timer);
+    this.retries.clear();
+  }
+
+  /** Resolves once the revocations in force are loaded and the channel is live; rejects after `timeoutMs`. */
+  async ready(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(this.synced && this.revocations.live)) {
+      if (Date.now() > deadline) throw new UnavailableError("kv");
+      await Bun.sleep(10);
+    }
   }
 
   private get revocationTtlS() {
@@ -195,10 +222,10 @@ export class Sessions {
   }
 
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
-  private forget(sessionId: string): void {
+  private forget(sessionId: string, untilMs?: number): void {
     if (!sessionId) return;
     const t = this.now().getTime();
-    this.revokedIds.set(sessionId, t + this.revocationTtlS * 1000);
+    this.revokedIds.set(sessionId, untilMs ?? t + this.revocationTtlS * 1000);
     this.currentCache.delete(sessionId);
     // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
     if (this.revokedIds.size % 1024 === 0) for (const [sid, until] of this.revokedIds) if (until <= t) this.revokedIds.delete(sid);
@@ -208,30 +235,104 @@ export class Sessions {
     for (const [sid, entry] of this.currentCache) if (entry.row.user.id === userId) this.currentCache.delete(sid);
   }
 
-  /** After a (re)connect: messages may have been missed, so reload every revocation still in force. */
+  /**
+   * At start and after each (re)connect of the channel: messages may have been missed, so every revocation still in
+   * force is loaded from Postgres, the truth (the store's copy may be gone with a Redis restart).
+   */
   private async resyncRevoked(): Promise<void> {
-    const live = await this.kv.liveMembers(REVOKED_SET);
-    for (const sid of live) this.forget(sid);
+    const rows = await this.db
+      .select({ entry: revocations.entry, expiresAt: revocations.expiresAt })
+      .from(revocations)
+      .where(gt(revocations.expiresAt, this.now()));
+    for (const row of rows) this.forget(row.entry, row.expiresAt.getTime());
+    this.synced = true;
   }
 
   /** When an entry (a session, or a session's team claim) was revoked, in ms; undefined when it is not. */
   private async revokedAt(id: string): Promise<number | undefined> {
-    // While the subscription is down a revocation may be missed, so ask the store itself.
-    const until = this.revocations.live ? this.revokedIds.get(id) : await this.kv.expiryOf(REVOKED_SET, id);
+    // Not sure to have heard every revocation (never loaded them, or the channel down longer than a backend may take
+    // to answer): refusing with 503 is safe, accepting a revoked token is not.
+    const down = this.revocations.downSince;
+    if (!this.synced || (!this.revocations.live && down !== null && Date.now() - down > this.config.BACKEND_TIMEOUT_MS)) {
+      throw new UnavailableError("kv");
+    }
+    const until = this.revokedIds.get(id);
     return until != null && until > this.now().getTime() ? until - this.revocationTtlS * 1000 : undefined;
   }
 
-  /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
-  private async announceRevoked(sessionIds: string[]): Promise<void> {
-    if (sessionIds.length === 0) return;
-    for (const sid of sessionIds) this.forget(sid);
-    await Promise.all(sessionIds.map((sid) => this.kv.addExpiring(REVOKED_SET, sid, this.revocationTtlS)));
-    const message = sessionIds.join(",");
-    const echoed = this.revocations.live ? this.echo(message) : undefined;
-    await this.kv.publish(REVOKED_CHANNEL, message);
-    // Redis writes a message to every subscriber's connection at once: once it is back here, the other instances have
-    // it too, so the caller's next request is refused wherever it lands. Bounded, so a lost message cannot hang us.
-    await echoed;
+  /**
+   * Runs `change` and the revocations it implies in one transaction: both commit, or neither. Once committed, the
+   * revocations are announced to every instance.
+   */
+  async withRevocations<T>(change: (tx: Db, revoke: Revoke) => Promise<T>): Promise<T> {
+    const entries: string[] = [];
+    const result = await this.db.transaction(async (tx) => {
+      const answer = await change(tx, this.revoker(tx, entries));
+      await this.recordRevocations(tx, entries);
+      return answer;
+    });
+    await this.announceRevoked(entries);
+    return result;
+  }
+
+  private revoker(tx: Db, entries: string[]): Revoke {
+    const add = (ids: string[]) => {
+      entries.push(...ids);
+      return ids.length;
+    };
+    return {
+      session: async (sessionId) => {
+        await tx.update(sessions).set({ revokedAt: this.now() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+        return add([sessionId]);
+      },
+      allOf: async (userId, exceptSessionId) => {
+        const revoked = await tx
+          .update(sessions)
+          .set({ revokedAt: this.now() })
+          .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
+          .returning({ id: sessions.id });
+        return add(revoked.map((r) => r.id));
+      },
+      teamClaims: async (claims) => add(claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team))),
+    };
+  }
+
+  /** Writes revocations to Postgres inside the caller's transaction; announce them once it commits. */
+  async recordRevocations(tx: Db, entries: string[]): Promise<void> {
+    if (entries.length === 0) return;
+    const revokedAt = this.now();
+    const expiresAt = new Date(revokedAt.getTime() + this.revocationTtlS * 1000);
+    await tx
+      .insert(revocations)
+      .values(entries.map((entry) => ({ entry, revokedAt, expiresAt })))
+      .onConflictDoUpdate({ target: revocations.entry, set: { revokedAt, expiresAt } });
+  }
+
+  /**
+   * Tells every instance about committed revocations: the store (for fallbacks), then the channel. This instance
+   * refuses them at once; should Redis fail now, the announcement is tried again in the background, and an instance
+   * that lost the channel reloads them from Postgres.
+   */
+  private async announceRevoked(entries: string[], attempt = 0): Promise<void> {
+    if (entries.length === 0) return;
+    for (const entry of entries) this.forget(entry);
+    try {
+      await Promise.all(entries.map((entry) => this.kv.addExpiring(REVOKED_SET, entry, this.revocationTtlS)));
+      const message = entries.join(",");
+      const echoed = this.revocations.live ? this.echo(message) : undefined;
+      await this.kv.publish(REVOKED_CHANNEL, message);
+      // Redis writes a message to every subscriber's connection at once: once it is back here, the other instances
+      // have it too, so the caller's next request is refused wherever it lands. Bounded, so a lost message cannot hang us.
+      await echoed;
+    } catch {
+      if ((attempt + 1) * ANNOUNCE_RETRY_MS > this.revocationTtlS * 1000) return;
+      const timer = setTimeout(() => {
+        this.retries.delete(timer);
+        void this.announceRevoked(entries, attempt + 1);
+      }, ANNOUNCE_RETRY_MS);
+      timer.unref?.();
+      this.retries.add(timer);
+    }
   }
 
   private echo(message: string): Promise<void> {
@@ -426,7 +527,7 @@ export class Sessions {
    * their next refresh carries the team they now act for (none after dropTeam, the new role after setTeamRole).
    */
   async revokeTeamClaims(claims: Array<{ sessionId: string; team: TeamClaim }>): Promise<void> {
-    await this.announceRevoked(claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team)));
+    await this.withRevocations((_tx, revoke) => revoke.teamClaims(claims));
   }
 
   /** Refuses, on every instance, the access tokens of sessions whose rows are already gone (their user was deleted). */
@@ -436,19 +537,18 @@ export class Sessions {
 
   /** Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. */
   async revoke(sessionId: string): Promise<void> {
-    await this.announceRevoked([sessionId]);
-    await this.db.update(sessions).set({ revokedAt: this.now() }).where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+    await this.withRevocations((_tx, revoke) => revoke.session(sessionId));
   }
 
   /** Revokes every live session of a user, but `exceptSessionId` when given. */
   async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
-    const revoked = await this.db
-      .update(sessions)
-      .set({ revokedAt: this.now() })
-      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
-      .returning({ id: sessions.id });
-    await this.announceRevoked(revoked.map((s) => s.id));
-    return revoked.length;
+    return this.withRevocations((_tx, revoke) => revoke.allOf(userId, exceptSessionId));
+  }
+
+  /** Deletes revocations no access token can need any more; safe on every instance at once. */
+  async deleteExpiredRevocations(): Promise<number> {
+    const gone = await this.db.delete(revocations).where(sql`${revocations.expiresAt} <= ${this.now()}`).returning({ entry: revocations.entry });
+    return gone.length;
   }
 
   async list(userId: string, currentSessionId: string) {
