@@ -224,7 +224,9 @@ async function seed() {
       for (let i = 0; i < emails.length; i += 500) {
         const batch = emails.slice(i, i + 500);
         const codes = await Promise.all(batch.map((email) => ctx.codes.issue(purpose, email)));
-        batch.forEach((email, j) => codeLines.push(`${email} ${codes[j]}`));
+        batch.forEach((email, j) => {
+          codeLines.push(`${email} ${codes[j]}`);
+        });
       }
     }
 

@@ -3,13 +3,13 @@ import Layout, { ActionLink, styles } from "./layout";
 
 export type InvitationProps = { link: string; teamName: string | null; inviterEmail: string | null };
 
-export const subject = ({ teamName }: InvitationProps) =>
-  teamName ? `You have been invited to join ${teamName}` : "You have been invited";
+/** Fixed text: the team name is chosen by whoever made the team (a guest can), so it stays out of the subject line. */
+export const subject = ({ teamName }: InvitationProps) => (teamName ? "You have been invited to join a team" : "You have been invited");
 
 export default function Invitation({ link, teamName, inviterEmail }: InvitationProps) {
   const who = inviterEmail ?? "Someone";
   return (
-    <Layout preview={teamName ? `You have been invited to join ${teamName}` : "You have been invited"}>
+    <Layout preview={teamName ? "You have been invited to join a team" : "You have been invited"}>
       <Text style={styles.text}>
         {teamName ? `${who} invited you to join the team ${teamName}.` : `${who} invited you to join.`} Click the button
         below to accept the invitation:

@@ -1,11 +1,21 @@
 import { Text } from "@react-email/components";
 import Layout, { ActionLink, styles } from "./layout";
 
-export type PasswordResetProps = { link: string };
+/** `newAccount`: an admin made the account without a password, and this link (valid `days` days) sets the first one. */
+export type PasswordResetProps = { link: string; newAccount?: { days: number } };
 
-export const subject = (_props: PasswordResetProps) => "Reset your password";
+export const subject = (props: PasswordResetProps) => (props.newAccount ? "Choose a password for your new account" : "Reset your password");
 
-export default function PasswordReset({ link }: PasswordResetProps) {
+export default function PasswordReset({ link, newAccount }: PasswordResetProps) {
+  if (newAccount) {
+    return (
+      <Layout preview="Choose a password for your new account">
+        <Text style={styles.text}>An account was made for you. Click the button below to choose its password:</Text>
+        <ActionLink href={link} label="Choose a password" />
+        <Text style={styles.muted}>This link expires in {newAccount.days} days and works once.</Text>
+      </Layout>
+    );
+  }
   return (
     <Layout preview="Reset your password">
       <Text style={styles.text}>We received a request to reset your password. Click the button below to choose a new one:</Text>

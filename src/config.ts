@@ -1,7 +1,8 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { adminSettings } from "../plugins/admin/settings";
 
-export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations"] as const;
+export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa", "teams", "invitations", "admin"] as const;
 export type PluginName = (typeof ALL_PLUGINS)[number];
 
 const bool = z
@@ -89,6 +90,8 @@ export const settingsSchema = z
       .default("/auth")
       .refine((v) => /^\/[A-Za-z0-9/_-]*$/.test(v) && !v.endsWith("/"), "must start with / and not end with /"),
     APP_URL: z.url().default("http://localhost:3000"),
+    /** Where browsers and providers reach this server (OAuth callbacks, hosted pages, cookies); APP_URL when unset. */
+    PUBLIC_URL: urlOf("https:", "http:"),
     JWT_ALG: z.enum(["EdDSA", "HS256"]).default("EdDSA"),
     JWT_SECRET: optionalString,
     JWT_ISSUER: optionalString,
@@ -153,11 +156,15 @@ export const settingsSchema = z
     RATE_LIMIT_EMAIL_CHECK_IP: limit("10/60"),
     RATE_LIMIT_REFRESH_SESSION: limit("60/60"),
     RATE_LIMIT_ANONYMOUS_IP: limit("10/60"),
+    RATE_LIMIT_SIGNUP_IP: limit("10/600"),
+    RATE_LIMIT_MAIL_IP: limit("20/3600"),
+    RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000),
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    ...adminSettings,
   })
   .superRefine((s, ctx) => {
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
@@ -180,6 +187,8 @@ export type AuthServerOptions = Partial<Record<keyof z.input<typeof settingsSche
 export type Config = Settings & {
   issuer: string;
   audience: string;
+  /** PUBLIC_URL (or APP_URL) without a trailing slash. */
+  publicUrl: string;
   trustedRedirectOrigins: string[];
   corsOrigins: string[];
   plugins: Set<PluginName>;
@@ -219,14 +228,16 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   const s = result.data;
   const appOrigin = new URL(s.APP_URL).origin;
   const plugins = new Set(s.AUTH_PLUGINS);
+  const publicUrl = (s.PUBLIC_URL ?? s.APP_URL).replace(/\/+$/, "");
   return {
     ...s,
-    issuer: s.JWT_ISSUER ?? s.APP_URL,
+    publicUrl,
+    issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(
       (o) => new URL(o).origin,
     ),
-    corsOrigins: s.CORS_ORIGINS.length ? s.CORS_ORIGINS : [appOrigin],
+    corsOrigins: (s.CORS_ORIGINS.length ? s.CORS_ORIGINS : [appOrigin]).map((o) => new URL(o).origin),
     plugins,
     webauthn: {
       rpId: s.WEBAUTHN_RP_ID ?? new URL(s.APP_URL).hostname,

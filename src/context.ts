@@ -40,6 +40,11 @@ export type Hooks = {
   mfaChallenge?: (user: UserRow, opts: { amr: string[]; meta: RequestMeta }) => Promise<MfaChallenge>;
   /** Registered by each plugin that keeps a kind of credential (a password, passkeys, TOTP, linked providers). */
   credentials: CredentialKind[];
+  /**
+   * Run inside the transaction that changes a team membership (`role` null: the member left or was removed), so what
+   * hangs on the member's role (e.g. the invitations they sent) changes with it or not at all.
+   */
+  membershipChanged: Array<(change: { teamId: string; userId: string; role: string | null }, db: Db) => Promise<void>>;
   /** Periodic maintenance (e.g. sweeping stale guests); each runs on every instance and must be safe to overlap. */
   maintenance: Array<() => Promise<void>>;
 };

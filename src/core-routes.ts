@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "./context";
 import { AuthError, errors } from "./errors";
+import { answerInCookies, assertTrustedOrigin, clearSessionCookies, readCookie, sessionCookies } from "./sessions/cookies";
 import { authGuard } from "./sessions/guard";
 import { nameField } from "./validation";
 
@@ -74,6 +75,7 @@ const unauthorized = { 401: errorSchema };
 /** The routes every deployment has: the current user, sessions, refresh and logout. */
 export function coreRoutes(ctx: AuthContext) {
   const { sessions, users, audit } = ctx;
+  const cookies = sessionCookies(ctx.config);
   return new Elysia({ name: "auth.core", seed: ctx.id, detail: { tags: ["core"] } })
     .use(authGuard(ctx))
     .get(
@@ -101,11 +103,12 @@ export function coreRoutes(ctx: AuthContext) {
     )
     .delete(
       "/me",
-      async ({ auth, meta, set }) => {
+      async ({ auth, meta, set, cookie }) => {
         // The sessions go with the user, a racing sign-in's included; their tokens are refused on every instance.
         const ended = await users.delete(auth.userId, (tx, ids) => sessions.recordRevocations(tx, ids));
         await sessions.announceEnded(ended);
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
+        clearSessionCookies(cookie, ctx.config);
         set.status = 204;
       },
       { auth: true, detail: { summary: "Delete the account and all its data; its tokens die at once" } },
@@ -152,25 +155,36 @@ export function coreRoutes(ctx: AuthContext) {
     )
     .post(
       "/refresh",
-      ({ body, meta }) => sessions.refresh(body.refreshToken, meta),
+      ({ body, meta, request }) => {
+        if (body?.refreshToken !== undefined) return sessions.refresh(body.refreshToken, meta);
+        // No token in the body: a browser session, whose refresh token only the cookie holds; the answer goes there too.
+        const fromCookie = readCookie(request, cookies.refresh);
+        if (!fromCookie) throw errors.validation([{ path: "refreshToken", message: "is required (in the body, or as the refresh cookie)" }]);
+        assertTrustedOrigin(request, cookies);
+        answerInCookies(request);
+        return sessions.refresh(fromCookie, meta);
+      },
       {
-        body: z.object({ refreshToken: z.string().min(1).max(512) }),
-        response: { 200: tokenResponseSchema, 400: errorSchema, 401: errorSchema, 429: errorSchema },
+        body: z.object({ refreshToken: z.string().min(1).max(512).optional() }).optional(),
+        response: { 200: tokenResponseSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema, 429: errorSchema },
         detail: {
           summary: "Rotate a refresh token",
           description:
-            "Each refresh token works once. Presenting a rotated token again within REFRESH_REUSE_GRACE_S returns the same successor pair; later, the whole session is revoked (`401 REFRESH_TOKEN_REUSED`).",
+            "Each refresh token works once. Presenting a rotated token again within REFRESH_REUSE_GRACE_S returns the same successor pair; later, the whole session is revoked (`401 REFRESH_TOKEN_REUSED`). " +
+            "A browser session sends no body: the refresh cookie (`auth_rt`, `__Host-auth_rt` outside localhost) is rotated on the same chain, with the same grace, and both cookies are set again; " +
+            "that request must come from a trusted origin (`Origin` of PUBLIC_URL or CORS_ORIGINS, or `Sec-Fetch-Site: same-origin`), else `403 CSRF_REJECTED`.",
         },
       },
     )
     .post(
       "/logout",
-      async ({ auth, meta, set }) => {
+      async ({ auth, meta, set, cookie }) => {
         await sessions.revoke(auth.sessionId);
         await audit.record({ type: "logout", userId: auth.userId, meta, data: { sessionId: auth.sessionId } });
+        clearSessionCookies(cookie, ctx.config);
         set.status = 204;
       },
-      { auth: true, detail: { summary: "Revoke the current session" } },
+      { auth: true, detail: { summary: "Revoke the current session", description: "Also expires both browser-session cookies (`Max-Age=0`, `Path=/`)." } },
     )
     .get("/sessions", ({ auth }) => sessions.list(auth.userId, auth.sessionId), {
       auth: true,

@@ -35,6 +35,8 @@ export const errors = {
   invalidCode: () => new AuthError(400, "INVALID_CODE", "The code is invalid or has expired"),
   invalidCredentials: () => new AuthError(401, "INVALID_CREDENTIALS", "Email or password is incorrect"),
   sessionRevoked: () => new AuthError(401, "SESSION_REVOKED", "The session has been revoked"),
+  /** Every sign-in path of a banned account (asked only once its credential proved right, so it names nobody). */
+  userBanned: () => new AuthError(403, "USER_BANNED", "This account is banned"),
 };
 
 const CONNECTION_ERROR_CODES = new Set([

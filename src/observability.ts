@@ -59,7 +59,9 @@ class Histogram {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     for (const [key, s] of this.series) {
       const sep = key ? "," : "";
-      DURATION_BUCKETS_S.forEach((le, i) => lines.push(`${this.name}_bucket{${key}${sep}le="${le}"} ${s.buckets[i]}`));
+      DURATION_BUCKETS_S.forEach((le, i) => {
+        lines.push(`${this.name}_bucket{${key}${sep}le="${le}"} ${s.buckets[i]}`);
+      });
       lines.push(`${this.name}_bucket{${key}${sep}le="+Inf"} ${s.count}`);
       lines.push(`${this.name}_sum{${key}} ${s.sum}`);
       lines.push(`${this.name}_count{${key}} ${s.count}`);

@@ -8,7 +8,10 @@ export type LimitName =
   | "RATE_LIMIT_CODE_EMAIL"
   | "RATE_LIMIT_EMAIL_CHECK_IP"
   | "RATE_LIMIT_REFRESH_SESSION"
-  | "RATE_LIMIT_ANONYMOUS_IP";
+  | "RATE_LIMIT_ANONYMOUS_IP"
+  | "RATE_LIMIT_SIGNUP_IP"
+  | "RATE_LIMIT_MAIL_IP"
+  | "RATE_LIMIT_MAIL_RECIPIENT";
 
 export type Limit = { count: number; windowS: number };
 

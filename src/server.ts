@@ -2,6 +2,7 @@ import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
+import { adminPlugin } from "../plugins/admin";
 import { anonymousPlugin } from "../plugins/anonymous";
 import { invitationsPlugin } from "../plugins/invitations";
 import { magicCodePlugin } from "../plugins/magic-code";
@@ -25,6 +26,7 @@ import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
+import { BROWSER_SESSIONS_DOC, browserSessions, COOKIE_MODE_HEADER } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
@@ -72,8 +74,9 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const users = new Users(db, config);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})], credentials: [] };
+  const hooks: Hooks = { maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})], credentials: [], membershipChanged: [] };
   // No token is accepted before the revocations in force are loaded and the channel that brings new ones is live.
   await sessions.ready(Math.max(config.BACKEND_TIMEOUT_MS, 1000) * 2).catch((error) => {
     sessions.close();
@@ -81,9 +84,15 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   });
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+    if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
     const sessionId = newId();
     const response = await sessions.create(user, { amr, meta, sessionId });
+    // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
+    if ((await users.markSignedIn(user.id, now())).banned) {
+      await sessions.revoke(sessionId);
+      throw errors.userBanned();
+    }
     // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
     // (a password reset revoking every session) already finds this session to revoke.
     if (stillValid && !(await stillValid())) {
@@ -113,6 +122,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     hooks,
     logger,
     async signIn(user, opts) {
+      // Before the second step: a banned account gets no MFA challenge either.
+      if (users.isBanned(user, now())) throw errors.userBanned();
       if (user.mfaEnabled && hooks.mfaChallenge) return hooks.mfaChallenge(user, opts);
       return startSession(user, opts);
     },
@@ -128,6 +139,7 @@ const PLUGINS = {
   mfa: mfaPlugin,
   teams: teamsPlugin,
   invitations: invitationsPlugin,
+  admin: adminPlugin,
 } as const;
 
 function buildApp(ctx: AuthContext, logger: Logger) {
@@ -154,7 +166,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
           return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
         },
         credentials: !allowedOrigins.has("*"),
-        allowedHeaders: ["authorization", "content-type", "x-request-id"],
+        allowedHeaders: ["authorization", "content-type", "x-request-id", COOKIE_MODE_HEADER],
         // The response headers a browser app may read. (The default echoes the request's header names on every
         // request, which exposes nothing useful and costs a header walk per request.)
         exposeHeaders: ["x-request-id", "retry-after"],
@@ -162,6 +174,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
         maxAge: 600,
       }),
     )
+    .use(browserSessions(ctx.id, config))
     .use(bodyParser(ctx.id))
     .use(
       openapi({
@@ -176,9 +189,20 @@ function buildApp(ctx: AuthContext, logger: Logger) {
             title: "Auth server",
             version: "0.1.0",
             description:
-              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.",
+              "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`.\n\n" +
+              BROWSER_SESSIONS_DOC,
           },
-          components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+          components: {
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+              cookie: {
+                type: "apiKey",
+                in: "cookie",
+                name: "auth_at",
+                description: "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
+              },
+            },
+          },
         },
       }),
     )
@@ -254,7 +278,8 @@ function typedApp(ctx: AuthContext) {
       .use(oauthPlugin(ctx))
       .use(mfaPlugin(ctx))
       .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx)),
+      .use(invitationsPlugin(ctx))
+      .use(adminPlugin(ctx)),
   );
 }
 

@@ -92,7 +92,7 @@ export class Users {
 
   constructor(
     private readonly db: Db,
-    private readonly config: Config,
+    config: Config,
   ) {
     this.adminEmails = new Set(config.ADMIN_EMAILS.map(canonicalEmail).filter((e): e is string => e !== null));
     this.queries = prepareQueries(db);
@@ -113,6 +113,24 @@ export class Users {
    */
   isAdminOnceProven(row: Pick<UserRow, "roles" | "email">): boolean {
     return this.rolesOf({ ...row, emailVerified: true }).includes("admin");
+  }
+
+  /** Whether a ban holds at `now`: one with an end lifts by itself once that end has passed. */
+  isBanned(row: Pick<UserRow, "banned" | "bannedUntil">, now: Date): boolean {
+    return row.banned && (row.bannedUntil === null || row.bannedUntil > now);
+  }
+
+  /**
+   * Records a sign-in and answers whether the user is banned now. Run once the new session's row exists: a ban
+   * locks the user row, so it either committed before this update (which then sees it) or revokes that session.
+   */
+  async markSignedIn(userId: string, now: Date): Promise<{ banned: boolean }> {
+    const [row] = await this.db
+      .update(users)
+      .set({ lastSignInAt: now })
+      .where(eq(users.id, userId))
+      .returning({ banned: users.banned, bannedUntil: users.bannedUntil });
+    return { banned: row ? this.isBanned(row, now) : false };
   }
 
   toPublic(row: PublicUserRow): PublicUser {

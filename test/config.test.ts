@@ -18,7 +18,7 @@ describe("settings", () => {
     expect([c.PASSWORD_HASH_MEMORY_KIB, c.PASSWORD_HASH_TIME_COST, c.PASSWORD_HASH_CONCURRENCY]).toEqual([19456, 2, availableParallelism()]);
     expect(c.MAIL_FROM).toBe("Auth <no-reply@localhost>");
     expect(c.trustedRedirectOrigins).toEqual(["http://localhost:3000"]);
-    expect([...c.plugins].sort()).toEqual(["anonymous", "invitations", "magic-code", "mfa", "oauth", "password", "teams"]);
+    expect([...c.plugins].sort()).toEqual(["admin", "anonymous", "invitations", "magic-code", "mfa", "oauth", "password", "teams"]);
     expect(c.RATE_LIMIT_LOGIN_IP).toEqual({ count: 20, windowS: 60 });
     expect(c.RATE_LIMIT_LOGIN_EMAIL).toEqual({ count: 5, windowS: 60 });
     expect(c.RATE_LIMIT_CODE_EMAIL).toEqual({ count: 3, windowS: 600 });

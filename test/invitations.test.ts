@@ -78,7 +78,8 @@ describe("POST /auth/invitations", () => {
     expect(Math.abs(week - 7 * 24 * 3600 * 1000)).toBeLessThan(60_000);
 
     const mail = server.mailer.last(email);
-    expect(mail?.subject).toBe("You have been invited to join Research Lab");
+    // Issue 17: the team name is attacker-written text, so it is in the body only, never in the subject.
+    expect(mail?.subject).toBe("You have been invited to join a team");
     const token = tokenFromMail(email);
     expect(Buffer.from(token, "base64url")).toHaveLength(32);
     expect(mail?.text).toContain(`${APP_URL}/accept-invitation?token=${token}`);

@@ -232,10 +232,11 @@ afterAll(async () => {
 
 /** Our redirect, the fake's consent, our callback: answers where the browser lands. */
 async function redirectFlow(provider: string, p: Person, token?: string): Promise<URL> {
-  const start = await server.request("GET", `/auth/oauth/${provider}`, { token });
+  const browser = server.browser();
+  const start = await browser.request("GET", `/auth/oauth/${provider}`, { token });
   expect(start.status).toBe(302);
   const location = new URL(start.headers.get("location") ?? "");
-  const back = await server.request("GET", `/auth/oauth/${provider}/callback${fake.authorize(location, provider, p)}`);
+  const back = await browser.request("GET", `/auth/oauth/${provider}/callback${fake.authorize(location, provider, p)}`);
   expect(back.status).toBe(302);
   return new URL(back.headers.get("location") ?? "");
 }
@@ -288,9 +289,10 @@ describe("github", () => {
   });
 
   test("a code GitHub refuses (200 with error) ends in error=OAUTH_PROVIDER_ERROR", async () => {
-    const start = await server.request("GET", "/auth/oauth/github");
+    const browser = server.browser();
+    const start = await browser.request("GET", "/auth/oauth/github");
     const state = new URL(start.headers.get("location") ?? "").searchParams.get("state");
-    const res = await server.request("GET", `/auth/oauth/github/callback?code=made-up&state=${state}`);
+    const res = await browser.request("GET", `/auth/oauth/github/callback?code=made-up&state=${state}`);
     expect(new URL(res.headers.get("location") ?? "").searchParams.get("error")).toBe("OAUTH_PROVIDER_ERROR");
   });
 

@@ -3,7 +3,7 @@ import { passkeys } from "../plugins/mfa/schema";
 import { newId, sha256 } from "../src/crypto";
 import type { UserRow } from "../src/db/schema";
 import { type IdpAccount, startTestIdp, type TestIdp } from "./support/oidc-provider";
-import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
+import { createTestServer, type TestBrowser, type TestServer, uniqueEmail } from "./support/server";
 
 const APP_URL = "http://localhost:3000";
 const CALLBACK = `${APP_URL}/auth/oauth/oidc/callback`;
@@ -11,6 +11,8 @@ const OTHER_APP = "https://app.example.com:8443";
 
 let idp: TestIdp;
 let server: TestServer;
+/** The browser that drives the flows: it keeps the flow cookie between our redirect and the callback. */
+let browser: TestBrowser;
 
 beforeAll(async () => {
   idp = await startTestIdp(CALLBACK);
@@ -21,6 +23,7 @@ beforeAll(async () => {
     OIDC_CLIENT_ID: idp.clientId,
     OIDC_CLIENT_SECRET: idp.clientSecret,
   });
+  browser = server.browser();
 }, 60_000);
 afterAll(async () => {
   await server.close();
@@ -35,14 +38,14 @@ function newAccount(fields: Partial<IdpAccount> = {}): IdpAccount {
 /** Our 302 to the provider, as a URL. */
 async function start(opts: { redirectTo?: string; token?: string } = {}): Promise<URL> {
   const query = opts.redirectTo === undefined ? "" : `?redirectTo=${encodeURIComponent(opts.redirectTo)}`;
-  const res = await server.request("GET", `/auth/oauth/oidc${query}`, { token: opts.token });
+  const res = await browser.request("GET", `/auth/oauth/oidc${query}`, { token: opts.token });
   expect(res.status).toBe(302);
   return new URL(res.headers.get("location") ?? "");
 }
 
 /** Our callback, called with what the provider sent the browser back with; answers where we redirect. */
 async function callback(search: string) {
-  return server.request("GET", `/auth/oauth/oidc/callback${search}`);
+  return browser.request("GET", `/auth/oauth/oidc/callback${search}`);
 }
 
 /** The whole browser round trip: our redirect, the provider's login and consent, our callback. */
@@ -321,7 +324,7 @@ describe("linking from inside and unlinking", () => {
   test("POST /auth/accounts/link/:provider starts a flow that links to the signed-in user", async () => {
     const { user, token } = await localUser({ emailVerified: false, passwordHash: "x" });
     const account = newAccount();
-    const res = await server.request("POST", "/auth/accounts/link/oidc", { token, form: { redirectTo: `${OTHER_APP}/settings` } });
+    const res = await browser.request("POST", "/auth/accounts/link/oidc", { token, form: { redirectTo: `${OTHER_APP}/settings` } });
     expect(res.status).toBe(200);
     const back = await idp.authorize(res.body.url, account.sub, CALLBACK);
     const done = await callback(back.search);
@@ -337,7 +340,7 @@ describe("linking from inside and unlinking", () => {
     const account = newAccount();
     await signInViaOidc(account);
     const { token } = await localUser({});
-    const res = await server.request("POST", "/auth/accounts/link/oidc", { token, body: {} });
+    const res = await browser.request("POST", "/auth/accounts/link/oidc", { token, body: {} });
     expect(res.status).toBe(200);
     const back = await idp.authorize(res.body.url, account.sub, CALLBACK);
     const location = new URL((await callback(back.search)).headers.get("location") ?? "");

@@ -96,7 +96,7 @@ describe("request logs and metrics", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
     const metrics = res.text;
-    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}".\/+]/g, "\\$&")} (\\S+)$`, "m").exec(metrics)?.[1]);
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"./+]/g, "\\$&")} (\\S+)$`, "m").exec(metrics)?.[1]);
 
     expect(metrics).toContain("# TYPE auth_http_requests_total counter");
     expect(value('auth_http_requests_total{method="POST",route="/auth/login",status="200"}')).toBeGreaterThanOrEqual(2);

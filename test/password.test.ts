@@ -100,7 +100,7 @@ describe("POST /auth/register", () => {
   test("201 TokenResponse signed in with amr pwd; the session works; sign_up is audited", async () => {
     const email = uniqueEmail();
     const res = await server.request("POST", "/auth/register", {
-      body: { email: `  ${email.toUpperCase()} `, password: PASSWORD, firstName: "Ada", lastName: "Lovelace", username: "ada_l" + Date.now() },
+      body: { email: `  ${email.toUpperCase()} `, password: PASSWORD, firstName: "Ada", lastName: "Lovelace", username: `ada_l${Date.now()}` },
     });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ tokenType: "Bearer", expiresIn: 900, mfaEnabled: false });

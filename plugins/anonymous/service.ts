@@ -1,3 +1,4 @@
+import { limitSignUp } from "../../src/abuse-limits";
 import { and, asc, eq, gte, inArray, lt, notExists, sql } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
 import { sessions, users } from "../../src/db/schema";
@@ -14,6 +15,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Creates a guest (no email, no password) and signs it in. */
 export async function signInAsGuest(ctx: AuthContext, meta: RequestMeta): Promise<TokenResponse> {
   await ctx.rateLimit.hit("RATE_LIMIT_ANONYMOUS_IP", meta.ip ?? "unknown");
+  await limitSignUp(ctx, meta);
   const guest = await ctx.users.create({ isAnonymous: true, createdAt: ctx.clock.now() });
   await ctx.audit.record({ type: "sign_up", userId: guest.id, meta, data: { method: "anonymous" } });
   const result = await ctx.signIn(guest, { amr: ANONYMOUS_AMR, meta, method: "anonymous" });

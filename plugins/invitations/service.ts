@@ -1,4 +1,5 @@
-import { and, asc, eq, gt, inArray, isNull, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
+import { limitMailTo } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
@@ -37,8 +38,26 @@ function view(row: Pick<InvitationRow, "id" | "email" | "teamId" | "role" | "exp
 
 const pendingView = (row: InvitationRow): PendingInvitation => ({ ...view(row), createdAt: row.createdAt.toISOString() });
 
-/** Not accepted, not revoked, not expired. */
-const pending = (now: Date): SQL | undefined => and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt), gt(invitations.expiresAt, now));
+/**
+ * Not accepted, not revoked, not expired, and its inviter still exists: a deleted inviter's invitations die with the
+ * account (the foreign key sets `invited_by` to null).
+ */
+const pending = (now: Date): SQL | undefined =>
+  and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt), gt(invitations.expiresAt, now), isNotNull(invitations.invitedBy));
+
+/**
+ * An invitation lives only while its inviter may still make it: a member who leaves or is removed loses every
+ * invitation they sent to the team, one demoted to member loses them all, one demoted from owner loses those that
+ * invite owners (only owners invite owners). Runs in the membership change's transaction.
+ */
+export async function revokeInvitationsOfDemoted(ctx: AuthContext, change: { teamId: string; userId: string; role: string | null }, db: Db): Promise<void> {
+  if (change.role === "owner") return;
+  const lost = change.role === "admin" ? eq(invitations.role, "owner") : undefined;
+  await db
+    .update(invitations)
+    .set({ revokedAt: ctx.clock.now() })
+    .where(and(eq(invitations.teamId, change.teamId), eq(invitations.invitedBy, change.userId), lost, isNull(invitations.acceptedAt), isNull(invitations.revokedAt)));
+}
 
 /**
  * Invites an email, to a team or to none. Team admins and owners invite to their team (only owners invite owners);
@@ -64,6 +83,8 @@ export async function createInvitation(
     throw errors.forbidden("Only administrators can invite without a team");
   }
 
+  // A team (a guest can make one) must not be a way to mail one address invitation after invitation.
+  await limitMailTo(ctx, input.meta, email);
   const token = randomToken(32);
   const now = ctx.clock.now();
   const row = {
@@ -182,6 +203,7 @@ export async function acceptInvitation(ctx: AuthContext, input: AcceptInput): Pr
   const user = input.auth
     ? await joinAsSignedInUser(ctx, invitation, input.auth)
     : await joinWithNewAccount(ctx, invitation, input);
+  if (ctx.users.isBanned(user, ctx.clock.now())) throw errors.userBanned();
   await ctx.audit.record({
     type: "invitation_accepted",
     userId: user.id,
@@ -206,7 +228,10 @@ async function joinAsSignedInUser(ctx: AuthContext, invitation: InvitationRow, a
 
 async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, input: AcceptInput): Promise<UserRow> {
   const email = invitation.email;
-  if (await ctx.users.findByEmail(email)) {
+  const existing = await ctx.users.findByEmail(email);
+  // The invitation came to this mailbox, so telling its holder that the account is banned names nobody new.
+  if (existing && ctx.users.isBanned(existing, ctx.clock.now())) throw errors.userBanned();
+  if (existing) {
     throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);

@@ -1,3 +1,4 @@
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
@@ -16,22 +17,26 @@ export const MAGIC_CODE_AMR = ["email"];
 export type CodeRequest = { email: string; dashboard: boolean; captchaToken?: string; meta: RequestMeta };
 
 /**
- * Issues a sign-in code and mails it. Without `dashboard` no user is looked up at all, so known and unknown
- * emails take the same path and the same time; the mail is rendered here but handed to the mailer without waiting,
+ * Issues a sign-in code and mails it. Known and unknown emails take the same path and the same time (the one lookup
+ * is for a ban, whose account is mailed nothing); the mail is rendered here but handed to the mailer without waiting,
  * so a slow SMTP server neither delays the answer nor tells anything about the address.
  * With `dashboard`, the caller asked explicitly to sign in to an admin dashboard, and is told why not.
  */
 export async function requestCode(ctx: AuthContext, request: CodeRequest): Promise<void> {
   const { email } = request;
   await assertCaptcha(ctx.config, request.captchaToken, request.meta.ip);
+  await limitSignUp(ctx, request.meta);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, request.meta, email);
+  const user = await ctx.users.findByEmail(email);
   if (request.dashboard) {
-    const user = await ctx.users.findByEmail(email);
     if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");
     if (!ctx.users.isAdminOnceProven(user)) throw errors.forbidden("This account may not sign in to the dashboard");
   }
-  const code = await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
-  await sendEmailDetached(ctx, email, "sign-in-code", { code });
+  // A banned account is mailed nothing: the answer stays the same (202), the code is rendered but goes nowhere.
+  const banned = user !== undefined && ctx.users.isBanned(user, ctx.clock.now());
+  const code = banned ? "000000" : await ctx.codes.issue(MAGIC_CODE_PURPOSE, email);
+  await sendEmailDetached(ctx, banned ? null : email, "sign-in-code", { code });
 }
 
 /**

@@ -7,6 +7,7 @@ import type {
   RegistrationResponseJSON,
 } from "@simplewebauthn/server";
 import { and, asc, count, eq } from "drizzle-orm";
+import { notifySignInMethodChanged } from "../../src/notices";
 import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -14,7 +15,6 @@ import { AuthError, errors } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { passkeys } from "./schema";
-import { sendSecurityNotice } from "./service";
 
 /** Loaded on the first passkey request: the WebAuthn library costs ~18 MB that most servers never use. */
 const webauthn = () => import("@simplewebauthn/server");
@@ -99,7 +99,7 @@ export async function registerPasskey(
     .returning();
   if (!row) throw new AuthError(409, "PASSKEY_EXISTS", "This passkey is already registered");
   await ctx.audit.record({ type: "passkey_added", userId: user.id, meta: input.meta, data: { passkeyId: row.id } });
-  await sendSecurityNotice(ctx, user, `A passkey ("${row.name}") was added to your account.`);
+  await notifySignInMethodChanged(ctx, user, { method: "passkey", change: "added", name: row.name });
   return summary(row);
 }
 
@@ -207,7 +207,10 @@ export async function deletePasskey(ctx: AuthContext, userId: string, passkeyId:
   const deleted = await ctx.db
     .delete(passkeys)
     .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))
-    .returning({ id: passkeys.id });
-  if (deleted.length === 0) throw errors.notFound("Passkey not found");
+    .returning({ id: passkeys.id, name: passkeys.name });
+  const [removed] = deleted;
+  if (!removed) throw errors.notFound("Passkey not found");
   await ctx.audit.record({ type: "passkey_removed", userId, meta, data: { passkeyId } });
+  const owner = await ctx.users.findById(userId);
+  if (owner) await notifySignInMethodChanged(ctx, owner, { method: "passkey", change: "removed", name: removed.name });
 }

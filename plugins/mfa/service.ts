@@ -4,6 +4,7 @@ import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
+import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
 import { mfaTokenInvalid, type OpenedMfaToken, openMfaToken, recordWrongAnswer, spendMfaToken } from "./challenge";
@@ -76,7 +77,7 @@ export async function confirmTotp(ctx: AuthContext, userId: string, code: string
     }),
   );
   await ctx.audit.record({ type: "mfa_enabled", userId, meta, data: { method: "totp" } });
-  await sendSecurityNotice(ctx, user, "Two-factor authentication was turned on for your account.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "added", name: null });
   return { recoveryCodes: codes };
 }
 
@@ -132,7 +133,7 @@ export async function recoverWithCode(ctx: AuthContext, input: { mfaToken: strin
     return turnMfaOff(ctx, tx, candidate.id);
   });
   await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta: input.meta, data: { method: "recovery_code" } });
-  await sendSecurityNotice(ctx, user, "A recovery code was used to sign in, and two-factor authentication was turned off.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "removed", name: null, reason: "recovery-code" });
   // A recovery code is a one-time password (RFC 8176 "otp").
   return finishSignIn(ctx, user, [...new Set([...opened.amr, "otp"])], input.meta, "recovery_code");
 }
@@ -153,7 +154,7 @@ export async function disableMfa(ctx: AuthContext, userId: string, code: string,
     }),
   );
   await ctx.audit.record({ type: "mfa_disabled", userId, meta, data: { method } });
-  await sendSecurityNotice(ctx, user, "Two-factor authentication was turned off for your account.");
+  await notifySignInMethodChanged(ctx, user, { method: "totp", change: "removed", name: null });
 }
 
 /** A new set of recovery codes for a user who proves it with a TOTP code; the old set dies. */

@@ -46,7 +46,12 @@ const FLOW_ERRORS =
   "On failure the browser goes to `redirectTo?error=<CODE>`: `ACCESS_DENIED` (cancelled at the provider), `OAUTH_PROVIDER_ERROR` " +
   "(code exchange or profile failed), `INVALID_ID_TOKEN` (signature, iss, aud, exp or nonce wrong), `INVALID_STATE`, " +
   "`ACCOUNT_EXISTS` (a local account has this email and the provider or we have not verified it: sign in and link from inside), " +
-  "`IDENTITY_IN_USE` / `PROVIDER_ALREADY_LINKED` (link flows).";
+  "`IDENTITY_IN_USE` / `PROVIDER_ALREADY_LINKED` (link flows), `BROWSER_MISMATCH` (the callback came without the flow cookie: " +
+  "the flow was finished in another browser than the one that started it; nobody is signed in, linked or upgraded).";
+
+const FLOW_COOKIE =
+  "The answer sets the flow cookie (`auth_oauth_flow`, `__Secure-auth_oauth_flow` unless `APP_URL` is plain-http localhost): " +
+  "HttpOnly, SameSite=Lax, 10 minutes, `Path` the provider's callback. It binds the flow to this browser; the callback needs it back.";
 
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
 export function oauthPlugin(ctx: AuthContext) {
@@ -70,8 +75,11 @@ export function oauthPlugin(ctx: AuthContext) {
     )
     .get(
       "/oauth/:provider",
-      async ({ params, query, auth, redirect }) =>
-        redirect(await startFlow(ctx, providers, { providerId: params.provider, redirectTo: query.redirectTo, auth, link: false }), 302),
+      async ({ params, query, auth, redirect, set }) => {
+        const flow = await startFlow(ctx, providers, { providerId: params.provider, redirectTo: query.redirectTo, auth, link: false });
+        set.headers["set-cookie"] = flow.cookie;
+        return redirect(flow.url, 302);
+      },
       {
         optionalAuth: true,
         params: providerParams,
@@ -84,13 +92,19 @@ export function oauthPlugin(ctx: AuthContext) {
             "Connect ones (google, microsoft, oidc), a `nonce`; the attempt lasts 10 minutes and its state works once. `redirectTo` " +
             "(default `APP_URL`) must be an http(s) URL whose scheme, host and port equal one of `TRUSTED_REDIRECT_ORIGINS`, else " +
             "`400 UNTRUSTED_REDIRECT`. `404 PROVIDER_NOT_FOUND` for an unknown or unconfigured provider. With a guest's Bearer token the " +
-            "guest is upgraded in place (same id) when the identity is new.",
+            "guest is upgraded in place (same id, keeping its passkeys and TOTP) when the identity is new, once the same browser " +
+            `finishes the flow. ${FLOW_COOKIE}`,
         },
       },
     )
     .get(
       "/oauth/:provider/callback",
-      async ({ params, query, meta, redirect }) => redirect(await finishFlow(ctx, providers, { providerId: params.provider, query, meta }), 302),
+      async ({ params, query, meta, request, redirect, set }) => {
+        const cookieHeader = request.headers.get("cookie");
+        const finished = await finishFlow(ctx, providers, { providerId: params.provider, query, cookieHeader, meta });
+        set.headers["set-cookie"] = finished.cookie;
+        return redirect(finished.location, 302);
+      },
       {
         params: providerParams,
         query: callbackQuery,
@@ -133,9 +147,11 @@ export function oauthPlugin(ctx: AuthContext) {
     )
     .post(
       "/accounts/link/:provider",
-      async ({ params, body, auth }) => ({
-        url: await startFlow(ctx, providers, { providerId: params.provider, redirectTo: body.redirectTo, auth, link: true }),
-      }),
+      async ({ params, body, auth, set }) => {
+        const flow = await startFlow(ctx, providers, { providerId: params.provider, redirectTo: body.redirectTo, auth, link: true });
+        set.headers["set-cookie"] = flow.cookie;
+        return { url: flow.url };
+      },
       {
         auth: true,
         params: providerParams,
@@ -146,7 +162,8 @@ export function oauthPlugin(ctx: AuthContext) {
           description:
             "`200 {url}`: send the browser there. The flow is the sign-in one and ends at `redirectTo?linked=<provider>`; " +
             "`redirectTo?error=IDENTITY_IN_USE` when the identity belongs to another account, `PROVIDER_ALREADY_LINKED` when another " +
-            "identity of this provider is linked already. Same `redirectTo` rules as `GET /oauth/:provider`.",
+            "identity of this provider is linked already. Same `redirectTo` rules as `GET /oauth/:provider`. " +
+            `${FLOW_COOKIE} Call this route from the browser that will open \`url\` (from a page: \`fetch\` with \`credentials: "include"\`).`,
         },
       },
     )

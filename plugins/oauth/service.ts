@@ -7,15 +7,15 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, describeError, errors, isConnectionError } from "../../src/errors";
+import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
 import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
 import { violatedUniqueConstraint } from "../../src/users";
+import { clearedBrowserBinding, FLOW_TTL_S, isSameBrowser, newBrowserBinding } from "./browser-binding";
 import { isOidcProvider, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
 import { oauthAccounts } from "./schema";
 
-/** A redirect flow lives 10 minutes between our redirect and the provider's callback. */
-const STATE_TTL_S = 600;
 /** The code handed to the app's page is swapped for tokens at once; 60 s covers a slow page load. */
 const EXCHANGE_CODE_TTL_S = 60;
 /** Every OAuth sign-in session says so in its authentication method references. */
@@ -26,6 +26,8 @@ export type SignInMode = "signin" | "signup" | "auto";
 export const oauthFlowErrors = {
   untrustedRedirect: () => new AuthError(400, "UNTRUSTED_REDIRECT", "redirectTo is not under a trusted origin"),
   invalidState: () => new AuthError(400, "INVALID_STATE", "The sign-in attempt is unknown, expired or already used"),
+  otherBrowser: () =>
+    new AuthError(400, "BROWSER_MISMATCH", "The sign-in was finished in another browser than the one that started it; start it again here"),
   accessDenied: () => new AuthError(403, "ACCESS_DENIED", "The sign-in was cancelled at the provider"),
   accountExists: () =>
     new AuthError(409, "ACCOUNT_EXISTS", "An account already exists for this identity or email; sign in to it and link the provider from inside"),
@@ -44,6 +46,8 @@ const flowSchema = z.object({
   redirectTo: z.string(),
   linkUserId: z.string().optional(),
   guestUserId: z.string().optional(),
+  /** The hash of the secret in the starting browser's flow cookie (browser-binding.ts). */
+  browserHash: z.string(),
 });
 type Flow = z.infer<typeof flowSchema>;
 
@@ -59,6 +63,7 @@ const exchangeKey = (code: string) => `oauth:exchange:${sha256(code)}`;
  */
 export function trustedRedirect(config: Config, raw: string | undefined): string {
   if (raw === undefined) return config.APP_URL;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (!/^https?:\/\//i.test(raw) || /[\\\s\u0000-\u001f\u007f]/.test(raw)) throw oauthFlowErrors.untrustedRedirect();
   let url: URL;
   try {
@@ -70,9 +75,9 @@ export function trustedRedirect(config: Config, raw: string | undefined): string
   return url.toString();
 }
 
-/** The callback URL registered with every provider. */
+/** The callback URL registered with every provider: on this server as browsers reach it, wherever the app lives. */
 export function callbackUrl(config: Config, providerId: string): string {
-  return `${config.APP_URL.replace(/\/+$/, "")}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
+  return `${config.publicUrl}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
 }
 
 function providerOf(providers: Map<string, OAuthProvider>, id: string): OAuthProvider {
@@ -81,16 +86,22 @@ function providerOf(providers: Map<string, OAuthProvider>, id: string): OAuthPro
   return provider;
 }
 
-/** Starts a redirect flow: remembers it under a fresh state and answers the provider's authorization URL. */
+export type StartedFlow = { url: string; cookie: string };
+
+/**
+ * Starts a redirect flow: remembers it under a fresh state and answers the provider's authorization URL, with the
+ * cookie that binds the flow to this browser (its answer must set it).
+ */
 export async function startFlow(
   ctx: AuthContext,
   providers: Map<string, OAuthProvider>,
   input: { providerId: string; redirectTo: string | undefined; auth: AuthInfo | null; link: boolean },
-): Promise<string> {
+): Promise<StartedFlow> {
   const provider = providerOf(providers, input.providerId);
   const redirectTo = trustedRedirect(ctx.config, input.redirectTo);
   const caller = input.auth ? await ctx.users.findById(input.auth.userId) : undefined;
   if (input.link && !caller) throw errors.unauthorized();
+  const binding = newBrowserBinding(ctx.config, provider.id);
   const flow: Flow = {
     provider: provider.id,
     codeVerifier: generateCodeVerifier(),
@@ -99,6 +110,7 @@ export async function startFlow(
     // A guest "linking" a provider is a guest signing up with it: upgrade in place rather than link to a guest.
     linkUserId: input.link && !caller?.isAnonymous ? caller?.id : undefined,
     guestUserId: caller?.isAnonymous ? caller.id : undefined,
+    browserHash: binding.secretHash,
   };
   const state = generateState();
   const url = await provider.authorizationUrl({
@@ -107,8 +119,8 @@ export async function startFlow(
     codeVerifier: flow.codeVerifier,
     nonce: flow.nonce,
   });
-  await ctx.kv.set(stateKey(state), JSON.stringify(flow), STATE_TTL_S);
-  return url;
+  await ctx.kv.set(stateKey(state), JSON.stringify(flow), FLOW_TTL_S);
+  return { url, cookie: binding.cookie };
 }
 
 export type CallbackQuery = { code?: string; state?: string; error?: string; iss?: string };
@@ -123,11 +135,22 @@ function withParams(base: string, params: Record<string, string>): string {
  * Finishes a redirect flow and answers where to send the browser: `redirectTo?code=` (a one-time exchange code,
  * never tokens), `redirectTo?linked=<provider>` for a link flow, or `redirectTo?error=<CODE>`.
  * An unknown, spent or expired state names no `redirectTo`, so that browser goes to `APP_URL` (the default) instead.
+ * A browser without the flow's cookie (another than the one that started it) gets `error=BROWSER_MISMATCH` before
+ * the provider's code is redeemed: nobody is signed in, linked or upgraded.
  */
 export async function finishFlow(
   ctx: AuthContext,
   providers: Map<string, OAuthProvider>,
-  input: { providerId: string; query: CallbackQuery; meta: RequestMeta },
+  input: { providerId: string; query: CallbackQuery; cookieHeader: string | null; meta: RequestMeta },
+): Promise<{ location: string; cookie: string }> {
+  const location = await finishedFlowLocation(ctx, providers, input);
+  return { location, cookie: clearedBrowserBinding(ctx.config, input.providerId) };
+}
+
+async function finishedFlowLocation(
+  ctx: AuthContext,
+  providers: Map<string, OAuthProvider>,
+  input: { providerId: string; query: CallbackQuery; cookieHeader: string | null; meta: RequestMeta },
 ): Promise<string> {
   const { query, meta } = input;
   const stored = query.state ? await ctx.kv.getDel(stateKey(query.state)) : null;
@@ -136,6 +159,7 @@ export async function finishFlow(
   const flow = parsed.data;
   try {
     if (flow.provider !== input.providerId) throw oauthFlowErrors.invalidState();
+    if (!isSameBrowser(ctx.config, input.cookieHeader, flow.browserHash)) throw oauthFlowErrors.otherBrowser();
     if (query.error) throw query.error === "access_denied" ? oauthFlowErrors.accessDenied() : oauthErrors.providerError();
     if (!query.code) throw oauthErrors.providerError();
     const provider = providerOf(providers, flow.provider);
@@ -148,9 +172,9 @@ export async function finishFlow(
       return withParams(flow.redirectTo, { linked: provider.id });
     }
     const user = await resolveUser(ctx, provider.id, profile, { mode: "auto", guestUserId: flow.guestUserId, meta });
-    // Nothing proves that the browser finishing a flow is the one that started it: a guest who sent someone else a
-    // started flow would keep tokens to the account that person makes. So the guest's own sessions end here; the
-    // exchange code hands the upgraded account (same id, same data) a fresh session.
+    // The guest is upgraded only because this browser proved it started the flow the guest's token opened. Its
+    // earlier sessions still end (a token copied elsewhere keeps nothing); the exchange code hands the upgraded
+    // account (same id, same data, same credentials) a fresh session.
     if (user.id === flow.guestUserId) await ctx.sessions.revokeAll(user.id);
     const code = randomToken();
     await ctx.kv.set(exchangeKey(code), JSON.stringify({ userId: user.id }), EXCHANGE_CODE_TTL_S);
@@ -283,13 +307,15 @@ async function linkIdentity(ctx: AuthContext, userId: string, providerId: string
     if (linked.userId !== userId) throw oauthFlowErrors.identityInUse();
     return;
   }
-  if (!(await ctx.users.findById(userId))) throw errors.unauthorized();
+  const owner = await ctx.users.findById(userId);
+  if (!owner) throw errors.unauthorized();
   try {
     await insertLink(ctx.db, userId, providerId, profile);
   } catch (error) {
     throw linkConflict(error) ?? error;
   }
   await ctx.audit.record({ type: "oauth_linked", userId, meta, data: { provider: providerId } });
+  await notifySignInMethodChanged(ctx, owner, { method: "provider", change: "added", name: providerId });
 }
 
 export type LinkedAccount = { provider: string; providerAccountId: string; email: string | null; createdAt: string };
@@ -313,8 +339,8 @@ export async function listAccounts(ctx: AuthContext, userId: string): Promise<Li
  * The user row is locked so two unlinks of the last two providers cannot both pass the check.
  */
 export async function unlinkAccount(ctx: AuthContext, userId: string, providerId: string, meta: RequestMeta): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
-    const [user] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for("update");
+  const owner = await ctx.db.transaction(async (tx) => {
+    const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(eq(users.id, userId)).for("update");
     if (!user) throw errors.unauthorized();
     const [link] = await tx
       .select({ id: oauthAccounts.id })
@@ -324,8 +350,10 @@ export async function unlinkAccount(ctx: AuthContext, userId: string, providerId
     // The link being removed is one of them: it may go only if another way in remains.
     if ((await countSignInMethods(ctx, userId, tx)) <= 1) throw oauthFlowErrors.lastSignInMethod();
     await tx.delete(oauthAccounts).where(eq(oauthAccounts.id, link.id));
+    return user;
   });
   await ctx.audit.record({ type: "oauth_unlinked", userId, meta, data: { provider: providerId } });
+  await notifySignInMethodChanged(ctx, owner, { method: "provider", change: "removed", name: providerId });
 }
 
 /** Each linked provider identity is a way into the account. */

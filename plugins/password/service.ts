@@ -1,4 +1,5 @@
 import { and, eq, gt, isNull } from "drizzle-orm";
+import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -63,9 +64,13 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   const email = requireEmail(input.email);
   assertConfirmed(input.password, input.confirmPassword);
   await assertPasswordPolicy(ctx.config, input.password, email);
+  await limitSignUp(ctx, meta);
   // With verification on, every registration mails the address (a code, or a notice to an existing owner): cap it per
   // address like any other mailed code, the same for taken and free emails.
-  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  if (ctx.config.REQUIRE_EMAIL_VERIFICATION) {
+    await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+    await limitMailTo(ctx, meta, email);
+  }
   const fields = {
     email,
     emailVerified: false,
@@ -147,9 +152,10 @@ export async function verifyEmail(ctx: AuthContext, input: { email: string; code
 export async function resendVerification(ctx: AuthContext, input: { email: string }, meta: RequestMeta): Promise<void> {
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
+  await limitMailTo(ctx, meta, email);
   const user = await ctx.users.findByEmail(email);
   await ctx.audit.record({ type: "verification_email_requested", userId: user?.id ?? null, meta });
-  if (user && !user.emailVerified) {
+  if (user && !user.emailVerified && !ctx.users.isBanned(user, ctx.clock.now())) {
     await sendVerificationCode(ctx, { ...user, email });
   } else {
     // Same rendering work as a real send, so the answer takes the same time.
@@ -196,6 +202,7 @@ export async function requestEmailChange(
   // Per user as well as per address: one account cannot spray codes (or probe addresses) across many inboxes.
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", `email-change:${user.id}`);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", newEmail);
+  await limitMailTo(ctx, meta, newEmail);
   // A taken address answers the same 202 as a free one (no enumeration): its owner is told, and no code exists to confirm.
   if (await ctx.users.findByEmail(newEmail)) {
     await sendEmailDetached(ctx, newEmail, "security-notice", {
@@ -209,21 +216,35 @@ export async function requestEmailChange(
   await ctx.audit.record({ type: "email_change_requested", userId: user.id, meta });
 }
 
-/** Moves the account to the new address (now verified) and tells the old address. */
+/**
+ * Spends every reset link of a user still outstanding: a link follows the mailbox and the password it was mailed
+ * for, so once either changes no older link may set a password.
+ */
+async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+  await db
+    .update(passwordResetTokens)
+    .set({ usedAt: now })
+    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
+}
+
+/**
+ * Moves the account to the new address (now verified) and tells the old address. Credentials follow the mailbox:
+ * reset links mailed to the old address are spent, and every other session ends (a session opened by whoever read
+ * the old mailbox must not outlive the move).
+ */
 export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input: { code: string }, meta: RequestMeta): Promise<PublicUser> {
   const spent = await ctx.codes.consume(CODE_PURPOSE.emailChange, auth.userId, input.code);
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
   // Credentials follow their mailbox: the move, the reset links it spends and the other sessions it ends commit together.
-  const user = await ctx.sessions.withRevocations(async (tx, revoke) => {
+  const { moved: user, revoked } = await ctx.sessions.withRevocations(async (tx, revoke) => {
     const moved = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
     await spendResetLinks(tx, auth.userId, ctx.clock.now());
-    await revoke.allOf(auth.userId, auth.sessionId);
-    return moved;
+    return { moved, revoked: await revoke.allOf(auth.userId, auth.sessionId) };
   });
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
-  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail } });
+  await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
 }
 
@@ -258,10 +279,13 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await assertCaptcha(ctx.config, input.captchaToken, meta.ip);
   const email = requireEmail(input.email);
   await ctx.rateLimit.hit("RATE_LIMIT_CODE_EMAIL", email);
-  const user = await ctx.users.findByEmail(email);
-  const token = randomToken(32);
+  await limitMailTo(ctx, meta, email);
+  const found = await ctx.users.findByEmail(email);
   const now = ctx.clock.now();
-  const audited = ctx.audit.record({ type: "password_reset_requested", userId: user?.id ?? null, meta });
+  // A banned account gets no link: it is one more way back in, and a ban mails nothing.
+  const user = found && !ctx.users.isBanned(found, now) ? found : undefined;
+  const token = randomToken(32);
+  const audited = ctx.audit.record({ type: "password_reset_requested", userId: found?.id ?? null, meta });
   // The answer does not wait for the token's row, which only a known email has: waiting would make it slower than an
   // unknown one. The insert runs when sendEmailDetached chains on it, after the answer's own work, and the link is
   // mailed once the row is written, so it always works when it arrives.
@@ -277,14 +301,6 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await audited;
   const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
   await sendEmailDetached(ctx, user ? email : null, "password-reset", { link }, stored);
-}
-
-/** Spends every outstanding reset link of the user. */
-async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
-  await db
-    .update(passwordResetTokens)
-    .set({ usedAt: now })
-    .where(and(eq(passwordResetTokens.userId, userId), isNull(passwordResetTokens.usedAt)));
 }
 
 const liveToken = (tokenHash: string, now: Date) =>

@@ -157,6 +157,7 @@ export async function changeMemberRole(
     if (target.role !== role) {
       await tx.update(teamMembers).set({ role }).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
       staleClaims = await ctx.sessions.setTeamRole(targetId, teamId, role, tx);
+      for (const changed of ctx.hooks.membershipChanged) await changed({ teamId, userId: targetId, role }, tx);
     }
     return memberView(tx, teamId, targetId);
   });
@@ -181,6 +182,7 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     if (!leaving && target.role === "owner" && actor.role !== "owner") throw errors.forbidden("Only an owner can remove an owner");
     if (target.role === "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
+    for (const changed of ctx.hooks.membershipChanged) await changed({ teamId, userId: targetId, role: null }, tx);
     return ctx.sessions.dropTeam(teamId, targetId, tx);
   });
   // After the commit: access tokens claiming the team die at once on every instance.

@@ -68,7 +68,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
   // Loaded only for the embedded default: PGlite weighs tens of MB that a Postgres deployment should not carry.
   const { createPglite } = await import("./pglite");
-  return createPglite(opts.dataDir);
+  return createPglite(opts.dataDir, opts.timeoutMs);
 }
 
 export { schema };

@@ -2,12 +2,18 @@ import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { pathToFileURL } from "node:url";
+// Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
+import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { type Database, type Db, migrationsFolder, schema } from "./index";
+import { gatePglite } from "./pglite-gate";
 
-export function openPglite(client: PGlite): Database {
+/** `timeoutMs` bounds how long a query may wait for the one connection (BACKEND_TIMEOUT_MS): then it is a 503. */
+export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
+  const client = gatePglite(pglite, timeoutMs);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
@@ -26,6 +32,14 @@ export function openPglite(client: PGlite): Database {
 }
 
 /**
+ * The extensions every embedded database loads: the migrations create pg_trgm (the admin user search), and a data
+ * folder made with it opens only with it. Pass these to every `PGlite.create`.
+ */
+export const pgliteExtensions = {
+  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(pgTrgmBundlePath) }) },
+};
+
+/**
  * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;
  * there they are embedded (imported as files) and handed over instead.
  */
@@ -37,8 +51,7 @@ async function embeddedPgliteAssets() {
   return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
 }
 
-
 /** Opens (or creates) the embedded database in `dataDir`. */
-export async function createPglite(dataDir: string): Promise<Database> {
-  return openPglite(await PGlite.create(dataDir, Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}));
+export async function createPglite(dataDir: string, timeoutMs: number): Promise<Database> {
+  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }), timeoutMs);
 }

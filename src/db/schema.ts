@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 export const users = pgTable(
@@ -15,6 +15,11 @@ export const users = pgTable(
     isAnonymous: boolean("is_anonymous").notNull().default(false),
     passwordHash: text("password_hash"),
     mfaEnabled: boolean("mfa_enabled").notNull().default(false),
+    /** A ban holds while `banned` is set and `banned_until` (none: forever) is in the future; see Users.isBanned. */
+    banned: boolean("banned").notNull().default(false),
+    banReason: text("ban_reason"),
+    bannedUntil: timestamp("banned_until", { withTimezone: true, mode: "date" }),
+    lastSignInAt: timestamp("last_sign_in_at", { withTimezone: true, mode: "date" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
@@ -23,8 +28,22 @@ export const users = pgTable(
     uniqueIndex("users_username_key").on(sql`lower(${t.username})`),
     // The guest sweep: guests made before the cutoff (their use since is read from their sessions' last_used_at).
     index("users_anonymous_idx").on(t.createdAt).where(sql`${t.isAnonymous}`),
+    // The admin listing: newest first, paged by (created_at, id); filters by role, ban and a substring search.
+    index("users_created_idx").on(t.createdAt, t.id),
+    index("users_roles_idx").using("gin", t.roles),
+    index("users_banned_idx").on(t.createdAt, t.id).where(sql`${t.banned}`),
+    // Trigrams answer `LIKE '%…%'` from the index (pg_trgm, loaded by migration 0002 and by PGlite's extension).
+    index("users_search_idx").using("gin", sql`${userSearchText(t)} gin_trgm_ops`),
   ],
 );
+
+/**
+ * The one text a user search matches against: email, username and names, lower-cased. The index above is built on
+ * this exact expression, so a query must use it unchanged for the index to serve it.
+ */
+export function userSearchText(t: { email: unknown; username: unknown; firstName: unknown; lastName: unknown }): SQL {
+  return sql`(lower(coalesce(${t.email}, '') || ' ' || coalesce(${t.username}, '') || ' ' || coalesce(${t.firstName}, '') || ' ' || coalesce(${t.lastName}, '')))`;
+}
 
 export const sessions = pgTable(
   "sessions",
@@ -79,7 +98,7 @@ export const auditEvents = pgTable(
     data: jsonb("data"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
   },
-  (t) => [index("audit_user_idx").on(t.userId, t.id)],
+  (t) => [index("audit_user_idx").on(t.userId, t.id), index("audit_type_idx").on(t.type, t.id)],
 );
 
 /**

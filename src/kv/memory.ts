@@ -63,7 +63,10 @@ export class MemoryStore implements KeyValueStore {
   }
   async addExpiring(key: string, member: string, ttlS: number) {
     let members = this.sets.get(key);
-    if (!members) this.sets.set(key, (members = new Map()));
+    if (!members) {
+      members = new Map();
+      this.sets.set(key, members);
+    }
     members.set(member, this.now() + ttlS * 1000);
   }
   async liveMembers(key: string) {

@@ -7,6 +7,7 @@ import type { PasswordChangedProps } from "../../emails/password-changed";
 import type { PasswordResetProps } from "../../emails/password-reset";
 import type { SecurityNoticeProps } from "../../emails/security-notice";
 import type { SignInCodeProps } from "../../emails/sign-in-code";
+import type { SignInMethodChangedProps } from "../../emails/sign-in-method-changed";
 import type { VerifyEmailProps } from "../../emails/verify-email";
 
 /** Template name -> props type. */
@@ -20,6 +21,7 @@ export type TemplateProps = {
   "new-sign-in": NewSignInProps;
   invitation: InvitationProps;
   "security-notice": SecurityNoticeProps;
+  "sign-in-method-changed": SignInMethodChangedProps;
 };
 
 export type TemplateName = keyof TemplateProps;
@@ -40,6 +42,7 @@ const templates: { [K in TemplateName]: () => Promise<TemplateModule<TemplatePro
   "new-sign-in": () => import("../../emails/new-sign-in"),
   invitation: () => import("../../emails/invitation"),
   "security-notice": () => import("../../emails/security-notice"),
+  "sign-in-method-changed": () => import("../../emails/sign-in-method-changed"),
 };
 
 export const TEMPLATE_NAMES = Object.keys(templates) as TemplateName[];

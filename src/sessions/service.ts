@@ -25,7 +25,19 @@ export type TokenResponse = {
 };
 
 /** The caller of an authenticated route. */
-export type AuthInfo = { userId: string; sessionId: string; roles: string[]; amr: string[]; team?: TeamClaim; token: string };
+export type AuthInfo = {
+  userId: string;
+  sessionId: string;
+  roles: string[];
+  amr: string[];
+  team?: TeamClaim;
+  /** Set on impersonation tokens: the admin acting as this user. */
+  act?: { sub: string };
+  token: string;
+};
+
+/** An impersonation's answer: a TokenResponse with no refresh token (it cannot be renewed). */
+export type ImpersonationResponse = Omit<TokenResponse, "refreshToken">;
 
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
@@ -217,8 +229,9 @@ export class Sessions {
     }
   }
 
+  /** As long as any access token can live: impersonation tokens may outlive ordinary ones. */
   private get revocationTtlS() {
-    return this.config.ACCESS_TOKEN_TTL_S + 60;
+    return Math.max(this.config.ACCESS_TOKEN_TTL_S, this.config.IMPERSONATION_TTL_S) + 60;
   }
 
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */
@@ -378,6 +391,35 @@ export class Sessions {
     return this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team }, refreshToken, now);
   }
 
+  /**
+   * A session in which `adminId` acts as `user`: its row makes it revocable like any other (a ban or a revocation of
+   * the user's sessions ends it too), but it holds no refresh token and ends with its one access token.
+   */
+  async impersonate(user: UserRow, adminId: string, meta: RequestMeta): Promise<ImpersonationResponse> {
+    const now = this.now();
+    const lifetimeS = this.config.IMPERSONATION_TTL_S;
+    const sessionId = newId();
+    const expiresAt = new Date(now.getTime() + lifetimeS * 1000);
+    const amr = ["impersonation"];
+    // The empty refresh hash matches no token's secret, so nothing can ever rotate this session.
+    await this.db.insert(sessions).values({
+      id: sessionId,
+      userId: user.id,
+      amr,
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt,
+      refreshHash: "",
+      refreshIssuedAt: now,
+      refreshExpiresAt: now,
+    });
+    const roles = this.users.rolesOf(user);
+    const accessToken = await this.tokens.sign({ sub: user.id, sid: sessionId, roles, amr, act: { sub: adminId } }, now, lifetimeS);
+    return { user: this.users.toPublic(user), accessToken, tokenType: "Bearer", expiresIn: lifetimeS, mfaEnabled: user.mfaEnabled };
+  }
+
   private refreshKey(): Promise<Buffer> {
     return this.secrets.get("refresh-token");
   }
@@ -515,6 +557,7 @@ export class Sessions {
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
     const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };
+    if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
     // Shared by every request presenting this token, so nobody may change it.
     Object.freeze(info.roles);
     Object.freeze(info.amr);

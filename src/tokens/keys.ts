@@ -1,5 +1,5 @@
 import { createPrivateKey, type JsonWebKeyInput, type KeyObject } from "node:crypto";
-import { asc, and, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, isNull } from "drizzle-orm";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { keyFromSecret, newId, randomToken } from "../crypto";
 import type { Db } from "../db";
@@ -74,6 +74,19 @@ export class ServerSecrets {
     private readonly db: Db,
     private readonly encryptionKey?: string,
   ) {}
+
+  /**
+   * Loads every secret the database already holds, once at start. A first read later would be a query on the root
+   * handle, and the first use of a secret after a start is often inside a transaction (a TOTP code is spent in one):
+   * on PGlite's single connection the two would wait for each other forever.
+   */
+  async init(): Promise<void> {
+    const rows = await this.db.select().from(serverKeys).where(and(isNull(serverKeys.retiredAt), eq(serverKeys.alg, "A256GCM"))).orderBy(asc(serverKeys.createdAt), asc(serverKeys.kid));
+    for (const row of rows) {
+      const slot = `db:${row.purpose}`;
+      if (!this.loaded.has(slot)) this.loaded.set(slot, Promise.resolve(Buffer.from((row.privateJwk as { k: string }).k, "base64url")));
+    }
+  }
 
   get(purpose: string, opts: { sealing?: boolean } = {}): Promise<Buffer> {
     const fromEncryptionKey = Boolean(opts.sealing && this.encryptionKey);

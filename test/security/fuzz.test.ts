@@ -147,7 +147,7 @@ describe("U+0000, which Postgres text cannot hold, is refused at the door with 4
     const sent = server.mailer.outbox.length;
     refusedNul(await server.request("POST", "/auth/register", { body: { email, password: "a long enough passphrase", firstName: "Ada\u0000" } }), "firstName");
     refusedNul(await server.request("POST", "/auth/register", { body: { email, password: "a long enough passphrase", extra: { deep: ["x", "y\u0000"] } } }), "extra.deep.1");
-    refusedNul(await server.request("POST", "/auth/register", { body: { email, password: "a long enough passphrase", ["k\u0000"]: 1 } }), "k\u0000");
+    refusedNul(await server.request("POST", "/auth/register", { body: { email, password: "a long enough passphrase", "k\u0000": 1 } }), "k\u0000");
     expect(await server.ctx.users.findByEmail(email)).toBeUndefined();
     expect(server.mailer.outbox.length).toBe(sent);
     // Without the NUL the same request goes through.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type IdpAccount, startTestIdp, type TestIdp } from "../support/oidc-provider";
-import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
+import { createTestServer, type TestBrowser, type TestServer, uniqueEmail } from "../support/server";
 import { createSignedInUser } from "../support/users";
 
 /**
@@ -12,6 +12,8 @@ const APP_URL = "http://localhost:3000";
 const CALLBACK = `${APP_URL}/auth/oauth/oidc/callback`;
 let idp: TestIdp;
 let server: TestServer;
+/** The browser that drives the flows: it keeps the flow cookie between our redirect and the callback. */
+let browser: TestBrowser;
 
 beforeAll(async () => {
   idp = await startTestIdp(CALLBACK);
@@ -22,6 +24,7 @@ beforeAll(async () => {
     OIDC_CLIENT_ID: idp.clientId,
     OIDC_CLIENT_SECRET: idp.clientSecret,
   });
+  browser = server.browser();
 }, 60_000);
 afterAll(async () => {
   await server.close();
@@ -32,11 +35,11 @@ const account = (fields: Partial<IdpAccount> = {}) =>
   idp.addAccount({ sub: `sec-${crypto.randomUUID()}`, email: uniqueEmail("idp"), email_verified: true, ...fields });
 
 async function providerAnswer(acc: IdpAccount): Promise<string> {
-  const res = await server.request("GET", "/auth/oauth/oidc");
+  const res = await browser.request("GET", "/auth/oauth/oidc");
   expect(res.status).toBe(302);
   return (await idp.authorize(res.headers.get("location") ?? "", acc.sub, CALLBACK)).search;
 }
-const callback = (search: string) => server.request("GET", `/auth/oauth/oidc/callback${search}`);
+const callback = (search: string) => browser.request("GET", `/auth/oauth/oidc/callback${search}`);
 async function exchangeCode(acc: IdpAccount): Promise<string> {
   const res = await callback(await providerAnswer(acc));
   const code = new URL(res.headers.get("location") ?? "").searchParams.get("code");

@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import type { AuthServerOptions } from "../../src/config";
 import { type Database, openPostgres } from "../../src/db";
-import { openPglite } from "../../src/db/pglite";
+import { openPglite, pgliteExtensions } from "../../src/db/pglite";
 import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
 import type { KeyValueStore } from "../../src/kv";
 import { type MailMessage, MemoryMailer } from "../../src/mail";
@@ -18,7 +18,7 @@ let template: Promise<Blob> | undefined;
 /** Migrating PGlite takes seconds; do it once per process and clone the result for each server. */
 async function pgliteTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const pg = await PGlite.create();
+    const pg = await PGlite.create({ extensions: pgliteExtensions });
     const db = openPglite(pg);
     await db.migrate();
     const dump = await pg.dumpDataDir("none");
@@ -30,7 +30,7 @@ async function pgliteTemplate(): Promise<Blob> {
 
 export async function testDatabase(): Promise<Database> {
   if (backend.databaseUrl) return openPostgres(backend.databaseUrl, 3000);
-  return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate() }));
+  return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate(), extensions: pgliteExtensions }));
 }
 
 export function testStore(): KeyValueStore {
@@ -46,6 +46,9 @@ const RELAXED_LIMITS: AuthServerOptions = {
   RATE_LIMIT_EMAIL_CHECK_IP: "10000/60",
   RATE_LIMIT_REFRESH_SESSION: "10000/60",
   RATE_LIMIT_ANONYMOUS_IP: "10000/60",
+  RATE_LIMIT_SIGNUP_IP: "10000/60",
+  RATE_LIMIT_MAIL_IP: "10000/60",
+  RATE_LIMIT_MAIL_RECIPIENT: "10000/60",
   // Tests run many hashes; the production default is 19 MiB, t=2.
   PASSWORD_HASH_MEMORY_KIB: 4096,
   PASSWORD_HASH_TIME_COST: 1,
@@ -69,7 +72,45 @@ export type TestServer = AuthServer & {
    * leave after the answer (a reset link).
    */
   mailTo(to: string, matching: RegExp, after?: number): Promise<MailMessage>;
+  /**
+   * A browser of its own: `request` as above, but it keeps the cookies the server sets (by name and path, dropping
+   * expired ones) and sends back those whose path covers the request, as a browser does. Two browsers share nothing.
+   */
+  browser(): TestBrowser;
 };
+
+export type TestBrowser = {
+  request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<TestResponse<T>>;
+  /** The cookies this browser holds, by name. */
+  cookies(): Map<string, { value: string; path: string }>;
+};
+
+/** Cookie jar for one host, just good enough for the server under test: name + path, Max-Age=0 deletes. */
+function cookieJar() {
+  const jar = new Map<string, { name: string; value: string; path: string }>();
+  return {
+    jar,
+    store(headers: Headers) {
+      for (const line of headers.getSetCookie()) {
+        const [pair = "", ...attributes] = line.split(";").map((part) => part.trim());
+        const eq = pair.indexOf("=");
+        if (eq <= 0) continue;
+        const name = pair.slice(0, eq);
+        const path = attributes.find((a) => /^path=/i.test(a))?.slice(5) || "/";
+        const key = `${name};${path}`;
+        if (attributes.some((a) => /^max-age=0$/i.test(a))) jar.delete(key);
+        else jar.set(key, { name, value: pair.slice(eq + 1), path });
+      }
+    },
+    header(requestPath: string): string | undefined {
+      const pathname = requestPath.split("?")[0] ?? "/";
+      const matching = [...jar.values()].filter(
+        (c) => pathname === c.path || pathname.startsWith(c.path.endsWith("/") ? c.path : `${c.path}/`),
+      );
+      return matching.length ? matching.map((c) => `${c.name}=${c.value}`).join("; ") : undefined;
+    },
+  };
+}
 
 /** A server on fresh backends with an in-memory outbox; `request` goes through `app.handle` like real HTTP. */
 export async function createTestServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}): Promise<TestServer> {
@@ -96,26 +137,40 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
         await Bun.sleep(5);
       }
     },
-    async request(method, path, opts = {}) {
-      const headers: Record<string, string> = { ...opts.headers };
-      let body: string | undefined;
-      if (opts.form) {
-        headers["content-type"] ??= "application/x-www-form-urlencoded";
-        body = new URLSearchParams(opts.form).toString();
-      } else if (opts.body !== undefined) {
-        headers["content-type"] ??= "application/json";
-        body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
-      }
-      if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-      const res = await server.app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {}
-      return { status: res.status, body: parsed as any, headers: res.headers, text };
+    browser() {
+      const jar = cookieJar();
+      return {
+        async request(method, path, opts = {}) {
+          const cookie = jar.header(path);
+          const res = await request(method, path, { ...opts, headers: { ...(cookie ? { cookie } : {}), ...opts.headers } });
+          jar.store(res.headers);
+          return res;
+        },
+        cookies: () => new Map([...jar.jar.values()].map((c) => [c.name, { value: c.value, path: c.path }])),
+      };
     },
+    request: (method, path, opts) => request(method, path, opts),
   };
+
+  async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<TestResponse<T>> {
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: string | undefined;
+    if (opts.form) {
+      headers["content-type"] ??= "application/x-www-form-urlencoded";
+      body = new URLSearchParams(opts.form).toString();
+    } else if (opts.body !== undefined) {
+      headers["content-type"] ??= "application/json";
+      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+    }
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const res = await server.app.handle(new Request(`http://localhost${path}`, { method, headers, body }));
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {}
+    return { status: res.status, body: parsed as any, headers: res.headers, text };
+  }
 }
 
 export const uniqueEmail = (label = "user") => `${label}-${crypto.randomUUID().slice(0, 12)}@example.com`;
