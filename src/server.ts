@@ -23,6 +23,7 @@ import { describeError, errorHandler, errors, isConnectionError } from "./errors
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
+import { healthRoutes, type Lifecycle } from "./health";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
@@ -38,17 +39,17 @@ export type { AuthContext } from "./context";
 /** Ports a host app or a test can hand in instead of the ones made from settings. */
 export type AuthServerPorts = { database?: Database; kv?: KeyValueStore; mailer?: Mailer; clock?: Clock; logger?: Logger };
 
+/** Loading the revocations in force at start: generous, as an embedded database under load can be slow to answer. */
+const STARTUP_SYNC_TIMEOUT_MS = 30_000;
 const MAINTENANCE_INTERVAL_MS = 15 * 60 * 1000;
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("timed out")), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
+/** Whether the store answers within `timeoutMs`; it may still be connecting, so it is asked again until then. */
+async function reachable(kv: KeyValueStore, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await kv.ping().then(() => true, () => false)) return true;
+    if (Date.now() >= deadline) return false;
+    await Bun.sleep(50);
   }
 }
 
@@ -64,6 +65,14 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     throw error;
   }
   const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
+  if (!ports.kv && config.REDIS_URL) {
+    // A server that starts without its Redis answers every request 503 with no cause in sight: refuse to start instead.
+    const reached = await reachable(kv, config.BACKEND_TIMEOUT_MS);
+    if (!reached) {
+      await kv.close();
+      throw new Error(`cannot reach Redis at REDIS_URL (no answer within BACKEND_TIMEOUT_MS=${config.BACKEND_TIMEOUT_MS})`);
+    }
+  }
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
   const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
@@ -78,9 +87,9 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
   const hooks: Hooks = { maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})], credentials: [], membershipChanged: [] };
   // No token is accepted before the revocations in force are loaded and the channel that brings new ones is live.
-  await sessions.ready(Math.max(config.BACKEND_TIMEOUT_MS, 1000) * 2).catch((error) => {
+  await sessions.ready(STARTUP_SYNC_TIMEOUT_MS).catch((error) => {
     sessions.close();
-    throw config.REDIS_URL ? new Error("cannot reach Redis at REDIS_URL (no answer in time)") : error;
+    throw error;
   });
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
@@ -142,7 +151,7 @@ const PLUGINS = {
   admin: adminPlugin,
 } as const;
 
-function buildApp(ctx: AuthContext, logger: Logger) {
+function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false }) {
   const { config } = ctx;
   const allowedOrigins = new Set(config.corsOrigins);
 
@@ -206,22 +215,7 @@ function buildApp(ctx: AuthContext, logger: Logger) {
         },
       }),
     )
-    .get(
-      "/health",
-      async ({ set }) => {
-        const timeoutMs = Math.min(config.BACKEND_TIMEOUT_MS, 2000);
-        const probe = (p: Promise<void>) =>
-          withTimeout(p, timeoutMs).then(
-            () => "ok" as const,
-            () => "down" as const,
-          );
-        const [db, kv] = await Promise.all([probe(ctx.database.ping()), probe(ctx.kv.ping())]);
-        const ok = db === "ok" && kv === "ok";
-        if (!ok) set.status = 503;
-        return { status: ok ? ("ok" as const) : ("unavailable" as const), db, kv };
-      },
-      { detail: { summary: "Liveness of the server, its database and its KV store", tags: ["core"] } },
-    )
+    .use(healthRoutes(ctx, lifecycle))
     .get("/.well-known/jwks.json", ({ set }) => {
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
@@ -232,6 +226,8 @@ function buildApp(ctx: AuthContext, logger: Logger) {
 export type AuthServer = {
   app: ReturnType<typeof buildApp>;
   ctx: AuthContext;
+  /** Set `draining` when shutting down: /health/ready answers 503 so that load balancers route new work elsewhere. */
+  lifecycle: Lifecycle;
   close(): Promise<void>;
 };
 
@@ -243,7 +239,8 @@ export async function buildAuthServer(
   const config = loadConfig(options);
   const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
   const ctx = await buildContext(config, ports, logger);
-  const app = buildApp(ctx, logger);
+  const lifecycle: Lifecycle = { draining: false };
+  const app = buildApp(ctx, logger, lifecycle);
   const maintenance = setInterval(() => {
     for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));
   }, MAINTENANCE_INTERVAL_MS);
@@ -251,6 +248,7 @@ export async function buildAuthServer(
   return {
     app,
     ctx,
+    lifecycle,
     async close() {
       clearInterval(maintenance);
       ctx.sessions.close();
