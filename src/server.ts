@@ -23,7 +23,7 @@ import { describeError, errorHandler, errors, isConnectionError } from "./errors
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
-import { healthRoutes, type Lifecycle } from "./health";
+import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
@@ -151,7 +151,7 @@ const PLUGINS = {
   admin: adminPlugin,
 } as const;
 
-function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false }) {
+function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false, inFlight: 0 }) {
   const { config } = ctx;
   const allowedOrigins = new Set(config.corsOrigins);
 
@@ -163,6 +163,7 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
   return new Elysia({ name: "auth.server", seed: ctx.id })
     .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
     .use(observability(ctx, logger))
+    .use(trackRequests(ctx.id, lifecycle))
     .onRequest(({ set }) => {
       set.headers["x-content-type-options"] = "nosniff";
       set.headers["cache-control"] = "no-store";
@@ -239,7 +240,7 @@ export async function buildAuthServer(
   const config = loadConfig(options);
   const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
   const ctx = await buildContext(config, ports, logger);
-  const lifecycle: Lifecycle = { draining: false };
+  const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const app = buildApp(ctx, logger, lifecycle);
   const maintenance = setInterval(() => {
     for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));

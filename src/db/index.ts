@@ -3,6 +3,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import * as schema from "./all-schema";
+import { lockDataDir } from "./data-dir-lock";
 import { watchedSocketFactory } from "./watched-socket";
 
 export type Schema = typeof schema;
@@ -68,7 +69,21 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
   // Loaded only for the embedded default: PGlite weighs tens of MB that a Postgres deployment should not carry.
   const { createPglite } = await import("./pglite");
-  return createPglite(opts.dataDir, opts.timeoutMs);
+  const release = lockDataDir(opts.dataDir);
+  try {
+    const database = await createPglite(opts.dataDir, opts.timeoutMs);
+    const close = database.close.bind(database);
+    return {
+      ...database,
+      async close() {
+        await close();
+        release();
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 export { schema };

@@ -3,7 +3,8 @@ import { type CryptoKey, decodeProtectedHeader, jwtVerify } from "jose";
 import type { Config } from "../config";
 import type { Db } from "../db";
 import { AuthError } from "../errors";
-import { loadSigningKeys, type SigningKey } from "./keys";
+import { loadSigningKeys } from "./keys";
+import { KEY_RELOAD_MS, loadKeyRing, type RingKey, signingKeyAt } from "./rotation";
 
 export type TeamClaim = { id: string; role: string };
 export type AccessClaims = {
@@ -30,7 +31,7 @@ const invalidToken = () => new AuthError(401, "INVALID_TOKEN", "The access token
 
 /** Signs and verifies access tokens; `alg` is pinned to the configured one and `typ` to access tokens. */
 export class AccessTokens {
-  private keys: SigningKey[] = [];
+  private keys: RingKey[] = [];
   private secret?: Uint8Array;
   private signer?: Signer;
   private lastReload = 0;
@@ -43,7 +44,16 @@ export class AccessTokens {
 
   async init() {
     if (this.config.JWT_ALG === "HS256") this.secret = new TextEncoder().encode(this.config.JWT_SECRET);
-    else this.keys = await loadSigningKeys(this.db);
+    else {
+      // Makes the first key when there is none; the ring (src/tokens/rotation.ts) adds the keys rotated out.
+      await loadSigningKeys(this.db);
+      await this.reloadKeys();
+    }
+  }
+
+  private async reloadKeys(): Promise<void> {
+    this.lastReload = this.now().getTime();
+    this.keys = await loadKeyRing(this.db, this.config, this.now());
   }
 
   jwks() {
@@ -77,7 +87,9 @@ export class AccessTokens {
       this.signer ??= { header: base64url({ alg: "HS256", typ: ACCESS_TYP }), sign: (input) => createHmac("sha256", secret).update(input).digest() };
       return this.signer;
     }
-    const key = this.keys[0];
+    // Every instance learns of a rotated key within KEY_RELOAD_MS, well before it starts signing.
+    if (this.now().getTime() - this.lastReload > KEY_RELOAD_MS) this.reloadKeys().catch(() => {});
+    const key = signingKeyAt(this.keys, this.now());
     if (!key) throw new Error("no signing key");
     if (this.signer?.kid !== key.kid) {
       const { signingKey } = key;
@@ -90,9 +102,8 @@ export class AccessTokens {
     if (typeof kid !== "string") return undefined;
     let key = this.keys.find((k) => k.kid === kid);
     // A key published by another instance after we started: reload, at most every 10 s.
-    if (!key && Date.now() - this.lastReload > 10_000) {
-      this.lastReload = Date.now();
-      this.keys = await loadSigningKeys(this.db);
+    if (!key && this.now().getTime() - this.lastReload > 10_000) {
+      await this.reloadKeys();
       key = this.keys.find((k) => k.kid === kid);
     }
     return key?.publicKey;
