@@ -164,9 +164,19 @@ export const settingsSchema = z
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    MAIL_TRANSPORT: z.enum(["smtp", "console"], { message: "must be smtp or console" }).optional(),
+    NODE_ENV: optionalString,
     ...adminSettings,
   })
   .superRefine((s, ctx) => {
+    if (s.MAIL_TRANSPORT === "smtp" && !s.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "is required with MAIL_TRANSPORT=smtp" });
+    if (!s.MAIL_TRANSPORT && !s.SMTP_URL && s.NODE_ENV === "production") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAIL_TRANSPORT"],
+        message: "is required with NODE_ENV=production and no SMTP_URL: set SMTP_URL, or MAIL_TRANSPORT=console to print mails (codes and links included) to the log",
+      });
+    }
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
       ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "is required with JWT_ALG=HS256 (32 characters at least)" });
     }
@@ -193,6 +203,8 @@ export type Config = Settings & {
   corsOrigins: string[];
   plugins: Set<PluginName>;
   webauthn: { rpId: string; rpName: string; origin: string };
+  /** How mail leaves: SMTP when SMTP_URL is set (or asked for), else printed to the log (never by default in production). */
+  mailTransport: "smtp" | "console";
 };
 
 export class ConfigError extends Error {
@@ -231,6 +243,7 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   const publicUrl = (s.PUBLIC_URL ?? s.APP_URL).replace(/\/+$/, "");
   return {
     ...s,
+    mailTransport: s.MAIL_TRANSPORT ?? (s.SMTP_URL ? "smtp" : "console"),
     publicUrl,
     issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,

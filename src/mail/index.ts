@@ -1,6 +1,6 @@
 import type { Transporter } from "nodemailer";
 import { describeError } from "../errors";
-import type { Logger } from "../logger";
+import { createLogger, type Logger } from "../logger";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
 export type { RenderedEmail, TemplateName, TemplateProps } from "./render";
@@ -59,14 +59,14 @@ export class SmtpMailer implements Mailer {
 }
 
 /**
- * Development fallback when no SMTP_URL is set: prints one JSON line per mail to stdout.
- * The text body is included so that a developer can read the code/link and sign in.
+ * MAIL_TRANSPORT=console (the development default): each mail is a log line like the others (`time`, `level: info`,
+ * `msg: mail`), with the text body, so that a developer can read the code or link and sign in. It follows LOG_LEVEL.
  */
 export class ConsoleMailer implements Mailer {
+  constructor(private readonly logger: Logger = createLogger("info")) {}
+
   async send(message: MailMessage): Promise<void> {
-    process.stdout.write(
-      `${JSON.stringify({ level: "info", msg: "mail", to: message.to, subject: message.subject, text: message.text })}\n`,
-    );
+    this.logger.info("mail", { to: message.to, subject: message.subject, text: message.text });
   }
 
   async close(): Promise<void> {}
@@ -97,8 +97,9 @@ export class MemoryMailer implements Mailer {
   async close(): Promise<void> {}
 }
 
-export function createMailer(opts: { smtpUrl?: string; from: string }): Mailer {
-  return opts.smtpUrl ? new SmtpMailer(opts.smtpUrl, opts.from) : new ConsoleMailer();
+export function createMailer(opts: { smtpUrl?: string; from: string; transport?: "smtp" | "console"; logger?: Logger }): Mailer {
+  const transport = opts.transport ?? (opts.smtpUrl ? "smtp" : "console");
+  return transport === "smtp" && opts.smtpUrl ? new SmtpMailer(opts.smtpUrl, opts.from) : new ConsoleMailer(opts.logger);
 }
 
 /** Renders template `name` with `props` and sends it to `to`. */
