@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { AuthError, errors } from "./errors";
+import { AuthError, errorResponse, errors } from "./errors";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -10,32 +10,44 @@ const BODY_TYPES = new Set(["application/json", "application/x-www-form-urlencod
  * without a length is counted from a copy, which stops reading past the limit. Elysia's own parsers then read it, so the
  * OpenAPI spec can describe both media types; unknown fields (`__proto__` included) are dropped by the routes' schemas.
  */
-export const bodyParser = (seed: string) =>
+export const bodyParser = (seed: string, owns: (url: string) => boolean) =>
   new Elysia({ name: "auth.body", seed })
-    .onRequest(async ({ request, set }) => {
-      // A path segment or query value can only carry U+0000 percent-encoded.
-      if (request.url.includes("%00")) throw nulRefused("");
-      if (request.body === null) return;
-      const declared = request.headers.get("content-length");
-      // A chunked body, or a Request built in process, may not declare its length: then it is counted.
-      const length = declared !== null ? Number(declared) : await streamedLength(request);
-      if (length > MAX_BODY_BYTES) {
-        // The rest of the body is never read, so the connection cannot carry another request: it closes after this answer.
-        set.headers.connection = "close";
-        throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB");
+    .onRequest(async ({ request }) => {
+      // Before routing, so only the paths we own are ours to refuse; the answer is made here, as the errors of a
+      // request-wide hook would otherwise go to the host app's error handler.
+      if (!owns(request.url)) return;
+      try {
+        await checkBody(request);
+      } catch (error) {
+        if (error instanceof AuthError) return errorResponse(error);
+        throw error;
       }
-      if (length === 0) return;
-      const declaredType = request.headers.get("content-type") ?? "";
-      const type = declaredType.split(";")[0]?.trim().toLowerCase() ?? "";
-      const parsedAs = BODY_TYPES.has(type) ? type : type.endsWith("+json") ? "application/json" : undefined;
-      if (!parsedAs) throw new AuthError(415, "UNSUPPORTED_MEDIA_TYPE", "Send application/json or application/x-www-form-urlencoded");
-      // Media types are case-insensitive (RFC 9110) but Elysia's parsers match them exactly: name the one they know.
-      if (!declaredType.startsWith(parsedAs)) request.headers.set("content-type", parsedAs);
     })
-    .onTransform({ as: "global" }, ({ body }) => {
+    .onTransform({ as: "scoped" }, ({ body }) => {
       const at = nulPath(body);
       if (at !== undefined) throw nulRefused(at);
     });
+
+/** Throws the AuthError a request's URL or body earns before anything reads the body. */
+async function checkBody(request: Request): Promise<void> {
+  // A path segment or query value can only carry U+0000 percent-encoded.
+  if (request.url.includes("%00")) throw nulRefused("");
+  if (request.body === null) return;
+  const declared = request.headers.get("content-length");
+  // A chunked body, or a Request built in process, may not declare its length: then it is counted.
+  const length = declared !== null ? Number(declared) : await streamedLength(request);
+  if (length > MAX_BODY_BYTES) {
+    // The rest of the body is never read, so the connection cannot carry another request: it closes after this answer.
+    throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB", undefined, { connection: "close" });
+  }
+  if (length === 0) return;
+  const declaredType = request.headers.get("content-type") ?? "";
+  const type = declaredType.split(";")[0]?.trim().toLowerCase() ?? "";
+  const parsedAs = BODY_TYPES.has(type) ? type : type.endsWith("+json") ? "application/json" : undefined;
+  if (!parsedAs) throw new AuthError(415, "UNSUPPORTED_MEDIA_TYPE", "Send application/json or application/x-www-form-urlencoded");
+  // Media types are case-insensitive (RFC 9110) but Elysia's parsers match them exactly: name the one they know.
+  if (!declaredType.startsWith(parsedAs)) request.headers.set("content-type", parsedAs);
+}
 
 /** The length of a body sent without one declared, read from a copy only until it passes the limit: never more. */
 async function streamedLength(request: Request): Promise<number> {

@@ -94,16 +94,22 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   });
 }
 
-/** Turns every error into `{code, message[, details]}` with the contract's status. */
+/** The answer an AuthError makes: `{code, message[, details]}` with its status and headers. */
+export function errorResponse(error: AuthError): Response {
+  const body: Record<string, unknown> = { code: error.code, message: error.message };
+  if (error.details) body.details = error.details;
+  return json(error.status, body, error.headers);
+}
+
+/**
+ * Turns every error of the server's own routes into `{code, message[, details]}` with the contract's status. Scoped:
+ * the errors of a host app that mounts us keep the host's own shape.
+ */
 export function errorHandler(seed: string, logUnexpected: ErrorLogger) {
-  return new Elysia({ name: "auth.errors", seed }).onError({ as: "global" }, ({ code, error: raised, request }) => {
+  return new Elysia({ name: "auth.errors", seed }).onError({ as: "scoped" }, ({ code, error: raised, request }) => {
     // Elysia wraps what a parser throws; our own parser's errors (413, 415, 400) must keep their status.
     const error = code === "PARSE" && (raised as Error).cause instanceof AuthError ? (raised as Error).cause : raised;
-    if (error instanceof AuthError) {
-      const body: Record<string, unknown> = { code: error.code, message: error.message };
-      if (error.details) body.details = error.details;
-      return json(error.status, body, error.headers);
-    }
+    if (error instanceof AuthError) return errorResponse(error);
     switch (code) {
       case "VALIDATION":
         return json(400, { code: "VALIDATION_ERROR", message: "Invalid request", details: detailsFromValidation(error) });

@@ -105,28 +105,41 @@ function userIdOf(context: object, response: unknown): string | undefined {
  * Request ids, one JSON log line per request (no body, header or query: nothing secret can leak) and, with
  * METRICS=true, Prometheus metrics at GET /metrics.
  */
-export function observability(ctx: AuthContext, logger: Logger) {
+export function observability(ctx: AuthContext, logger: Logger, owns: (url: string) => boolean) {
   const metrics = new Metrics();
   ctx.audit.onRecord((event) => countSignIns(event, metrics));
   const started = new WeakMap<Request, { at: number; requestId: string; status?: number }>();
+  const requestIdOf = (request: Request) => {
+    const sent = request.headers.get("x-request-id");
+    return sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+  };
 
   // Nothing reads a request's outcome when neither request logs nor metrics are on: skip the per-request hooks.
   const observes = ctx.config.LOG_LEVEL === "debug" || ctx.config.LOG_LEVEL === "info" || ctx.config.METRICS;
-  const plugin = new Elysia({ name: "auth.observability", seed: ctx.id }).onRequest(({ request, set }) => {
-    const sent = request.headers.get("x-request-id");
-    const requestId = sent && SANE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
-    set.headers["x-request-id"] = requestId;
-    if (observes) started.set(request, { at: performance.now(), requestId });
-  });
+  const plugin = new Elysia({ name: "auth.observability", seed: ctx.id })
+    .onRequest(({ request, set }) => {
+      // Timed before routing, when nobody knows yet whose route it is; only our own paths get our header here.
+      const requestId = owns(request.url) ? requestIdOf(request) : undefined;
+      if (requestId) set.headers["x-request-id"] = requestId;
+      if (observes) started.set(request, { at: performance.now(), requestId: requestId ?? "" });
+    })
+    // An unknown path reaches our (scoped) error hooks only when this server is the root app: then it is ours too.
+    .onError({ as: "scoped" }, ({ code, request, set }) => {
+      if (code !== "NOT_FOUND" || set.headers["x-request-id"]) return;
+      const requestId = requestIdOf(request);
+      set.headers["x-request-id"] = requestId;
+      const start = started.get(request);
+      if (start) start.requestId = requestId;
+    });
   if (!observes) return plugin;
 
   plugin
     // Elysia hands the Response that onError made (every error's status) to later hooks only through mapResponse.
-    .mapResponse({ as: "global" }, ({ request, responseValue, set }) => {
+    .mapResponse({ as: "scoped" }, ({ request, responseValue, set }) => {
       const start = started.get(request);
       if (start) start.status = responseValue instanceof Response ? responseValue.status : statusOf(set.status);
     })
-    .onAfterResponse({ as: "global" }, (context) => {
+    .onAfterResponse({ as: "scoped" }, (context) => {
       const { request, set, route, responseValue } = context;
       const start = started.get(request);
       if (!start) return;

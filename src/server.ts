@@ -1,4 +1,3 @@
-import { cors } from "@elysiajs/cors";
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
@@ -16,6 +15,7 @@ import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import type { AuthContext, Clock, Hooks } from "./context";
 import { coreRoutes } from "./core-routes";
+import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
 import { KnownDevices } from "./devices";
@@ -27,10 +27,11 @@ import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
-import { BROWSER_SESSIONS_DOC, browserSessions, COOKIE_MODE_HEADER } from "./sessions/cookies";
+import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
+import { ownedPaths } from "./scope";
 import { Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
@@ -154,41 +155,63 @@ const PLUGINS = {
   admin: adminPlugin,
 } as const;
 
+/**
+ * Every plugin's routes chained on the core's, so their types add up; never called with plugins that are off.
+ * The base path's type is the default one: a client of a server with another AUTH_BASE_PATH sets it in its URL.
+ */
+function allRoutes(ctx: AuthContext) {
+  return new Elysia({ name: "auth.routes", seed: ctx.id, prefix: "/auth" })
+    .use(coreRoutes(ctx))
+    .use(passwordPlugin(ctx))
+    .use(magicCodePlugin(ctx))
+    .use(anonymousPlugin(ctx))
+    .use(oauthPlugin(ctx))
+    .use(mfaPlugin(ctx))
+    .use(teamsPlugin(ctx))
+    .use(invitationsPlugin(ctx))
+    .use(adminPlugin(ctx));
+}
+
+/**
+ * The core and the plugins AUTH_PLUGINS turns on, under AUTH_BASE_PATH. Which plugins run is a runtime choice, so
+ * the type holds them all (a route of a plugin that is off answers 404 NOT_FOUND): Eden clients see the whole API.
+ */
+function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
+  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
+  for (const name of ctx.config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
+  auth.all("/*", () => {
+    throw errors.notFound();
+  }, { detail: { hide: true } });
+  return auth as unknown as ReturnType<typeof allRoutes>;
+}
+
 function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false, inFlight: 0 }) {
   const { config } = ctx;
-  const allowedOrigins = new Set(config.corsOrigins);
+  const owns = ownedPaths(config.AUTH_BASE_PATH);
 
-  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
-  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
-  // `.use` registers on the instance itself; which plugins run is a runtime choice (their types are in `App`).
-  for (const name of config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  const securityHeaders = (set: { headers: Record<string, unknown> }) => {
+    set.headers["x-content-type-options"] = "nosniff";
+    set.headers["cache-control"] = "no-store";
+    set.headers["referrer-policy"] = "no-referrer";
+  };
 
   return new Elysia({ name: "auth.server", seed: ctx.id })
-    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
-    .use(observability(ctx, logger))
+    // Before the error handler: its answer ends the error hooks, and an unknown path must carry these headers too.
+    .use(observability(ctx, logger, owns))
     .use(trackRequests(ctx.id, lifecycle))
-    .onRequest(({ set }) => {
-      set.headers["x-content-type-options"] = "nosniff";
-      set.headers["cache-control"] = "no-store";
-      set.headers["referrer-policy"] = "no-referrer";
+    .onRequest(({ request, set }) => {
+      if (owns(request.url)) securityHeaders(set);
     })
-    .use(
-      cors({
-        origin: ({ headers }) => {
-          const origin = headers.get("origin");
-          return origin !== null && (allowedOrigins.has("*") || allowedOrigins.has(origin));
-        },
-        credentials: !allowedOrigins.has("*"),
-        allowedHeaders: ["authorization", "content-type", "x-request-id", COOKIE_MODE_HEADER],
-        // The response headers a browser app may read. (The default echoes the request's header names on every
-        // request, which exposes nothing useful and costs a header walk per request.)
-        exposeHeaders: ["x-request-id", "retry-after"],
-        methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        maxAge: 600,
-      }),
-    )
+    // Local: an unknown path gets here only when this server is the root app, not when a host app mounts it.
+    .onError(({ code, request, set }) => {
+      if (code === "NOT_FOUND" && !owns(request.url)) securityHeaders(set);
+    })
+    .use(errorHandler(ctx.id, ({ error, path }) => logger.error("unexpected error", { path, error: describeError(error) })))
+    .use(corsPolicy(ctx.id, config.corsOrigins, owns))
     .use(browserSessions(ctx.id, config))
-    .use(bodyParser(ctx.id))
+    .use(bodyParser(ctx.id, owns))
     .use(
       openapi({
         path: "/docs",
@@ -224,7 +247,7 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
       set.headers["cache-control"] = "public, max-age=300";
       return ctx.tokens.jwks();
     }, { detail: { summary: "Public keys of access tokens (EdDSA)", tags: ["core"] } })
-    .use(auth);
+    .use(authRoutes(ctx));
 }
 
 export type AuthServer = {
@@ -270,20 +293,6 @@ export async function createAuthServer(options: AuthServerOptions = {}, ports: A
   return (await buildAuthServer(options, ports)).app;
 }
 
-/** Every route of every plugin, chained statically, so Eden treaty clients see the whole API. Never called. */
-function typedApp(ctx: AuthContext) {
-  return buildApp(ctx, createLogger("silent")).group("", (app) =>
-    app
-      .use(passwordPlugin(ctx))
-      .use(magicCodePlugin(ctx))
-      .use(anonymousPlugin(ctx))
-      .use(oauthPlugin(ctx))
-      .use(mfaPlugin(ctx))
-      .use(teamsPlugin(ctx))
-      .use(invitationsPlugin(ctx))
-      .use(adminPlugin(ctx)),
-  );
-}
 
-/** The app's type, for Eden treaty clients. */
-export type App = ReturnType<typeof typedApp>;
+/** The app's type, for Eden treaty clients: every route of every plugin, under `/auth`. */
+export type App = AuthServer["app"];

@@ -20,14 +20,14 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-type Sent = { body?: unknown; form?: Record<string, string>; headers?: Record<string, string>; token?: string };
+type Sent = { body?: unknown; form?: Record<string, string>; headers?: Record<string, string | undefined>; token?: string };
 
 /** A browser on one origin: it sends its Origin and cookie jar, and keeps what each answer sets. */
 function browserOn(target: TestServer, origin: string | null, jar = new CookieJar()) {
   return {
     jar,
     async request(method: string, path: string, opts: Sent = {}): Promise<TestResponse> {
-      const headers: Record<string, string> = { ...opts.headers };
+      const headers: Record<string, string | undefined> = { ...opts.headers };
       if (origin !== null) headers.origin = origin;
       if (jar.cookies.size > 0) headers.cookie = jar.header();
       const res = await target.request(method, path, { ...opts, headers });

@@ -1,10 +1,9 @@
+/// <reference path="./pglite-assets.d.ts" />
 import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
-import { pathToFileURL } from "node:url";
-// Not in the package's exports map, so by path; imported as a file, it is embedded in a compiled binary too.
-import pgTrgmBundlePath from "../../node_modules/@electric-sql/pglite/dist/pg_trgm.tar.gz" with { type: "file" };
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -36,7 +35,7 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
  * folder made with it opens only with it. Pass these to every `PGlite.create`.
  */
 export const pgliteExtensions = {
-  pg_trgm: { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(pgTrgmBundlePath) }) },
+  pg_trgm: Bun.isStandaloneExecutable ? (await import("./pglite-trgm-embedded")).embeddedPgTrgm : pg_trgm,
 };
 
 /**

@@ -17,7 +17,7 @@ export function authGuard(ctx: AuthContext) {
     if (presentedCredential(request, cookies)?.viaCookie) assertTrustedOrigin(request, cookies);
   };
   return new Elysia({ name: "auth.guard", seed: ctx.id })
-    .resolve({ as: "global" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
+    .resolve({ as: "scoped" }, ({ request, server }) => ({ meta: requestMeta(ctx.config, request, server) }))
     .macro({
       auth: {
         transform: refuseCrossSiteCookie,

@@ -14,6 +14,7 @@ import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUser, type PublicUserRow, publicUserColumns, type Users, violatedForeignKey } from "../users";
 import { isUuid } from "../validation";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
+import { REVOKED_CHANNEL, REVOKED_SET, revocationTtlS, teamClaimEntry } from "./revocation-keys";
 
 export type TokenResponse = {
   user: PublicUser;
@@ -42,12 +43,6 @@ export type ImpersonationResponse = Omit<TokenResponse, "refreshToken">;
 const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
 const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
-/**
- * Every instance listens here for revoked session ids (comma-separated). REVOKED_SET holds each revocation until no
- * access token it refuses can still be valid: instances resync from it on reconnect, and ask it while disconnected.
- */
-const REVOKED_CHANNEL = "revoked";
-const REVOKED_SET = "revoked-sessions";
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
 const VERIFIED_CACHE_MAX = 10_000;
 // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` name it too.
@@ -80,8 +75,6 @@ type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS:
 /** How long a revocation waits to hear its own message back before answering anyway. */
 const ECHO_TIMEOUT_MS = 250;
 
-/** A revocation entry that refuses only a session's tokens carrying this exact team claim (a member left, or changed role). */
-const teamClaimEntry = (sessionId: string, team: TeamClaim) => `${sessionId}/team:${team.id}:${team.role}`;
 /** What GET /auth/session answers from, and all an instance keeps per session: no secret, no password hash. */
 type CurrentSession = {
   session: Pick<SessionRow, "id" | "userId" | "createdAt" | "expiresAt" | "amr">;
@@ -231,7 +224,7 @@ export class Sessions {
 
   /** As long as any access token can live: impersonation tokens may outlive ordinary ones. */
   private get revocationTtlS() {
-    return Math.max(this.config.ACCESS_TOKEN_TTL_S, this.config.IMPERSONATION_TTL_S) + 60;
+    return revocationTtlS(Math.max(this.config.ACCESS_TOKEN_TTL_S, this.config.IMPERSONATION_TTL_S));
   }
 
   /** Marks a session revoked in this instance and drops its cached tokens' verdicts. */

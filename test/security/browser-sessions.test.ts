@@ -32,7 +32,7 @@ async function victimSignedIn() {
   return { jar, userId: res.body.user.id as string };
 }
 
-const withCookies = (jar: CookieJar, headers: Record<string, string> = {}) => ({ cookie: jar.header(), ...headers });
+const withCookies = (jar: CookieJar, headers: Record<string, string | undefined> = {}) => ({ cookie: jar.header(), ...headers });
 
 describe("CSRF", () => {
   test("a forged form post from a sibling subdomain (cookies attached, same site) changes nothing: 403 CSRF_REJECTED", async () => {

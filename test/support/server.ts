@@ -61,7 +61,8 @@ export type RequestOptions = {
   body?: unknown;
   form?: Record<string, string>;
   token?: string;
-  headers?: Record<string, string>;
+  /** A header given as undefined is not sent. */
+  headers?: Record<string, string | undefined>;
 };
 
 export type TestServer = AuthServer & {
@@ -140,9 +141,9 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
     browser() {
       const jar = cookieJar();
       return {
-        async request(method, path, opts = {}) {
+        async request<T>(method: string, path: string, opts: RequestOptions = {}) {
           const cookie = jar.header(path);
-          const res = await request(method, path, { ...opts, headers: { ...(cookie ? { cookie } : {}), ...opts.headers } });
+          const res = await request<T>(method, path, { ...opts, headers: { ...(cookie ? { cookie } : {}), ...opts.headers } });
           jar.store(res.headers);
           return res;
         },
@@ -153,7 +154,8 @@ export async function createTestServer(options: AuthServerOptions = {}, ports: A
   };
 
   async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<TestResponse<T>> {
-    const headers: Record<string, string> = { ...opts.headers };
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(opts.headers ?? {})) if (value !== undefined) headers[name] = value;
     let body: string | undefined;
     if (opts.form) {
       headers["content-type"] ??= "application/x-www-form-urlencoded";
