@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { adminSettings } from "../plugins/admin/settings";
@@ -6,12 +7,18 @@ export const ALL_PLUGINS = ["password", "magic-code", "anonymous", "oauth", "mfa
 export type PluginName = (typeof ALL_PLUGINS)[number];
 
 const bool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])])
+  .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])], { error: "must be true or false" })
   .transform((v) => v === true || v === "true" || v === "1");
 
 /** A whole number; an empty variable (`PORT=`) means the default, as if it were unset. */
-const int = (def: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().nonnegative().max(max).default(def));
+const int = (def: number, max = Number.MAX_SAFE_INTEGER, min = 0) => {
+  const error = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, ${min} or more` : `must be a whole number from ${min} to ${max}`;
+  return z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(def));
+};
+
+/** An IP address, or a host name whose last label is not all digits (so `999.1.1.1` is no host name). */
+const isHost = (v: string) =>
+  isIP(v) !== 0 || (/^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v) && !/(^|\.)\d+$/.test(v));
 
 /** `COUNT/SECONDS`, e.g. `20/60`. */
 const limit = (def: string) =>
@@ -64,7 +71,9 @@ const OIDC_SETTINGS = ["OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"] as
 export const settingsSchema = z
   .object({
     PORT: int(3000, 65535),
-    HOST: optionalString.transform((v) => v ?? "0.0.0.0"),
+    HOST: optionalString
+      .refine((v) => v === undefined || isHost(v), "must be an IP address (e.g. 0.0.0.0, 127.0.0.1, ::) or a host name")
+      .transform((v) => v ?? "0.0.0.0"),
     DATABASE_URL: urlOf("postgres:", "postgresql:"),
     DATA_DIR: z.string().default("./data"),
     REDIS_URL: urlOf("redis:", "rediss:"),
@@ -89,7 +98,10 @@ export const settingsSchema = z
       .string()
       .default("/auth")
       .refine((v) => /^\/[A-Za-z0-9/_-]*$/.test(v) && !v.endsWith("/"), "must start with / and not end with /"),
-    APP_URL: z.url().default("http://localhost:3000"),
+    APP_URL: z
+      .string()
+      .default("http://localhost:3000")
+      .refine((v) => isUrl(v, ["http:", "https:"]), "must be an http(s) URL with its scheme, e.g. https://app.example.com"),
     /** Where browsers and providers reach this server (OAuth callbacks, hosted pages, cookies); APP_URL when unset. */
     PUBLIC_URL: urlOf("https:", "http:"),
     JWT_ALG: z.enum(["EdDSA", "HS256"]).default("EdDSA"),
@@ -143,7 +155,10 @@ export const settingsSchema = z
     WEBAUTHN_RP_ID: optionalString,
     WEBAUTHN_RP_NAME: optionalString,
     WEBAUTHN_ORIGIN: urlOf("https:", "http:"),
-    ENCRYPTION_KEY: optionalString,
+    ENCRYPTION_KEY: optionalString.refine(
+      (v) => v === undefined || v.length >= 32,
+      "must be at least 32 characters of random (e.g. the output of `openssl rand -base64 32`)",
+    ),
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
     CAPTCHA_SECRET: optionalString,
     CAPTCHA_VERIFY_URL: urlOf("https:", "http:"),
@@ -160,7 +175,7 @@ export const settingsSchema = z
     RATE_LIMIT_MAIL_IP: limit("20/3600"),
     RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
     TRUST_PROXY: bool.default(false),
-    BACKEND_TIMEOUT_MS: int(3000),
+    BACKEND_TIMEOUT_MS: int(3000, 600_000, 100),
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
