@@ -176,6 +176,7 @@ export const settingsSchema = z
     RATE_LIMIT_MAIL_RECIPIENT: limit("10/3600"),
     TRUST_PROXY: bool.default(false),
     BACKEND_TIMEOUT_MS: int(3000, 600_000, 100),
+    AUDIT_RETENTION_DAYS: int(365),
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),

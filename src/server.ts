@@ -27,6 +27,7 @@ import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
 import { PasswordHasher } from "./passwords";
 import { RateLimiter } from "./rate-limit";
+import { coreRetention } from "./retention";
 import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
@@ -89,7 +90,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, now);
-  const hooks: Hooks = { maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})], credentials: [], membershipChanged: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], membershipChanged: [] };
   // No token is accepted before the revocations in force are loaded and the channel that brings new ones is live.
   await sessions.ready(STARTUP_SYNC_TIMEOUT_MS).catch((error) => {
     sessions.close();
@@ -116,7 +117,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     if (newDevice) await sendEmailDetached({ mailer, logger }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
-  return {
+  const ctx: AuthContext = {
     id: crypto.randomUUID(),
     config,
     database,
@@ -142,6 +143,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     },
     startSession,
   };
+  hooks.maintenance.push(coreRetention(ctx));
+  return ctx;
 }
 
 const PLUGINS = {

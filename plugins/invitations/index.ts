@@ -6,7 +6,7 @@ import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
 import { TEAM_ROLES } from "../teams/service";
-import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
+import { acceptInvitation, createInvitation, deleteEndedInvitations, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
 const roleSchema = z.enum(TEAM_ROLES);
@@ -35,6 +35,7 @@ const acceptBody = z.object({
 /** Invitations by email, to a team or to the service, accepted into a new account or an existing one. */
 export function invitationsPlugin(ctx: AuthContext) {
   ctx.hooks.membershipChanged.push((change, db) => revokeInvitationsOfDemoted(ctx, change, db));
+  ctx.hooks.maintenance.push(() => deleteEndedInvitations(ctx));
   return new Elysia({ name: "plugin.invitations", seed: ctx.id, detail: { tags: ["invitations"] } })
     .use(authGuard(ctx))
     .post(

@@ -1,4 +1,5 @@
-import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL } from "drizzle-orm";
+import { RETENTION_GRACE_MS } from "../../src/retention";
 import { limitMailTo } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -260,4 +261,12 @@ async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
     .where(and(eq(invitations.tokenHash, tokenHash), pending(now)))
     .returning({ id: invitations.id });
   if (!won) throw invalidToken();
+}
+
+/** Retention: invitations never accepted that expired or were revoked more than a day ago go. */
+export async function deleteEndedInvitations(ctx: AuthContext): Promise<void> {
+  const cutoff = new Date(ctx.clock.now().getTime() - RETENTION_GRACE_MS);
+  await ctx.db
+    .delete(invitations)
+    .where(and(isNull(invitations.acceptedAt), or(lt(invitations.expiresAt, cutoff), lt(invitations.revokedAt, cutoff))));
 }

@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema, userSchema, usernameField } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
-import { changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
+import { changePassword, deleteEndedResetTokens, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
@@ -38,6 +38,7 @@ const errorResponses = <S extends ErrorStatus>(...statuses: S[]) =>
 /** Email and password accounts: sign-up, sign-in, email confirmation and change, password change and reset. */
 export function passwordPlugin(ctx: AuthContext) {
   ctx.hooks.credentials.push({ countSignInMethods: countPasswords });
+  ctx.hooks.maintenance.push(() => deleteEndedResetTokens(ctx));
   return new Elysia({ name: "plugin.password", seed: ctx.id, detail: { tags: ["password"] } })
     .use(authGuard(ctx))
     .post(

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, or } from "drizzle-orm";
 import { limitMailTo, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
@@ -8,6 +8,7 @@ import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/credentials";
+import { RETENTION_GRACE_MS } from "../../src/retention";
 import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
@@ -301,6 +302,12 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
   await audited;
   const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
   await sendEmailDetached(ctx, user ? email : null, "password-reset", { link }, stored);
+}
+
+/** Retention: reset links spent or expired more than a day ago go (a late click still answers INVALID_TOKEN). */
+export async function deleteEndedResetTokens(ctx: AuthContext): Promise<void> {
+  const cutoff = new Date(ctx.clock.now().getTime() - RETENTION_GRACE_MS);
+  await ctx.db.delete(passwordResetTokens).where(or(lt(passwordResetTokens.usedAt, cutoff), lt(passwordResetTokens.expiresAt, cutoff)));
 }
 
 const liveToken = (tokenHash: string, now: Date) =>
