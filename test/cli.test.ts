@@ -37,7 +37,7 @@ async function run(args: string[], overrides: Record<string, string> = {}) {
 }
 
 async function startServer(dataDir: string, port: number): Promise<Subprocess<"ignore", "pipe", "pipe">> {
-  const child = Bun.spawn(["bun", "run", ENTRY], { env: env({ DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn" }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn(["bun", "run", ENTRY], { env: env({ DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "info", PASSWORD_HASH_MEMORY_KIB: "65536", PASSWORD_HASH_TIME_COST: "3" }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${await new Response(child.stderr).text()}`);
@@ -142,5 +142,26 @@ describe("one process per DATA_DIR and per PORT", () => {
   test("healthcheck exits 0 while the server is ready, 1 when nothing answers", async () => {
     expect((await run(["healthcheck"], { PORT: String(port) })).code).toBe(0);
     expect((await run(["healthcheck"], { PORT: String(freePort()) })).code).toBe(1);
+  }, 60_000);
+
+  test("SIGTERM drains: the request in flight is answered and gets its log line, then the process stops", async () => {
+    const email = `drain-${crypto.randomUUID().slice(0, 8)}@example.com`;
+    // A registration hashes its password (64 MiB, t=3 here): it is still running when the signal arrives.
+    const answer = fetch(`http://127.0.0.1:${port}/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email, password: "correct horse battery staple" }),
+    });
+    await Bun.sleep(20);
+    first.kill("SIGTERM");
+    expect((await answer).status).toBe(201);
+    expect(await first.exited).toBe(0);
+    const lines = (await new Response(first.stdout).text()).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const request = lines.findIndex((l) => l.msg === "request" && l.route === "/auth/register" && l.status === 201);
+    const shutting = lines.findIndex((l) => l.msg === "shutting down");
+    const stopped = lines.findIndex((l) => l.msg === "stopped");
+    expect(shutting).toBeGreaterThan(-1);
+    expect(request).toBeGreaterThan(shutting);
+    expect(stopped).toBeGreaterThan(request);
   }, 60_000);
 });
