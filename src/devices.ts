@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { sha256 } from "./crypto";
 import type { Db } from "./db";
 import { sessions } from "./db/schema";
@@ -23,7 +23,16 @@ export class KnownDevices {
   async isNewFor(userId: string, meta: RequestMeta): Promise<boolean> {
     const device = sha256(`${meta.ip ?? ""}\0${meta.userAgent ?? ""}`);
     if (!(await this.kv.setIfAbsent(`device:${userId}:${device}`, "1", this.rememberS))) return false;
-    const earlier = await this.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId)).limit(1);
-    return earlier.length > 0;
+    // The store forgets (an in-memory one at each restart, Redis when flushed): the sessions kept in the database
+    // still tell a device seen lately from a new one, so a restart does not make every next sign-in news.
+    const since = new Date(Date.now() - this.rememberS * 1000);
+    const [seen] = await this.db
+      .select({
+        any: sql<boolean>`count(*) > 0`,
+        known: sql<boolean>`coalesce(bool_or(${sessions.ip} is not distinct from ${meta.ip} and ${sessions.userAgent} is not distinct from ${meta.userAgent} and ${sessions.createdAt} > ${since}), false)`,
+      })
+      .from(sessions)
+      .where(eq(sessions.userId, userId));
+    return Boolean(seen?.any) && !seen?.known;
   }
 }
