@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { AuthError, errorResponse, errors } from "./errors";
+import { AuthError, coreError, errorResponse, errors } from "./errors";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -38,13 +38,13 @@ async function checkBody(request: Request): Promise<void> {
   const length = declared !== null ? Number(declared) : await streamedLength(request);
   if (length > MAX_BODY_BYTES) {
     // The rest of the body is never read, so the connection cannot carry another request: it closes after this answer.
-    throw new AuthError(413, "PAYLOAD_TOO_LARGE", "The request body is larger than 64 KiB", undefined, { connection: "close" });
+    throw coreError("PAYLOAD_TOO_LARGE", { headers: { connection: "close" } });
   }
   if (length === 0) return;
   const declaredType = request.headers.get("content-type") ?? "";
   const type = declaredType.split(";")[0]?.trim().toLowerCase() ?? "";
   const parsedAs = BODY_TYPES.has(type) ? type : type.endsWith("+json") ? "application/json" : undefined;
-  if (!parsedAs) throw new AuthError(415, "UNSUPPORTED_MEDIA_TYPE", "Send application/json or application/x-www-form-urlencoded");
+  if (!parsedAs) throw coreError("UNSUPPORTED_MEDIA_TYPE");
   // Media types are case-insensitive (RFC 9110) but Elysia's parsers match them exactly: name the one they know.
   if (!declaredType.startsWith(parsedAs)) request.headers.set("content-type", parsedAs);
 }

@@ -1,5 +1,5 @@
 import type { Config } from "./config";
-import { AuthError } from "./errors";
+import { coreError } from "./errors";
 
 const DEFAULT_VERIFY_URLS = {
   turnstile: "https://challenges.cloudflare.com/turnstile/v0/siteverify",
@@ -7,7 +7,7 @@ const DEFAULT_VERIFY_URLS = {
   recaptcha: "https://www.google.com/recaptcha/api/siteverify",
 } as const;
 
-const failed = () => new AuthError(400, "CAPTCHA_FAILED", "The captcha check failed");
+const failed = () => coreError("CAPTCHA_FAILED");
 
 /**
  * Turnstile, hCaptcha and reCAPTCHA share one siteverify shape: POST secret, response (and remoteip), read `success`.

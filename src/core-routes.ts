@@ -1,7 +1,7 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "./context";
-import { AuthError, errors } from "./errors";
+import { errors } from "./errors";
 import { answerInCookies, assertTrustedOrigin, clearSessionCookies, readCookie, sessionCookies } from "./sessions/cookies";
 import { authGuard } from "./sessions/guard";
 import { nameField } from "./validation";
@@ -194,7 +194,7 @@ export function coreRoutes(ctx: AuthContext) {
       "/sessions/:id",
       async ({ auth, params, meta, set }) => {
         const session = await sessions.findOwned(auth.userId, params.id);
-        if (!session) throw new AuthError(404, "NOT_FOUND", "Session not found");
+        if (!session) throw errors.notFound("Session not found");
         await sessions.revoke(session.id);
         await audit.record({ type: "session_revoked", userId: auth.userId, meta, data: { sessionId: session.id } });
         set.status = 204;

@@ -19,25 +19,76 @@ export class AuthError extends Error {
 /** Postgres or Redis could not be reached: always 503, never the driver's message. */
 export class UnavailableError extends AuthError {
   constructor(readonly part: "db" | "kv") {
-    super(503, "UNAVAILABLE", "The service is temporarily unavailable");
+    super(CORE_ERRORS.UNAVAILABLE.status, "UNAVAILABLE", CORE_ERRORS.UNAVAILABLE.message);
   }
 }
 
+/** One error code: its one status and its message (a call may say more precisely why, never a secret). */
+export type ErrorSpec = { status: number; message: string };
+/** A plugin's or the core's codes: `CODE -> {status, message}`, each code declared once. */
+export type ErrorCatalog = Record<string, ErrorSpec>;
+export type ErrorExtras = { message?: string; details?: ErrorDetail[]; headers?: Record<string, string> };
+
+/** A function that makes the catalog's errors by code: `raise("CODE")` is an AuthError with the code's status. */
+export function errorsFrom<const C extends ErrorCatalog>(catalog: C) {
+  return (code: keyof C & string, extras: ErrorExtras = {}) => {
+    const spec = catalog[code] as ErrorSpec;
+    return new AuthError(spec.status, code, extras.message ?? spec.message, extras.details, extras.headers);
+  };
+}
+
+/** The core's codes: every one a client can get from the core or from the one error handler below. */
+export const CORE_ERRORS = {
+  VALIDATION_ERROR: { status: 400, message: "Invalid request" },
+  BAD_REQUEST: { status: 400, message: "Bad request" },
+  CAPTCHA_FAILED: { status: 400, message: "The captcha check failed" },
+  INVALID_CODE: { status: 400, message: "The code is invalid or has expired" },
+  WEAK_PASSWORD: { status: 400, message: "The password is too weak" },
+  UNAUTHORIZED: { status: 401, message: "Authentication required" },
+  INVALID_CREDENTIALS: { status: 401, message: "Email or password is incorrect" },
+  INVALID_TOKEN: { status: 401, message: "The access token is invalid or has expired" },
+  INVALID_REFRESH_TOKEN: { status: 401, message: "The refresh token is invalid or has expired" },
+  REFRESH_TOKEN_REUSED: { status: 401, message: "The refresh token was already used; the session has been revoked" },
+  SESSION_REVOKED: { status: 401, message: "The session has been revoked" },
+  TEAM_CLAIM_REVOKED: { status: 401, message: "The team in this token is no longer yours; refresh to get a new token" },
+  FORBIDDEN: { status: 403, message: "Not allowed" },
+  USER_BANNED: { status: 403, message: "This account is banned" },
+  CSRF_REJECTED: { status: 403, message: "This request uses the browser session but does not come from a trusted origin" },
+  NOT_FOUND: { status: 404, message: "Not found" },
+  CONFLICT: { status: 409, message: "Conflict" },
+  EMAIL_TAKEN: { status: 409, message: "This email is already registered" },
+  USERNAME_TAKEN: { status: 409, message: "This username is taken" },
+  NOT_ANONYMOUS: { status: 409, message: "Only a guest account can be upgraded" },
+  PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is larger than 64 KiB" },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Send application/json or application/x-www-form-urlencoded" },
+  RATE_LIMITED: { status: 429, message: "Too many requests" },
+  INTERNAL_ERROR: { status: 500, message: "Something went wrong" },
+  UNAVAILABLE: { status: 503, message: "The service is temporarily unavailable" },
+} as const satisfies ErrorCatalog;
+
+export type CoreErrorCode = keyof typeof CORE_ERRORS;
+/** Makes one of the core's errors by its code. */
+export const coreError = errorsFrom(CORE_ERRORS);
+
 export const errors = {
-  validation: (details: ErrorDetail[]) => new AuthError(400, "VALIDATION_ERROR", "Invalid request", details),
-  unauthorized: (message = "Authentication required") => new AuthError(401, "UNAUTHORIZED", message),
-  forbidden: (message = "Not allowed") => new AuthError(403, "FORBIDDEN", message),
-  notFound: (message = "Not found") => new AuthError(404, "NOT_FOUND", message),
-  rateLimited: (retryAfterS: number) =>
-    new AuthError(429, "RATE_LIMITED", "Too many requests", undefined, {
-      "retry-after": String(Math.max(1, Math.ceil(retryAfterS))),
-    }),
-  invalidCode: () => new AuthError(400, "INVALID_CODE", "The code is invalid or has expired"),
-  invalidCredentials: () => new AuthError(401, "INVALID_CREDENTIALS", "Email or password is incorrect"),
-  sessionRevoked: () => new AuthError(401, "SESSION_REVOKED", "The session has been revoked"),
+  validation: (details: ErrorDetail[]) => coreError("VALIDATION_ERROR", { details }),
+  unauthorized: (message?: string) => coreError("UNAUTHORIZED", { message }),
+  forbidden: (message?: string) => coreError("FORBIDDEN", { message }),
+  notFound: (message?: string) => coreError("NOT_FOUND", { message }),
+  rateLimited: (retryAfterS: number) => coreError("RATE_LIMITED", { headers: { "retry-after": String(Math.max(1, Math.ceil(retryAfterS))) } }),
+  invalidCode: () => coreError("INVALID_CODE"),
+  invalidCredentials: () => coreError("INVALID_CREDENTIALS"),
+  sessionRevoked: () => coreError("SESSION_REVOKED"),
   /** Every sign-in path of a banned account (asked only once its credential proved right, so it names nobody). */
-  userBanned: () => new AuthError(403, "USER_BANNED", "This account is banned"),
+  userBanned: () => coreError("USER_BANNED"),
 };
+
+/** An answer of the error handler that is not an AuthError, shaped from the catalog. */
+function answer(code: CoreErrorCode, extras: { message?: string; details?: ErrorDetail[] } = {}) {
+  const body: Record<string, unknown> = { code, message: extras.message ?? CORE_ERRORS[code].message };
+  if (extras.details) body.details = extras.details;
+  return json(CORE_ERRORS[code].status, body);
+}
 
 const CONNECTION_ERROR_CODES = new Set([
   "ECONNREFUSED",
@@ -112,21 +163,22 @@ export function errorHandler(seed: string, logUnexpected: ErrorLogger) {
     if (error instanceof AuthError) return errorResponse(error);
     switch (code) {
       case "VALIDATION":
-        return json(400, { code: "VALIDATION_ERROR", message: "Invalid request", details: detailsFromValidation(error) });
+        return answer("VALIDATION_ERROR", { details: detailsFromValidation(error) });
       case "PARSE":
-        return json(400, { code: "VALIDATION_ERROR", message: "Malformed request body", details: [{ path: "", message: "Body could not be parsed" }] });
+        return answer("VALIDATION_ERROR", { message: "Malformed request body", details: [{ path: "", message: "Body could not be parsed" }] });
       case "NOT_FOUND":
-        return json(404, { code: "NOT_FOUND", message: "Not found" });
+        return answer("NOT_FOUND");
       case "INVALID_COOKIE_SIGNATURE":
-        return json(400, { code: "VALIDATION_ERROR", message: "Invalid request" });
+        return answer("VALIDATION_ERROR");
     }
-    if (isConnectionError(error)) return json(503, { code: "UNAVAILABLE", message: "The service is temporarily unavailable" });
+    if (isConnectionError(error)) return answer("UNAVAILABLE");
     const status = (error as { status?: unknown }).status;
     if (typeof status === "number" && status >= 400 && status < 500) {
-      return json(status, { code: status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : "BAD_REQUEST", message: "Bad request" });
+      const fallback = status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : "BAD_REQUEST";
+      return json(status, { code: fallback, message: "Bad request" });
     }
     logUnexpected({ error, path: new URL(request.url).pathname });
-    return json(500, { code: "INTERNAL_ERROR", message: "Something went wrong" });
+    return answer("INTERNAL_ERROR");
   });
 }
 

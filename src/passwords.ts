@@ -1,5 +1,5 @@
 import type { Config } from "./config";
-import { AuthError } from "./errors";
+import { coreError } from "./errors";
 import commonPasswordsFile from "./data/common-passwords.txt" with { type: "file" };
 
 /**
@@ -12,7 +12,7 @@ async function loadCommonPasswords(): Promise<Set<string>> {
   return commonPasswords;
 }
 
-const weak = (message: string) => new AuthError(400, "WEAK_PASSWORD", message);
+const weak = (message: string) => coreError("WEAK_PASSWORD", { message });
 
 /** Passwords are never trimmed; only NFC, so the same password typed on two keyboards matches. */
 export function normalisePassword(password: string): string {

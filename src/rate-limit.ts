@@ -1,19 +1,26 @@
 import type { Config } from "./config";
 import { errors } from "./errors";
 import type { KeyValueStore } from "./kv";
+import type { Limit } from "./settings-fields";
 
-export type LimitName =
-  | "RATE_LIMIT_LOGIN_IP"
-  | "RATE_LIMIT_LOGIN_EMAIL"
-  | "RATE_LIMIT_CODE_EMAIL"
-  | "RATE_LIMIT_EMAIL_CHECK_IP"
-  | "RATE_LIMIT_REFRESH_SESSION"
-  | "RATE_LIMIT_ANONYMOUS_IP"
-  | "RATE_LIMIT_SIGNUP_IP"
-  | "RATE_LIMIT_MAIL_IP"
-  | "RATE_LIMIT_MAIL_RECIPIENT";
+/**
+ * Every named limit: the core's here, each plugin's added from its own folder by declaration merging
+ * (`declare module "../../src/rate-limit" { interface RateLimits { RATE_LIMIT_ANONYMOUS_IP: Limit } }`) and declared
+ * in its definition's `limits`, so the setting is checked at start with the others.
+ */
+export interface RateLimits {
+  RATE_LIMIT_LOGIN_IP: Limit;
+  RATE_LIMIT_LOGIN_EMAIL: Limit;
+  RATE_LIMIT_CODE_EMAIL: Limit;
+  RATE_LIMIT_REFRESH_SESSION: Limit;
+  RATE_LIMIT_SIGNUP_IP: Limit;
+  RATE_LIMIT_MAIL_IP: Limit;
+  RATE_LIMIT_MAIL_RECIPIENT: Limit;
+}
 
-export type Limit = { count: number; windowS: number };
+export type LimitName = keyof RateLimits;
+
+export type { Limit };
 
 /** Fixed-window limits over the KV port, so every instance shares one count. */
 export class RateLimiter {
@@ -24,7 +31,7 @@ export class RateLimiter {
 
   /** Counts one hit against `name` for `subject`; throws 429 with Retry-After once over the limit. */
   async hit(name: LimitName | (string & {}), subject: string, limit?: Limit): Promise<void> {
-    const { count, windowS } = limit ?? (this.config[name as LimitName] as Limit);
+    const { count, windowS } = limit ?? ((this.config as unknown as Record<string, Limit>)[name] as Limit);
     const result = await this.kv.incr(`rl:${name}:${subject}`, windowS);
     if (result.count > count) throw errors.rateLimited(result.ttlS);
   }

@@ -1,14 +1,6 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
-import { adminPlugin } from "../plugins/admin";
-import { anonymousPlugin } from "../plugins/anonymous";
-import { invitationsPlugin } from "../plugins/invitations";
-import { magicCodePlugin } from "../plugins/magic-code";
-import { mfaPlugin } from "../plugins/mfa";
-import { oauthPlugin } from "../plugins/oauth";
-import { passwordPlugin } from "../plugins/password";
-import { teamsPlugin } from "../plugins/teams";
 import { AuditLog } from "./audit";
 import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
@@ -25,7 +17,10 @@ import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
+import { errorCodesInSpec } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
+import { installPlugins } from "./plugin";
+import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
 import { coreRetention } from "./retention";
 import { BROWSER_SESSIONS_DOC, browserSessions } from "./sessions/cookies";
@@ -147,17 +142,6 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   return ctx;
 }
 
-const PLUGINS = {
-  password: passwordPlugin,
-  "magic-code": magicCodePlugin,
-  anonymous: anonymousPlugin,
-  oauth: oauthPlugin,
-  mfa: mfaPlugin,
-  teams: teamsPlugin,
-  invitations: invitationsPlugin,
-  admin: adminPlugin,
-} as const;
-
 /**
  * Every plugin's routes chained on the core's, so their types add up; never called with plugins that are off.
  * The base path's type is the default one: a client of a server with another AUTH_BASE_PATH sets it in its URL.
@@ -165,14 +149,7 @@ const PLUGINS = {
 function allRoutes(ctx: AuthContext) {
   return new Elysia({ name: "auth.routes", seed: ctx.id, prefix: "/auth" })
     .use(coreRoutes(ctx))
-    .use(passwordPlugin(ctx))
-    .use(magicCodePlugin(ctx))
-    .use(anonymousPlugin(ctx))
-    .use(oauthPlugin(ctx))
-    .use(mfaPlugin(ctx))
-    .use(teamsPlugin(ctx))
-    .use(invitationsPlugin(ctx))
-    .use(adminPlugin(ctx));
+    .use(allPluginRoutes(ctx));
 }
 
 /**
@@ -181,8 +158,8 @@ function allRoutes(ctx: AuthContext) {
  */
 function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
-  // Any order works: mfa installs the sign-in hook the others call, and they call it only at request time.
-  for (const name of ctx.config.AUTH_PLUGINS) auth.use(PLUGINS[name](ctx));
+  // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
+  for (const routes of installPlugins(ctx, PLUGINS, ctx.config.plugins)) auth.use(routes);
   // Mounted in a host app, an unknown auth path (a disabled plugin's route) would otherwise get the host's 404.
   auth.all("/*", () => {
     throw errors.notFound();
@@ -215,6 +192,7 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
     .use(browserSessions(ctx.id, config))
     .use(bodyParser(ctx.id, owns))
+    .use(errorCodesInSpec(ctx.id, "/docs/json", ERROR_REGISTRY, DEPENDENCIES))
     .use(
       openapi({
         path: "/docs",

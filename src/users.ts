@@ -4,7 +4,7 @@ import type { Config } from "./config";
 import { newId } from "./crypto";
 import type { Db } from "./db";
 import { sessions, type UserRow, users } from "./db/schema";
-import { AuthError } from "./errors";
+import { type AuthError, coreError, errors } from "./errors";
 
 export type PublicUser = {
   id: string;
@@ -74,7 +74,7 @@ export function canonicalEmail(raw: unknown): string | null {
 /** Parses an email from input or throws 400 VALIDATION_ERROR naming the field. */
 export function requireEmail(raw: unknown, field = "email"): string {
   const email = canonicalEmail(raw);
-  if (!email) throw new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: field, message: "must be a single valid email address" }]);
+  if (!email) throw errors.validation([{ path: field, message: "must be a single valid email address" }]);
   return email;
 }
 
@@ -186,7 +186,7 @@ export class Users {
   /** Updates a user; a taken email or username becomes 409. */
   async update(id: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
     const row = await this.updateWhere(id, undefined, fields, db);
-    if (!row) throw new AuthError(404, "NOT_FOUND", "User not found");
+    if (!row) throw errors.notFound("User not found");
     return row;
   }
 
@@ -212,7 +212,7 @@ export class Users {
   async upgradeGuest(guestId: string, fields: Partial<typeof users.$inferInsert>, db: Db = this.db): Promise<UserRow> {
     // The condition makes two concurrent upgrades of one guest safe: only the first still finds a guest.
     const row = await this.updateWhere(guestId, eq(users.isAnonymous, true), { ...fields, isAnonymous: false }, db);
-    if (!row) throw new AuthError(409, "NOT_ANONYMOUS", "Only a guest account can be upgraded");
+    if (!row) throw coreError("NOT_ANONYMOUS");
     return row;
   }
 
@@ -252,9 +252,9 @@ export class Users {
 export function uniqueViolation(error: unknown): AuthError | undefined {
   const name = violatedUniqueConstraint(error);
   if (name === undefined) return undefined;
-  if (name.includes("username")) return new AuthError(409, "USERNAME_TAKEN", "This username is taken");
-  if (name.includes("users_email")) return new AuthError(409, "EMAIL_TAKEN", "This email is already registered");
-  return new AuthError(409, "CONFLICT", "Conflict");
+  if (name.includes("username")) return coreError("USERNAME_TAKEN");
+  if (name.includes("users_email")) return coreError("EMAIL_TAKEN");
+  return coreError("CONFLICT");
 }
 
 /** The name (and message) of the constraint of this SQLSTATE class a failed write broke, through the driver's wrapping. */

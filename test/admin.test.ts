@@ -562,3 +562,28 @@ describe("the plugin and the CLI's service", () => {
     expect((await server.mailTo(email, /token=/)).text).toContain("7 days");
   });
 });
+
+describe("OpenAPI", () => {
+  test("every admin route is in /docs/json with a summary, a description and the admin tag", async () => {
+    const spec = (await server.request("GET", "/docs/json")).body;
+    const expected: Array<[string, string]> = [
+      ["/auth/admin/users", "get"],
+      ["/auth/admin/users", "post"],
+      ["/auth/admin/users/{id}", "get"],
+      ["/auth/admin/users/{id}", "patch"],
+      ["/auth/admin/users/{id}", "delete"],
+      ["/auth/admin/users/{id}/ban", "post"],
+      ["/auth/admin/users/{id}/unban", "post"],
+      ["/auth/admin/users/{id}/sessions", "delete"],
+      ["/auth/admin/users/{id}/mfa/reset", "post"],
+      ["/auth/admin/users/{id}/impersonate", "post"],
+      ["/auth/admin/audit", "get"],
+    ];
+    for (const [path, method] of expected) {
+      const operation = spec.paths?.[path]?.[method];
+      expect({ path, method, summary: typeof operation?.summary, description: typeof operation?.description }).toEqual({ path, method, summary: "string", description: "string" });
+      expect(operation.tags).toContain("admin");
+    }
+    expect(JSON.stringify(spec.paths["/auth/admin/users"].post.requestBody)).toContain("emailVerified");
+  });
+});

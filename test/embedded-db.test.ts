@@ -3,7 +3,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { eq, sql } from "drizzle-orm";
 import { newId } from "../src/crypto";
 import type { Database } from "../src/db";
-import { openPglite } from "../src/db/pglite";
+import { openPglite, pgliteExtensions } from "../src/db/pglite";
 import { EmbeddedDatabaseTimeoutError, RootQueryInTransactionError } from "../src/db/pglite-gate";
 import { users } from "../src/db/schema";
 import { MemoryStore } from "../src/kv";
@@ -28,7 +28,7 @@ describe("the embedded database's gate", () => {
   let database: Database;
 
   beforeAll(async () => {
-    database = openPglite(await PGlite.create(), 300);
+    database = openPglite(await PGlite.create({ extensions: pgliteExtensions }), 300);
     await database.migrate();
   }, 60_000);
 
@@ -86,7 +86,7 @@ describe("a request that waits on the embedded database longer than BACKEND_TIME
   let database: Database;
 
   beforeAll(async () => {
-    database = openPglite(await PGlite.create(), 400);
+    database = openPglite(await PGlite.create({ extensions: pgliteExtensions }), 400);
     await database.migrate();
     server = await createTestServer({ BACKEND_TIMEOUT_MS: 400 }, { database, kv: new MemoryStore() });
   }, 60_000);

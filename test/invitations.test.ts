@@ -206,7 +206,7 @@ describe("DELETE /auth/invitations/:id", () => {
     expect((await server.request("DELETE", `/auth/invitations/${crypto.randomUUID()}`, { token: globalAdmin.token })).status).toBe(404);
     const res = await accept({ token: first.token, password: "correct horse battery" });
     expect(res.status).toBe(400);
-    expect(res.body.code).toBe("INVALID_TOKEN");
+    expect(res.body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 
   test("team admins cannot revoke teamless invitations; global admins can", async () => {
@@ -254,7 +254,7 @@ describe("POST /auth/invitations/accept", () => {
     expect(await server.ctx.passwords.verify("correct horse battery", stored?.passwordHash ?? null)).toBe(true);
     const again = await accept({ token, password: "correct horse battery" });
     expect(again.status).toBe(400);
-    expect(again.body.code).toBe("INVALID_TOKEN");
+    expect(again.body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 
   test("a missing or weak password is refused and the token stays usable", async () => {
@@ -286,7 +286,7 @@ describe("POST /auth/invitations/accept", () => {
     expect(res.status).toBe(200);
     expect(res.body.user.id).toBe(existing.id);
     expect(await roleOf(teamId, existing)).toBe("member");
-    expect((await accept({ token }, existing.token)).body.code).toBe("INVALID_TOKEN");
+    expect((await accept({ token }, existing.token)).body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 
   test("another signed-in user gets 403 FORBIDDEN and the token stays usable", async () => {
@@ -313,7 +313,7 @@ describe("POST /auth/invitations/accept", () => {
     const { token } = await invite(owner, { email, teamId });
     const results = await Promise.all([0, 1].map(() => accept({ token, password: "correct horse battery" })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
-    expect(results.find((r) => r.status === 400)?.body.code).toBe("INVALID_TOKEN");
+    expect(results.find((r) => r.status === 400)?.body.code).toBe("INVALID_INVITATION_TOKEN");
 
     const existing = await makeUser();
     const second = await invite(owner, { email: existing.email, teamId });
@@ -321,11 +321,11 @@ describe("POST /auth/invitations/accept", () => {
     expect(both.map((r) => r.status).sort()).toEqual([200, 400]);
   });
 
-  test("bad input: 400 for a missing token, INVALID_TOKEN for an unknown one", async () => {
+  test("bad input: 400 for a missing token, INVALID_INVITATION_TOKEN for an unknown one", async () => {
     expect((await accept({ password: "correct horse battery" })).status).toBe(400);
     const unknown = await accept({ token: "y".repeat(43), password: "correct horse battery" });
     expect(unknown.status).toBe(400);
-    expect(unknown.body.code).toBe("INVALID_TOKEN");
+    expect(unknown.body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 
   // Last in the file: it moves the shared clock a week ahead, past every session made above.
@@ -339,6 +339,6 @@ describe("POST /auth/invitations/accept", () => {
     expect((await validate(token)).body).toEqual({ valid: false });
     const res = await accept({ token, password: "correct horse battery" });
     expect(res.status).toBe(400);
-    expect(res.body.code).toBe("INVALID_TOKEN");
+    expect(res.body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 });

@@ -252,7 +252,7 @@ describe("passkeys with Chromium's virtual authenticator", () => {
       body: { response: { id: "abc", rawId: "abc", type: "public-key", clientExtensionResults: {}, response: { clientDataJSON: "e30", attestationObject: "AA" } } },
     });
     expect(noChallenge.status).toBe(400);
-    expect(noChallenge.body.code).toBe("INVALID_CHALLENGE");
+    expect(noChallenge.body.code).toBe("INVALID_REGISTRATION_CHALLENGE");
 
     expect((await server.request("GET", "/auth/passkeys")).status).toBe(401);
     expect((await server.request("POST", "/auth/passkeys/register/options")).status).toBe(401);

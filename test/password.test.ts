@@ -525,7 +525,7 @@ describe("password reset", () => {
     expect((await server.request("POST", "/auth/password/reset/validate", { form: { token } })).body).toEqual({ valid: false });
     const again = await server.request("POST", "/auth/password/reset", { body: { token, newPassword: `${NEW_PASSWORD}x` } });
     expect(again.status).toBe(400);
-    expect(again.body.code).toBe("INVALID_TOKEN");
+    expect(again.body.code).toBe("INVALID_RESET_TOKEN");
     const login = await server.request("POST", "/auth/login", { body: { email, password: NEW_PASSWORD } });
     expect(login.status).toBe(200);
     expect(login.body.user.emailVerified).toBe(true);
@@ -559,7 +559,7 @@ describe("password reset", () => {
       server.request("POST", "/auth/password/reset", { body: { token, newPassword: `${NEW_PASSWORD}-b` } }),
     ]);
     expect(results.map((r) => r.status).sort()).toEqual([204, 400]);
-    expect(results.find((r) => r.status === 400)?.body.code).toBe("INVALID_TOKEN");
+    expect(results.find((r) => r.status === 400)?.body.code).toBe("INVALID_RESET_TOKEN");
   });
 
   test("an expired token is refused (clock moved past 1 hour)", async () => {
@@ -568,15 +568,15 @@ describe("password reset", () => {
     clock.advance(3601);
     const res = await server.request("POST", "/auth/password/reset", { body: { token, newPassword: NEW_PASSWORD } });
     expect(res.status).toBe(400);
-    expect(res.body.code).toBe("INVALID_TOKEN");
+    expect(res.body.code).toBe("INVALID_RESET_TOKEN");
     expect((await server.request("POST", "/auth/password/reset/validate", { body: { token } })).body).toEqual({ valid: false });
   });
 
-  test("unknown and malformed tokens: {valid:false} and 400 INVALID_TOKEN; empty token 400 VALIDATION_ERROR", async () => {
+  test("unknown and malformed tokens: {valid:false} and 400 INVALID_RESET_TOKEN; empty token 400 VALIDATION_ERROR", async () => {
     expect((await server.request("POST", "/auth/password/reset/validate", { body: { token: "x".repeat(43) } })).body).toEqual({ valid: false });
     const res = await server.request("POST", "/auth/password/reset", { body: { token: "nope", newPassword: NEW_PASSWORD } });
     expect(res.status).toBe(400);
-    expect(res.body.code).toBe("INVALID_TOKEN");
+    expect(res.body.code).toBe("INVALID_RESET_TOKEN");
     const empty = await server.request("POST", "/auth/password/reset", { body: { token: "", newPassword: NEW_PASSWORD } });
     expect(empty.status).toBe(400);
     expect(empty.body.code).toBe("VALIDATION_ERROR");

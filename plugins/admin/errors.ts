@@ -1,6 +1,6 @@
-import { AuthError } from "../../src/errors";
+import { errorsFrom } from "../../src/errors";
 
-/** Every error code the admin plugin answers with, each with its one status. (USER_BANNED is the core's: it guards sign-in.) */
+/** Every error code the admin plugin answers beyond the core's, once each. (USER_BANNED is the core's: it guards sign-in.) */
 export const ADMIN_ERRORS = {
   LAST_ADMIN: { status: 409, message: "You are the last admin: make another admin first" },
   ADMIN_FROM_SETTINGS: { status: 409, message: "This user is an admin by ADMIN_EMAILS; change that setting to remove the role" },
@@ -8,7 +8,4 @@ export const ADMIN_ERRORS = {
 
 export type AdminErrorCode = keyof typeof ADMIN_ERRORS;
 
-export function adminError(code: AdminErrorCode): AuthError {
-  const { status, message } = ADMIN_ERRORS[code];
-  return new AuthError(status, code, message);
-}
+export const adminError = errorsFrom(ADMIN_ERRORS);

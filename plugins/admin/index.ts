@@ -5,7 +5,9 @@ import { errorSchema, userSchema, usernameField } from "../../src/core-routes";
 import type { UserRow } from "../../src/db/schema";
 import { errors } from "../../src/errors";
 import { authGuard } from "../../src/sessions/guard";
+import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
+import { ADMIN_ERRORS } from "./errors";
 import {
   banUser,
   createUser,
@@ -271,3 +273,9 @@ export function adminPlugin(ctx: AuthContext) {
       },
     });
 }
+
+export default definePlugin({
+  id: "admin",
+  errors: ADMIN_ERRORS,
+  routes: adminPlugin,
+});

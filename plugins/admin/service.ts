@@ -3,7 +3,7 @@ import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { auditEvents, sessions, type UserRow, userSearchText, users } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
@@ -38,7 +38,7 @@ export type AdminUserDetail = AdminUser & {
   teams: TeamSummary[];
 };
 
-const userNotFound = () => new AuthError(404, "NOT_FOUND", "User not found");
+const userNotFound = () => errors.notFound("User not found");
 const invalid = (path: string, message: string) => errors.validation([{ path, message }]);
 
 /** `User` plus the ban (as it holds now: an ended one reads as none) and bookkeeping. */

@@ -2,14 +2,12 @@ import { Elysia } from "elysia";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
+import { definePlugin } from "../../src/plugin";
 import { signInAsGuest, sweepStaleGuests } from "./service";
+import { anonymousLimits, anonymousSettings } from "./settings";
 
 /** Guest sessions: an account with no email that can later be upgraded in place, and a sweep of unused guests. */
 export function anonymousPlugin(ctx: AuthContext) {
-  ctx.hooks.maintenance.push(async () => {
-    const deleted = await sweepStaleGuests(ctx);
-    if (deleted > 0) ctx.logger.info("stale guests deleted", { count: deleted });
-  });
   return new Elysia({ name: "plugin.anonymous", seed: ctx.id, detail: { tags: ["anonymous"] } })
     .use(authGuard(ctx))
     .post(
@@ -34,3 +32,18 @@ export function anonymousPlugin(ctx: AuthContext) {
       },
     );
 }
+
+export default definePlugin({
+  id: "anonymous",
+  settings: anonymousSettings,
+  limits: anonymousLimits,
+  hooks: (ctx) => ({
+    maintenance: [
+      async () => {
+        const deleted = await sweepStaleGuests(ctx);
+        if (deleted > 0) ctx.logger.info("stale guests deleted", { count: deleted });
+      },
+    ],
+  }),
+  routes: anonymousPlugin,
+});

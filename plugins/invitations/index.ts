@@ -6,6 +6,10 @@ import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
 import { TEAM_ROLES } from "../teams/service";
+import { definePlugin } from "../../src/plugin";
+import { INVITATIONS_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { invitationsSettings } from "./settings";
 import { acceptInvitation, createInvitation, deleteEndedInvitations, listInvitations, revokeInvitation, revokeInvitationsOfDemoted, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
@@ -123,8 +127,24 @@ export function invitationsPlugin(ctx: AuthContext) {
             "email exists: `409 EMAIL_TAKEN` (sign in, then accept again with the Bearer token), and the token stays usable. " +
             "With the invited user's own Bearer token: the membership is added to that account (an existing membership keeps " +
             "its role). Another signed-in user: `403 FORBIDDEN`, the token stays usable. An invalid, used, revoked or expired " +
-            'token: `400 INVALID_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
+            'token: `400 INVALID_INVITATION_TOKEN`; of two concurrent accepts exactly one wins. Answers `200 TokenResponse` for a new session with `amr: ["invite"]`.',
         },
       },
     );
 }
+
+declare module "../../src/mail/render" {
+  interface TemplateProps {
+    invitation: import("../../emails/invitation").InvitationProps;
+  }
+}
+
+export default definePlugin({
+  id: "invitations",
+  dependsOn: ["teams"],
+  settings: invitationsSettings,
+  tables,
+  errors: INVITATIONS_ERRORS,
+  emails: { invitation: () => import("../../emails/invitation") },
+  routes: invitationsPlugin,
+});

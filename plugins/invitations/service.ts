@@ -5,7 +5,8 @@ import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { coreError, errors } from "../../src/errors";
+import { invitationsError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
@@ -26,7 +27,7 @@ export type PendingInvitation = InvitationView & { createdAt: string };
 
 type InvitationRow = typeof invitations.$inferSelect;
 
-const invalidToken = () => new AuthError(400, "INVALID_TOKEN", "The invitation is invalid, used, revoked or has expired");
+const invalidToken = () => invitationsError("INVALID_INVITATION_TOKEN");
 const invitationNotFound = () => errors.notFound("Invitation not found");
 
 const isGlobalAdmin = (auth: AuthInfo) => auth.roles.includes("admin");
@@ -233,7 +234,7 @@ async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, i
   // The invitation came to this mailbox, so telling its holder that the account is banned names nobody new.
   if (existing && ctx.users.isBanned(existing, ctx.clock.now())) throw errors.userBanned();
   if (existing) {
-    throw new AuthError(409, "EMAIL_TAKEN", "An account with this email exists: sign in, then accept the invitation with your token");
+    throw coreError("EMAIL_TAKEN", { message: "An account with this email exists: sign in, then accept the invitation with your token" });
   }
   if (!input.password) throw errors.validation([{ path: "password", message: "is required to create an account" }]);
   await assertPasswordPolicy(ctx.config, input.password, email);
@@ -253,7 +254,7 @@ async function joinWithNewAccount(ctx: AuthContext, invitation: InvitationRow, i
   return user;
 }
 
-/** Spends the token, or 400 INVALID_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
+/** Spends the token, or 400 INVALID_INVITATION_TOKEN when another request spent it first (or it was revoked or expired meanwhile). */
 async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
   const [won] = await tx
     .update(invitations)

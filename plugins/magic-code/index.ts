@@ -5,6 +5,8 @@ import { errorSchema, signInResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { captchaField, emailField, formBoolean, requiredString } from "../../src/validation";
+import { definePlugin } from "../../src/plugin";
+import { MAGIC_CODE_ERRORS } from "./errors";
 import { requestCode, verifyCode } from "./service";
 
 const codeSentSchema = z.object({ code: z.literal("CODE_SENT"), message: z.string() });
@@ -72,3 +74,16 @@ export function magicCodePlugin(ctx: AuthContext) {
       },
     );
 }
+
+declare module "../../src/mail/render" {
+  interface TemplateProps {
+    "sign-in-code": import("../../emails/sign-in-code").SignInCodeProps;
+  }
+}
+
+export default definePlugin({
+  id: "magic-code",
+  errors: MAGIC_CODE_ERRORS,
+  emails: { "sign-in-code": () => import("../../emails/sign-in-code") },
+  routes: magicCodePlugin,
+});

@@ -3,6 +3,7 @@ import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
 import type { UserRow } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
+import { magicCodeError } from "./errors";
 import { claimUnverifiedAccount } from "../../src/credentials";
 import { sendEmailDetached } from "../../src/mail";
 import type { RequestMeta } from "../../src/request";
@@ -30,7 +31,7 @@ export async function requestCode(ctx: AuthContext, request: CodeRequest): Promi
   await limitMailTo(ctx, request.meta, email);
   const user = await ctx.users.findByEmail(email);
   if (request.dashboard) {
-    if (!user) throw new AuthError(401, "USER_NOT_FOUND", "No account has this email");
+    if (!user) throw magicCodeError("USER_NOT_FOUND");
     if (!ctx.users.isAdminOnceProven(user)) throw errors.forbidden("This account may not sign in to the dashboard");
   }
   // A banned account is mailed nothing: the answer stays the same (202), the code is rendered but goes nowhere.

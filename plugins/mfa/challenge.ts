@@ -1,7 +1,7 @@
 import type { AuthContext, MfaChallenge } from "../../src/context";
 import { randomToken, sha256 } from "../../src/crypto";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError } from "../../src/errors";
+import { mfaError } from "./errors";
 import type { RequestMeta } from "../../src/request";
 
 export const MFA_TOKEN_TTL_S = 300;
@@ -13,7 +13,7 @@ export type PendingSignIn = { userId: string; amr: string[] };
 const tokenKey = (tokenHash: string) => `mfa-token:${tokenHash}`;
 const attemptsKey = (tokenHash: string) => `mfa-token-attempts:${tokenHash}`;
 
-export const mfaTokenInvalid = () => new AuthError(401, "MFA_TOKEN_INVALID", "The MFA token is invalid, spent or expired; sign in again");
+export const mfaTokenInvalid = () => mfaError("MFA_TOKEN_INVALID");
 
 /** How an mfaToken is answered: `POST /mfa/verify` (TOTP) or `POST /mfa/recover`. A passkey signs in on its own. */
 const CHALLENGE_METHODS = ["totp", "recovery_code"];

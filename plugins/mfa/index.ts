@@ -5,7 +5,11 @@ import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
+import { definePlugin } from "../../src/plugin";
 import { issueMfaChallenge } from "./challenge";
+import { MFA_ERRORS } from "./errors";
+import { mfaSettings } from "./settings";
+import * as tables from "./schema";
 import { countPasskeys, deletePasskey, listPasskeys, loginOptions, loginWithPasskey, registerPasskey, registrationOptions } from "./passkeys";
 import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, removeAllFactors, setupTotp, verifyMfa } from "./service";
 
@@ -95,9 +99,6 @@ const requestOptionsSchema = z.object({
 
 /** Second factors: TOTP with recovery codes, and passkeys (which sign in on their own). */
 export function mfaPlugin(ctx: AuthContext) {
-  ctx.hooks.mfaChallenge = async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta });
-  ctx.hooks.credentials.push({ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors });
-
   return new Elysia({ name: "plugin.mfa", seed: ctx.id, detail: { tags: ["mfa"] } })
     .use(authGuard(ctx))
     .post("/mfa/totp/setup", ({ auth }) => setupTotp(ctx, auth.userId), {
@@ -247,3 +248,14 @@ export function mfaPlugin(ctx: AuthContext) {
       },
     );
 }
+export default definePlugin({
+  id: "mfa",
+  settings: mfaSettings,
+  tables,
+  errors: MFA_ERRORS,
+  hooks: (ctx) => ({
+    mfaChallenge: async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }),
+    credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
+  }),
+  routes: mfaPlugin,
+});

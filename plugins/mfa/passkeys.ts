@@ -11,9 +11,10 @@ import { notifySignInMethodChanged } from "../../src/notices";
 import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
 import { newId, randomToken, sha256 } from "../../src/crypto";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
 import type { RequestMeta } from "../../src/request";
 import type { TokenResponse } from "../../src/sessions/service";
+import { mfaError } from "./errors";
 import { passkeys } from "./schema";
 
 /** Loaded on the first passkey request: the WebAuthn library costs ~18 MB that most servers never use. */
@@ -27,9 +28,7 @@ export type PasskeySummary = { id: string; name: string | null; createdAt: strin
 const registrationKey = (userId: string) => `passkey-registration:${userId}`;
 const loginKey = (challengeId: string) => `passkey-login:${sha256(challengeId)}`;
 
-const invalidChallenge = (status: number) =>
-  new AuthError(status, "INVALID_CHALLENGE", "The passkey challenge is unknown, spent or expired; ask for new options");
-const passkeyRefused = () => new AuthError(401, "PASSKEY_INVALID", "The passkey could not be verified");
+const passkeyRefused = () => mfaError("PASSKEY_INVALID");
 
 function summary(row: typeof passkeys.$inferSelect): PasskeySummary {
   return { id: row.id, name: row.name, createdAt: row.createdAt.toISOString(), lastUsedAt: row.lastUsedAt?.toISOString() ?? null };
@@ -70,7 +69,7 @@ export async function registerPasskey(
   const user = await ctx.users.findById(input.userId);
   if (!user) throw errors.unauthorized();
   const challenge = await ctx.kv.getDel(registrationKey(user.id));
-  if (!challenge) throw invalidChallenge(400);
+  if (!challenge) throw mfaError("INVALID_REGISTRATION_CHALLENGE");
   const { rpId, origin } = ctx.config.webauthn;
   const verification = await (await webauthn()).verifyRegistrationResponse({
     response: input.response,
@@ -79,7 +78,7 @@ export async function registerPasskey(
     expectedRPID: rpId,
     requireUserVerification: false,
   }).catch(() => null);
-  if (!verification?.verified) throw new AuthError(400, "PASSKEY_INVALID", "The passkey registration could not be verified");
+  if (!verification?.verified) throw mfaError("INVALID_PASSKEY_REGISTRATION");
   const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
   const [row] = await ctx.db
     .insert(passkeys)
@@ -97,7 +96,7 @@ export async function registerPasskey(
     })
     .onConflictDoNothing({ target: passkeys.credentialId })
     .returning();
-  if (!row) throw new AuthError(409, "PASSKEY_EXISTS", "This passkey is already registered");
+  if (!row) throw mfaError("PASSKEY_EXISTS");
   await ctx.audit.record({ type: "passkey_added", userId: user.id, meta: input.meta, data: { passkeyId: row.id } });
   await notifySignInMethodChanged(ctx, user, { method: "passkey", change: "added", name: row.name });
   return summary(row);
@@ -156,7 +155,7 @@ export async function loginWithPasskey(
   const { meta } = input;
   await ctx.rateLimit.hit("RATE_LIMIT_LOGIN_IP", meta.ip ?? "unknown");
   const raw = await ctx.kv.getDel(loginKey(input.challengeId));
-  if (!raw) throw invalidChallenge(401);
+  if (!raw) throw mfaError("INVALID_CHALLENGE");
   const challenge = JSON.parse(raw) as LoginChallenge;
   const refuse = async (reason: string, userId: string | null = null) => {
     await ctx.audit.record({ type: "sign_in_failed", userId, meta, data: { method: "passkey", reason } });

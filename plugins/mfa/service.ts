@@ -2,7 +2,8 @@ import { and, eq } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
+import { mfaError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { notifySignInMethodChanged } from "../../src/notices";
 import type { RequestMeta } from "../../src/request";
@@ -16,7 +17,7 @@ import { enrollTotp, mfaAlreadyEnabled, spendTotpCode, type TotpEnrollment } fro
 const ACCOUNT_CODE_ATTEMPTS = 5;
 const ACCOUNT_CODE_WINDOW_S = 900;
 
-const mfaNotEnabled = () => new AuthError(400, "MFA_NOT_ENABLED", "MFA is not on for this account");
+const mfaNotEnabled = () => mfaError("MFA_NOT_ENABLED");
 
 async function requireUser(ctx: AuthContext, userId: string): Promise<UserRow> {
   const user = await ctx.users.findById(userId);
@@ -67,7 +68,7 @@ export async function confirmTotp(ctx: AuthContext, userId: string, code: string
     .from(totpSecrets)
     .where(and(eq(totpSecrets.userId, userId), eq(totpSecrets.confirmed, false)))
     .limit(1);
-  if (!pending) throw new AuthError(400, "MFA_SETUP_REQUIRED", "Start with POST /mfa/totp/setup");
+  if (!pending) throw mfaError("MFA_SETUP_REQUIRED");
   const codes = await withCodeAttempt(ctx, userId, () =>
     ctx.db.transaction(async (tx) => {
       if (!(await spendTotpCode(ctx, userId, code, { confirmed: false, db: tx }))) throw errors.invalidCode();

@@ -4,7 +4,7 @@ import type { AuthContext } from "../../src/context";
 import { decrypt, encrypt } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import type { UserRow } from "../../src/db/schema";
-import { AuthError } from "../../src/errors";
+import { mfaError } from "./errors";
 import { totpSecrets } from "./schema";
 
 /** RFC 6238 as every authenticator app expects it: SHA-1, 6 digits, 30 s. */
@@ -15,7 +15,7 @@ const TOTP_WINDOW = 1;
 /** 160 bits, the size RFC 4226 recommends for SHA-1. */
 const SECRET_BYTES = 20;
 
-export const mfaAlreadyEnabled = () => new AuthError(409, "MFA_ALREADY_ENABLED", "MFA is already on; turn it off first");
+export const mfaAlreadyEnabled = () => mfaError("MFA_ALREADY_ENABLED");
 
 function totpFor(ctx: AuthContext, secret: Secret, label: string): TOTP {
   return new TOTP({

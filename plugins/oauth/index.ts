@@ -4,7 +4,11 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { requiredString } from "../../src/validation";
+import { definePlugin } from "../../src/plugin";
+import { OAUTH_ERRORS } from "./errors";
 import { createProviders } from "./providers";
+import * as tables from "./schema";
+import { oauthSettings } from "./settings";
 import { finishFlow, listAccounts, redeemExchangeCode, signInWithCredential, startFlow, countLinks, unlinkAccount, unlinkAll } from "./service";
 
 const providerParams = z.object({ provider: z.string().min(1).max(32) });
@@ -56,7 +60,6 @@ const FLOW_COOKIE =
 /** Social sign-in (Google, GitHub, Microsoft, Facebook, any OpenID Connect provider) and linked accounts. */
 export function oauthPlugin(ctx: AuthContext) {
   const providers = createProviders(ctx.config);
-  ctx.hooks.credentials.push({ countSignInMethods: countLinks, removeUnproven: unlinkAll });
   return new Elysia({ name: "plugin.oauth", seed: ctx.id, detail: { tags: ["oauth"] } })
     .use(authGuard(ctx))
     .post(
@@ -191,3 +194,12 @@ export function oauthPlugin(ctx: AuthContext) {
       },
     );
 }
+
+export default definePlugin({
+  id: "oauth",
+  settings: oauthSettings,
+  tables,
+  errors: OAUTH_ERRORS,
+  hooks: () => ({ credentials: [{ countSignInMethods: countLinks, removeUnproven: unlinkAll }] }),
+  routes: oauthPlugin,
+});

@@ -1,8 +1,9 @@
 import { CodeChallengeMethod, OAuth2Client } from "arctic";
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from "jose";
 import type { Config } from "../../src/config";
-import { AuthError } from "../../src/errors";
+import { errors } from "../../src/errors";
 import { canonicalEmail } from "../../src/users";
+import { oauthError } from "./errors";
 
 export const PROVIDER_IDS = ["google", "github", "microsoft", "facebook", "oidc"] as const;
 export type ProviderId = (typeof PROVIDER_IDS)[number];
@@ -29,12 +30,11 @@ const PROVIDER_TIMEOUT_MS = 10_000;
 const USER_AGENT = "bun-auth-server";
 
 export const oauthErrors = {
-  providerNotFound: () => new AuthError(404, "PROVIDER_NOT_FOUND", "This sign-in provider is not available"),
-  providerError: () => new AuthError(502, "OAUTH_PROVIDER_ERROR", "The sign-in provider did not answer as expected"),
-  invalidIdToken: () => new AuthError(401, "INVALID_ID_TOKEN", "The ID token is invalid"),
-  invalidAccessToken: () => new AuthError(401, "INVALID_ACCESS_TOKEN", "The access token is invalid"),
-  credentialRequired: (field: "idToken" | "accessToken") =>
-    new AuthError(400, "VALIDATION_ERROR", "Invalid request", [{ path: field, message: "is required for this provider" }]),
+  providerNotFound: () => oauthError("PROVIDER_NOT_FOUND"),
+  providerError: () => oauthError("OAUTH_PROVIDER_ERROR"),
+  invalidIdToken: () => oauthError("INVALID_ID_TOKEN"),
+  invalidAccessToken: () => oauthError("INVALID_ACCESS_TOKEN"),
+  credentialRequired: (field: "idToken" | "accessToken") => errors.validation([{ path: field, message: "is required for this provider" }]),
 };
 
 type ProviderEndpoints = { authorization: string; token: string };

@@ -14,6 +14,7 @@ import type { AuthInfo } from "../../src/sessions/service";
 import { violatedUniqueConstraint } from "../../src/users";
 import { clearedBrowserBinding, FLOW_TTL_S, isSameBrowser, newBrowserBinding } from "./browser-binding";
 import { isOidcProvider, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
+import { oauthError } from "./errors";
 import { oauthAccounts } from "./schema";
 
 /** The code handed to the app's page is swapped for tokens at once; 60 s covers a slow page load. */
@@ -24,18 +25,16 @@ export const OAUTH_AMR = ["oauth"];
 export type SignInMode = "signin" | "signup" | "auto";
 
 export const oauthFlowErrors = {
-  untrustedRedirect: () => new AuthError(400, "UNTRUSTED_REDIRECT", "redirectTo is not under a trusted origin"),
-  invalidState: () => new AuthError(400, "INVALID_STATE", "The sign-in attempt is unknown, expired or already used"),
-  otherBrowser: () =>
-    new AuthError(400, "BROWSER_MISMATCH", "The sign-in was finished in another browser than the one that started it; start it again here"),
-  accessDenied: () => new AuthError(403, "ACCESS_DENIED", "The sign-in was cancelled at the provider"),
-  accountExists: () =>
-    new AuthError(409, "ACCOUNT_EXISTS", "An account already exists for this identity or email; sign in to it and link the provider from inside"),
-  signupRequired: () => new AuthError(404, "SIGNUP_REQUIRED", "No account is linked to this identity"),
-  identityInUse: () => new AuthError(409, "IDENTITY_IN_USE", "This identity is linked to another account"),
-  providerAlreadyLinked: () => new AuthError(409, "PROVIDER_ALREADY_LINKED", "Another identity of this provider is already linked to the account"),
-  lastSignInMethod: () => new AuthError(409, "LAST_SIGN_IN_METHOD", "This is the account's only way to sign in; add a password, passkey or another provider first"),
-  notLinked: () => new AuthError(404, "NOT_FOUND", "This provider is not linked to the account"),
+  untrustedRedirect: () => oauthError("UNTRUSTED_REDIRECT"),
+  invalidState: () => oauthError("INVALID_STATE"),
+  otherBrowser: () => oauthError("BROWSER_MISMATCH"),
+  accessDenied: () => oauthError("ACCESS_DENIED"),
+  accountExists: () => oauthError("ACCOUNT_EXISTS"),
+  signupRequired: () => oauthError("SIGNUP_REQUIRED"),
+  identityInUse: () => oauthError("IDENTITY_IN_USE"),
+  providerAlreadyLinked: () => oauthError("PROVIDER_ALREADY_LINKED"),
+  lastSignInMethod: () => oauthError("LAST_SIGN_IN_METHOD"),
+  notLinked: () => errors.notFound("This provider is not linked to the account"),
 };
 
 /** What a redirect flow remembers under its state, consumed once by the callback. */

@@ -4,7 +4,11 @@ import type { AuthContext } from "../../src/context";
 import { errorSchema, signInResponseSchema, userSchema, usernameField } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
 import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
-import { changePassword, deleteEndedResetTokens, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
+import { definePlugin } from "../../src/plugin";
+import { PASSWORD_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { passwordLimits, passwordSettings } from "./settings";
+import { changePassword, confirmEmailChange, deleteEndedResetTokens, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
@@ -37,8 +41,6 @@ const errorResponses = <S extends ErrorStatus>(...statuses: S[]) =>
 
 /** Email and password accounts: sign-up, sign-in, email confirmation and change, password change and reset. */
 export function passwordPlugin(ctx: AuthContext) {
-  ctx.hooks.credentials.push({ countSignInMethods: countPasswords });
-  ctx.hooks.maintenance.push(() => deleteEndedResetTokens(ctx));
   return new Elysia({ name: "plugin.password", seed: ctx.id, detail: { tags: ["password"] } })
     .use(authGuard(ctx))
     .post(
@@ -168,8 +170,35 @@ export function passwordPlugin(ctx: AuthContext) {
         response: errorResponses(400),
         detail: {
           summary: "Set a new password with a reset token",
-          description: "`204`; the token is spent, the email counts as verified, and every session is revoked. `400 INVALID_TOKEN` / `WEAK_PASSWORD`.",
+          description: "`204`; the token is spent, the email counts as verified, and every session is revoked. `400 INVALID_RESET_TOKEN` / `WEAK_PASSWORD`.",
         },
       },
     );
 }
+
+declare module "../../src/mail/render" {
+  interface TemplateProps {
+    "verify-email": import("../../emails/verify-email").VerifyEmailProps;
+    "password-reset": import("../../emails/password-reset").PasswordResetProps;
+    "email-change": import("../../emails/email-change").EmailChangeProps;
+    "email-changed": import("../../emails/email-changed").EmailChangedProps;
+    "password-changed": import("../../emails/password-changed").PasswordChangedProps;
+  }
+}
+
+export default definePlugin({
+  id: "password",
+  settings: passwordSettings,
+  limits: passwordLimits,
+  tables,
+  errors: PASSWORD_ERRORS,
+  emails: {
+    "verify-email": () => import("../../emails/verify-email"),
+    "password-reset": () => import("../../emails/password-reset"),
+    "email-change": () => import("../../emails/email-change"),
+    "email-changed": () => import("../../emails/email-changed"),
+    "password-changed": () => import("../../emails/password-changed"),
+  },
+  hooks: (ctx) => ({ credentials: [{ countSignInMethods: countPasswords }], maintenance: [() => deleteEndedResetTokens(ctx)] }),
+  routes: passwordPlugin,
+});

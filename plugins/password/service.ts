@@ -6,6 +6,7 @@ import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { type UserRow, users } from "../../src/db/schema";
 import { AuthError, errors } from "../../src/errors";
+import { passwordError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/credentials";
 import { RETENTION_GRACE_MS } from "../../src/retention";
@@ -20,10 +21,10 @@ export const RESET_TOKEN_TTL_S = 60 * 60;
 /** Every error code this plugin answers with, beyond the core's. */
 export const passwordErrors = {
   invalidCredentials: errors.invalidCredentials,
-  passwordMismatch: () => new AuthError(400, "PASSWORD_MISMATCH", "The passwords do not match"),
-  emailNotVerified: () => new AuthError(403, "EMAIL_NOT_VERIFIED", "Confirm your email address before signing in"),
-  invalidToken: () => new AuthError(400, "INVALID_TOKEN", "The reset link is invalid or has expired"),
-  guestCannotChangeEmail: () => new AuthError(403, "FORBIDDEN", "A guest account registers instead of changing its email"),
+  passwordMismatch: () => passwordError("PASSWORD_MISMATCH"),
+  emailNotVerified: () => passwordError("EMAIL_NOT_VERIFIED"),
+  invalidToken: () => passwordError("INVALID_RESET_TOKEN"),
+  guestCannotChangeEmail: () => errors.forbidden("A guest account registers instead of changing its email"),
 };
 
 const CODE_PURPOSE = { verifyEmail: "verify-email", emailChange: "email-change" } as const;
@@ -88,8 +89,11 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
   } catch (error) {
     // With verification on, a taken email answers the same 202 as a free one (no enumeration); the owner is told instead.
     if (!(ctx.config.REQUIRE_EMAIL_VERIFICATION && error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
-    await ctx.audit.record({ type: "sign_up_existing_email", userId: (await ctx.users.findByEmail(email))?.id ?? null, meta });
-    await sendEmailDetached(ctx, email, "security-notice", {
+    const owner = await ctx.users.findByEmail(email);
+    await ctx.audit.record({ type: "sign_up_existing_email", userId: owner?.id ?? null, meta });
+    // A banned account is mailed nothing; the answer is the same.
+    const banned = owner !== undefined && ctx.users.isBanned(owner, ctx.clock.now());
+    await sendEmailDetached(ctx, banned ? null : email, "security-notice", {
       event: "Someone tried to create an account with this email address. If it was you, sign in or reset your password.",
     });
     return { status: 202, body: pendingConfirmation() };

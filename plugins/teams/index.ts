@@ -3,7 +3,11 @@ import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, tokenResponseSchema } from "../../src/core-routes";
 import { authGuard } from "../../src/sessions/guard";
+import { definePlugin } from "../../src/plugin";
 import { requiredString } from "../../src/validation";
+import { TEAMS_ERRORS } from "./errors";
+import * as tables from "./schema";
+import { teamsSettings } from "./settings";
 import {
   changeMemberRole,
   createTeam,
@@ -144,3 +148,11 @@ export function teamsPlugin(ctx: AuthContext) {
       },
     );
 }
+
+export default definePlugin({
+  id: "teams",
+  settings: teamsSettings,
+  tables,
+  errors: TEAMS_ERRORS,
+  routes: teamsPlugin,
+});

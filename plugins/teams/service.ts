@@ -4,7 +4,8 @@ import type { AuthContext } from "../../src/context";
 import { newId } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { users } from "../../src/db/schema";
-import { AuthError, errors } from "../../src/errors";
+import { errors } from "../../src/errors";
+import { teamsError } from "./errors";
 import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
 import { teamMembers, teams } from "./schema";
 
@@ -20,7 +21,7 @@ const atLeast = (role: TeamRole, wanted: TeamRole) => RANK[role] >= RANK[wanted]
 
 const teamNotFound = () => errors.notFound("Team not found");
 const memberNotFound = () => errors.notFound("Member not found");
-const lastOwner = () => new AuthError(409, "LAST_OWNER", "A team must keep at least one owner");
+const lastOwner = () => teamsError("LAST_OWNER");
 
 const asRole = (role: string): TeamRole => (TEAM_ROLES as readonly string[]).includes(role) ? (role as TeamRole) : "member";
 
@@ -195,7 +196,7 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
  * happens first (403) or after, and then clears the session again.
  */
 export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: string): Promise<TokenResponse> {
-  if (ctx.config.DEMO_MODE) throw new AuthError(403, "DEMO_MODE", "Switching teams is disabled in demo mode");
+  if (ctx.config.DEMO_MODE) throw teamsError("DEMO_MODE");
   await ctx.db.transaction(async (tx) => {
     const [row] = isUuid(teamId)
       ? await tx
@@ -204,7 +205,7 @@ export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: strin
           .where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, auth.userId)))
           .for("share")
       : [];
-    if (!row) throw new AuthError(403, "NOT_A_MEMBER", "You are not a member of this team");
+    if (!row) throw teamsError("NOT_A_MEMBER");
     await ctx.sessions.setTeam(auth.sessionId, { id: teamId, role: asRole(row.role) }, tx);
   });
   return ctx.sessions.reissue(auth.sessionId);

@@ -2,10 +2,14 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import * as schema from "./all-schema";
+import * as schema from "./schema";
 import { lockDataDir } from "./data-dir-lock";
 import { watchedSocketFactory } from "./watched-socket";
 
+/**
+ * The core's tables. Plugins' tables live in their folders (drizzle-kit reads them all for migrations); queries name
+ * their tables, and no relational query (`db.query.*`) needs them in the handle's schema.
+ */
 export type Schema = typeof schema;
 /** One handle type for both drivers. */
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;

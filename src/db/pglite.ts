@@ -3,6 +3,10 @@ import { PGlite } from "@electric-sql/pglite";
 import initdbWasmPath from "@electric-sql/pglite/initdb.wasm" with { type: "file" };
 import pgliteDataPath from "@electric-sql/pglite/pglite.data" with { type: "file" };
 import pgliteWasmPath from "@electric-sql/pglite/pglite.wasm" with { type: "file" };
+import { rename } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
@@ -19,7 +23,10 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
     kind: "pglite",
     async migrate() {
       // One process owns an embedded database, so there is nobody to race.
-      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder });
+      await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder }).catch((error: unknown) => {
+        const missing = /extension "pg_trgm" is not available/.test(`${(error as Error)?.message} ${((error as Error)?.cause as Error)?.message}`);
+        throw missing ? new Error("PGlite was created without pg_trgm: pass { extensions: pgliteExtensions } (src/db/pglite.ts) to PGlite.create") : error;
+      });
     },
     async ping() {
       await db.execute(sql`select 1`);
@@ -35,8 +42,25 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
  * folder made with it opens only with it. Pass these to every `PGlite.create`.
  */
 export const pgliteExtensions = {
-  pg_trgm: Bun.isStandaloneExecutable ? (await import("./pglite-trgm-embedded")).embeddedPgTrgm : pg_trgm,
+  pg_trgm: Bun.isStandaloneExecutable ? { name: "pg_trgm", setup: async () => ({ bundlePath: pathToFileURL(await embeddedBundleCopy()) }) } : pg_trgm,
 };
+
+/**
+ * PGlite streams an extension bundle with node:fs, which cannot stream a file embedded in a compiled binary (Bun.file
+ * can read it): there it is copied to the temporary directory, under a name its content fixes (the bundler's hash),
+ * written aside and renamed so a process starting meanwhile never reads half of it.
+ */
+async function embeddedBundleCopy(): Promise<string> {
+  const { pgTrgmBundlePath } = await import("./pglite-embedded");
+  const copy = join(tmpdir(), `auth-server-${basename(pgTrgmBundlePath)}`);
+  const embedded = Bun.file(pgTrgmBundlePath);
+  if (Bun.file(copy).size !== embedded.size) {
+    const partial = `${copy}.${process.pid}`;
+    await Bun.write(partial, embedded);
+    await rename(partial, copy);
+  }
+  return copy;
+}
 
 /**
  * PGlite finds its wasm and file-system bundle next to its own module, which a compiled binary does not have;

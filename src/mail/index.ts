@@ -3,8 +3,8 @@ import { describeError } from "../errors";
 import { createLogger, type Logger } from "../logger";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
-export type { RenderedEmail, TemplateName, TemplateProps } from "./render";
-export { renderEmail, TEMPLATE_NAMES } from "./render";
+export type { RenderedEmail, TemplateLoaders, TemplateName, TemplateProps } from "./render";
+export { registerTemplates, renderEmail, TEMPLATE_NAMES } from "./render";
 
 export type MailMessage = { to: string; subject: string; html: string; text: string };
 

@@ -1,51 +1,44 @@
 import { createElement, type FunctionComponent } from "react";
-import type { EmailChangeProps } from "../../emails/email-change";
-import type { EmailChangedProps } from "../../emails/email-changed";
-import type { InvitationProps } from "../../emails/invitation";
 import type { NewSignInProps } from "../../emails/new-sign-in";
-import type { PasswordChangedProps } from "../../emails/password-changed";
-import type { PasswordResetProps } from "../../emails/password-reset";
 import type { SecurityNoticeProps } from "../../emails/security-notice";
-import type { SignInCodeProps } from "../../emails/sign-in-code";
 import type { SignInMethodChangedProps } from "../../emails/sign-in-method-changed";
-import type { VerifyEmailProps } from "../../emails/verify-email";
 
-/** Template name -> props type. */
-export type TemplateProps = {
-  "verify-email": VerifyEmailProps;
-  "sign-in-code": SignInCodeProps;
-  "password-reset": PasswordResetProps;
-  "email-change": EmailChangeProps;
-  "email-changed": EmailChangedProps;
-  "password-changed": PasswordChangedProps;
+/**
+ * Template name -> props type. The core's templates are listed here; each plugin adds its own from its folder by
+ * declaration merging (`declare module "../../src/mail/render" { interface TemplateProps { invitation: ... } }`) and
+ * hands their loaders to the core in its definition's `emails`.
+ */
+export interface TemplateProps {
   "new-sign-in": NewSignInProps;
-  invitation: InvitationProps;
   "security-notice": SecurityNoticeProps;
   "sign-in-method-changed": SignInMethodChangedProps;
-};
+}
 
 export type TemplateName = keyof TemplateProps;
 
-type TemplateModule<P> = { default: FunctionComponent<P>; subject: (props: P) => string };
+export type TemplateModule<P> = { default: FunctionComponent<P>; subject: (props: P) => string };
 
-/**
- * Templates load on the first email, not at start: react-email's components weigh about 70 MB of memory,
- * which a server that sends no mail (or has not yet) should not carry.
- */
-const templates: { [K in TemplateName]: () => Promise<TemplateModule<TemplateProps[K]>> } = {
-  "verify-email": () => import("../../emails/verify-email"),
-  "sign-in-code": () => import("../../emails/sign-in-code"),
-  "password-reset": () => import("../../emails/password-reset"),
-  "email-change": () => import("../../emails/email-change"),
-  "email-changed": () => import("../../emails/email-changed"),
-  "password-changed": () => import("../../emails/password-changed"),
+/** How a template is loaded: on the first email, not at start, since react-email's components weigh about 70 MB. */
+export type TemplateLoaders = { [K in TemplateName]?: () => Promise<TemplateModule<TemplateProps[K]>> };
+
+const templates: TemplateLoaders = {
   "new-sign-in": () => import("../../emails/new-sign-in"),
-  invitation: () => import("../../emails/invitation"),
   "security-notice": () => import("../../emails/security-notice"),
   "sign-in-method-changed": () => import("../../emails/sign-in-method-changed"),
 };
 
+/** Every template known so far: the core's, then each plugin's as the composition root registers them. */
 export const TEMPLATE_NAMES = Object.keys(templates) as TemplateName[];
+
+/** Adds a plugin's templates (src/plugins.ts does, for every plugin it lists); a name is registered once. */
+export function registerTemplates(loaders: TemplateLoaders): void {
+  for (const [name, load] of Object.entries(loaders) as Array<[TemplateName, TemplateLoaders[TemplateName]]>) {
+    if (templates[name] && templates[name] !== load) throw new Error(`email template "${name}" is registered twice`);
+    if (templates[name]) continue;
+    (templates as Record<string, unknown>)[name] = load;
+    TEMPLATE_NAMES.push(name);
+  }
+}
 
 export type RenderedEmail = { subject: string; html: string; text: string };
 

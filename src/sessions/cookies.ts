@@ -1,6 +1,6 @@
 import { type Cookie, Elysia } from "elysia";
 import type { Config } from "../config";
-import { AuthError } from "../errors";
+import { coreError } from "../errors";
 import type { TokenResponse } from "./service";
 
 /**
@@ -87,7 +87,7 @@ export function presentedCredential(request: Request, cookies: SessionCookies): 
 export const isSafeMethod = (request: Request) => SAFE_METHODS.has(request.method);
 
 export const csrfRejected = () =>
-  new AuthError(403, "CSRF_REJECTED", "This request uses the browser session but does not come from a trusted origin");
+  coreError("CSRF_REJECTED");
 
 /**
  * The CSRF rule of a request that a cookie authenticates (or that would set session cookies) and may change

@@ -5,7 +5,7 @@ import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, newId, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
 import { revocations, type SessionRow, sessions, type UserRow, users } from "../db/schema";
-import { AuthError, errors, UnavailableError } from "../errors";
+import { coreError, errors, UnavailableError } from "../errors";
 import type { KeyValueStore, Subscription } from "../kv";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
@@ -40,7 +40,7 @@ export type AuthInfo = {
 /** An impersonation's answer: a TokenResponse with no refresh token (it cannot be renewed). */
 export type ImpersonationResponse = Omit<TokenResponse, "refreshToken">;
 
-const invalidRefresh = () => new AuthError(401, "INVALID_REFRESH_TOKEN", "The refresh token is invalid or has expired");
+const invalidRefresh = () => coreError("INVALID_REFRESH_TOKEN");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
 const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
 /** Verified tokens kept in memory; each entry is a few hundred bytes, so the cache stays under a few MB. */
@@ -509,7 +509,7 @@ export class Sessions {
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.
     await this.revoke(session.id);
     await this.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
-    throw new AuthError(401, "REFRESH_TOKEN_REUSED", "The refresh token was already used; the session has been revoked");
+    throw coreError("REFRESH_TOKEN_REUSED");
   }
 
   /**
@@ -518,7 +518,7 @@ export class Sessions {
    * (kept current by the `revoked` channel), so no round trip is needed while the subscription is live.
    */
   async authenticate(authorization: string | null | undefined): Promise<AuthInfo> {
-    if (!authorization) throw new AuthError(401, "UNAUTHORIZED", "Authentication required");
+    if (!authorization) throw coreError("UNAUTHORIZED");
     const nowMs = this.now().getTime();
     let entry = this.verified.get(authorization);
     if (entry && entry.expiresAtMs > nowMs) {
@@ -538,7 +538,7 @@ export class Sessions {
       // Tokens from the second of the revocation are refused too: `iat` has no finer grain, and refusing is the safe side.
       const at = await this.revokedAt(teamClaimEntry(entry.info.sessionId, entry.info.team));
       if (at !== undefined && entry.issuedAtS <= Math.floor(at / 1000)) {
-        throw new AuthError(401, "TEAM_CLAIM_REVOKED", "The team in this token is no longer yours; refresh to get a new token");
+        throw coreError("TEAM_CLAIM_REVOKED");
       }
     }
     return entry.info;
@@ -546,7 +546,7 @@ export class Sessions {
 
   private async verifyHeader(authorization: string): Promise<VerifiedToken> {
     const match = BEARER.exec(authorization);
-    if (!match?.[1]) throw new AuthError(401, "INVALID_TOKEN", "The access token is invalid or has expired");
+    if (!match?.[1]) throw coreError("INVALID_TOKEN");
     const token = match[1];
     const claims: AccessClaims = await this.tokens.verify(token);
     const info: AuthInfo = { userId: claims.sub, sessionId: claims.sid, roles: claims.roles, amr: claims.amr, team: claims.team, token };

@@ -2,7 +2,7 @@ import { createHmac, sign as signBytes } from "node:crypto";
 import { type CryptoKey, decodeProtectedHeader, jwtVerify } from "jose";
 import type { Config } from "../config";
 import type { Db } from "../db";
-import { AuthError } from "../errors";
+import { coreError } from "../errors";
 import { loadSigningKeys } from "./keys";
 import { KEY_RELOAD_MS, loadKeyRing, type RingKey, signingKeyAt } from "./rotation";
 
@@ -27,7 +27,7 @@ type Signer = { kid?: string; header: string; sign(input: string): Buffer };
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-const invalidToken = () => new AuthError(401, "INVALID_TOKEN", "The access token is invalid or has expired");
+const invalidToken = () => coreError("INVALID_TOKEN");
 
 /** Signs and verifies access tokens; `alg` is pinned to the configured one and `typ` to access tokens. */
 export class AccessTokens {

@@ -114,7 +114,7 @@ describe("a ban closes every door", () => {
     expect((await server.request("GET", "/auth/me", { token: first.body.accessToken })).status).toBe(401);
   });
 
-  test("email verification code: 403 USER_BANNED, and a resend mails nothing", async () => {
+  test("email verification code: 403 USER_BANNED; a resend or a new registration of the address mails nothing", async () => {
     const strict = await createTestServer({ REQUIRE_EMAIL_VERIFICATION: "true" });
     try {
       const boss = await newAdmin(strict);
@@ -125,6 +125,7 @@ describe("a ban closes every door", () => {
       await strict.request("POST", `/auth/admin/users/${user?.id}/ban`, { body: {}, token: boss.token });
       const sent = strict.mailer.outbox.length;
       expect((await strict.request("POST", "/auth/email/verify/resend", { body: { email } })).status).toBe(202);
+      expect((await strict.request("POST", "/auth/register", { body: { email, password: PASSWORD } })).status).toBe(202);
       const res = await strict.request("POST", "/auth/email/verify", { body: { email, code } });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("USER_BANNED");

@@ -157,7 +157,7 @@ describe("a token of one kind is refused at every other kind's endpoint", () => 
     expect((await server.request("POST", "/auth/password/reset", { body: { token, newPassword: "another-fresh-phrase-1" } })).status).toBe(204);
   });
 
-  test("invitation token as reset token -> 400 INVALID_TOKEN", async () => {
+  test("invitation token as reset token -> 400 INVALID_RESET_TOKEN", async () => {
     const owner = await passwordUser();
     const team = await server.request("POST", "/auth/teams", { token: owner.token, body: { name: "Kinds" } });
     const invitee = uniqueEmail("kind");
@@ -166,7 +166,7 @@ describe("a token of one kind is refused at every other kind's endpoint", () => 
     expect((await server.request("POST", "/auth/password/reset/validate", { body: { token } })).body.valid).toBe(false);
     const res = await server.request("POST", "/auth/password/reset", { body: { token, newPassword: "another-fresh-phrase-2" } });
     expect(res.status).toBe(400);
-    expect(res.body.code).toBe("INVALID_TOKEN");
+    expect(res.body.code).toBe("INVALID_RESET_TOKEN");
   });
 
   test("mfaToken as refresh token and as access token -> 401", async () => {
