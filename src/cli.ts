@@ -89,7 +89,7 @@ export async function runCommand(argv: string[]): Promise<number | null> {
     const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS });
     try {
       await database.migrate();
-      const rotated = await rotateSigningKeys(database.db, config);
+      const rotated = await rotateSigningKeys(database.db);
       createLogger(config.LOG_LEVEL).info("signing key rotated", rotated ?? {});
       return 0;
     } finally {

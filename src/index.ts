@@ -4,9 +4,10 @@ import { createLogger } from "./logger";
 import { buildAuthServer } from "./server";
 
 /** Bun's answer to a port another process holds. */
+const ADDRESS_IN_USE = "EADDRINUSE";
 const portTaken = (error: unknown) => {
   const e = error as { code?: unknown; message?: unknown };
-  return e?.code === "EADDRINUSE" || (typeof e?.message === "string" && /EADDRINUSE|address already in use|in use/i.test(e.message));
+  return e?.code === ADDRESS_IN_USE || (typeof e?.message === "string" && /EADDRINUSE|address already in use|in use/i.test(e.message));
 };
 
 async function serve() {

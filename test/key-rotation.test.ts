@@ -31,7 +31,7 @@ describe("signing key rotation", () => {
     const before = await signIn(email);
     const oldKid = kidOf(before);
 
-    const rotated = await rotateSigningKeys(server.ctx.db, server.ctx.config, { now: server.ctx.clock.now() });
+    const rotated = await rotateSigningKeys(server.ctx.db, { now: server.ctx.clock.now() });
     expect(rotated?.retired).toEqual([oldKid as string]);
     // Every instance reloads its keys every KEY_RELOAD_MS (a minute): one minute on, this one publishes both.
     offsetMs = 61_000;
@@ -54,10 +54,10 @@ describe("signing key rotation", () => {
   test("the schedule rotates only a key older than it asks, so every instance running it at once makes one key", async () => {
     const now = server.ctx.clock.now();
     const day = 86_400_000;
-    const results = await Promise.all([0, 1, 2].map(() => rotateSigningKeys(server.ctx.db, server.ctx.config, { now, olderThanMs: day })));
+    const results = await Promise.all([0, 1, 2].map(() => rotateSigningKeys(server.ctx.db, { now, olderThanMs: day })));
     expect(results.filter(Boolean)).toHaveLength(0);
     const later = new Date(now.getTime() + 2 * day);
-    const racing = await Promise.all([0, 1, 2].map(() => rotateSigningKeys(server.ctx.db, server.ctx.config, { now: later, olderThanMs: day })));
+    const racing = await Promise.all([0, 1, 2].map(() => rotateSigningKeys(server.ctx.db, { now: later, olderThanMs: day })));
     expect(racing.filter(Boolean)).toHaveLength(1);
   });
 });

@@ -5,6 +5,8 @@ import { ConfigError } from "../config";
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_FILE = "auth-server.lock";
+/** The setting every refusal names. */
+const SETTING = "DATA_DIR";
 
 type Flock = (fd: number, operation: number) => number;
 
@@ -34,20 +36,20 @@ export function lockDataDir(dataDir: string): () => void {
       mkdirSync(dataDir, { recursive: true });
       isDirectory = true;
     } catch (error) {
-      throw new ConfigError("DATA_DIR", `must be a directory this process can create or write (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+      throw new ConfigError(SETTING, `must be a directory this process can create or write (${(error as NodeJS.ErrnoException).code ?? "error"})`);
     }
   }
-  if (!isDirectory) throw new ConfigError("DATA_DIR", "must be a directory (it names a file)");
+  if (!isDirectory) throw new ConfigError(SETTING, "must be a directory (it names a file)");
   let fd: number;
   try {
     fd = openSync(join(dataDir, LOCK_FILE), "a+");
   } catch (error) {
-    throw new ConfigError("DATA_DIR", `must be a directory this process can write (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new ConfigError(SETTING, `must be a directory this process can write (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
   const flock = loadFlock();
   if (flock && flock(fd, LOCK_EX | LOCK_NB) !== 0) {
     closeSync(fd);
-    throw new ConfigError("DATA_DIR", `${dataDir} is in use by another auth server process; one process per DATA_DIR (set DATABASE_URL to run several)`);
+    throw new ConfigError(SETTING, `${dataDir} is in use by another auth server process; one process per DATA_DIR (set DATABASE_URL to run several)`);
   }
   // For whoever looks: which process holds it.
   ftruncateSync(fd, 0);

@@ -60,7 +60,7 @@ export function signingKeyAt(ring: RingKey[], now: Date): RingKey | undefined {
  * `olderThanMs`: rotate only when the newest key is at least this old (the schedule; safe on every instance at once,
  * as rotations take a lock and check again).
  */
-export async function rotateSigningKeys(db: Db, config: Config, opts: { now?: Date; olderThanMs?: number } = {}) {
+export async function rotateSigningKeys(db: Db, opts: { now?: Date; olderThanMs?: number } = {}) {
   const now = opts.now ?? new Date();
   return db.transaction(async (tx) => {
     // One rotation at a time across instances; the check below then sees the key a rotation just made.
