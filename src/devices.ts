@@ -25,11 +25,12 @@ export class KnownDevices {
     if (!(await this.kv.setIfAbsent(`device:${userId}:${device}`, "1", this.rememberS))) return false;
     // The store forgets (an in-memory one at each restart, Redis when flushed): the sessions kept in the database
     // still tell a device seen lately from a new one, so a restart does not make every next sign-in news.
+    // As an ISO string: a raw fragment's parameter is not encoded by its column's type.
     const since = new Date(Date.now() - this.rememberS * 1000);
     const [seen] = await this.db
       .select({
         any: sql<boolean>`count(*) > 0`,
-        known: sql<boolean>`coalesce(bool_or(${sessions.ip} is not distinct from ${meta.ip} and ${sessions.userAgent} is not distinct from ${meta.userAgent} and ${sessions.createdAt} > ${since}), false)`,
+        known: sql<boolean>`coalesce(bool_or(${sessions.ip} is not distinct from ${meta.ip} and ${sessions.userAgent} is not distinct from ${meta.userAgent} and ${sessions.createdAt} > ${since.toISOString()}::timestamptz), false)`,
       })
       .from(sessions)
       .where(eq(sessions.userId, userId));

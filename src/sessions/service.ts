@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, ne, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, lte, ne, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { AuditLog } from "../audit";
 import type { Config } from "../config";
@@ -583,7 +583,7 @@ export class Sessions {
 
   /** Deletes revocations no access token can need any more; safe on every instance at once. */
   async deleteExpiredRevocations(): Promise<number> {
-    const gone = await this.db.delete(revocations).where(sql`${revocations.expiresAt} <= ${this.now()}`).returning({ entry: revocations.entry });
+    const gone = await this.db.delete(revocations).where(lte(revocations.expiresAt, this.now())).returning({ entry: revocations.entry });
     return gone.length;
   }
 

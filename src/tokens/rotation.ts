@@ -90,10 +90,3 @@ export async function rotateSigningKeys(db: Db, opts: { now?: Date; olderThanMs?
     return { kid, signsFrom: retiresAt.toISOString(), retired: live.map((k) => k.kid) };
   });
 }
-
-/** Deletes signing keys whose last tokens have expired. */
-export async function deleteExpiredKeys(db: Db, config: Config, now: Date): Promise<void> {
-  await db
-    .delete(serverKeys)
-    .where(and(eq(serverKeys.purpose, "jwt"), sql`${serverKeys.retiredAt} <= ${new Date(now.getTime() - verifyWindowMs(config))}`));
-}
