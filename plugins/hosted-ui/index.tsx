@@ -118,6 +118,8 @@ export function hostedUiPlugin(ctx: AuthContext) {
 
   return new Elysia({ name: "plugin.hosted-ui", seed: ctx.id, prefix: "/ui" })
     .use(authGuard(ctx))
+    // Every form post of these pages changes something or signs someone in: one check, before any of their handlers.
+    .onBeforeHandle(({ request }) => (request.method === "POST" ? fromTrustedPage(request) : undefined))
     .get(
       "/assets/style.css",
       ({ set }) => {
@@ -138,9 +140,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/sign-in",
-      async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ cookie, meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -156,9 +156,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/mfa",
-      async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ cookie, meta, body }) => {
         const form = firstValues(body);
         const mfaToken = form.mfaToken ?? "";
         const recoveryCode = form.recoveryCode?.trim();
@@ -189,9 +187,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/sign-in/code",
-      async ({ request, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -207,9 +203,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/sign-in/code/verify",
-      async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ cookie, meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = form.email ?? "";
@@ -236,8 +230,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/accept-invitation",
       async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const form = firstValues(body);
         const token = form.token ?? "";
         const signedIn = await pageSession(ctx, request, cookie, meta);
@@ -271,9 +263,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/sign-up",
-      async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ cookie, meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -302,9 +292,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/verify-email",
-      async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ cookie, meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -319,9 +307,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/verify-email/resend",
-      async ({ request, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -338,9 +324,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .get("/forgot-password", () => page(<ForgotPasswordPage frame={frame} errors={noErrors} />), hidden)
     .post(
       "/forgot-password",
-      async ({ request, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ meta, body }) => {
         const form = firstValues(body);
         const errors: FormErrors = { fields: {} };
         const email = required(form, "email", errors, "Enter your email address");
@@ -363,9 +347,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
     )
     .post(
       "/reset-password",
-      async ({ request, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
+      async ({ meta, body }) => {
         const form = firstValues(body);
         const token = form.token ?? "";
         const newPassword = form.newPassword ?? "";
@@ -399,8 +381,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/account/profile",
       async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const form = firstValues(body);
@@ -419,8 +399,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/account/sessions/:id/revoke",
       async ({ request, cookie, meta, params }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const session = await ctx.sessions.findOwned(signedIn.user.id, params.id);
@@ -435,8 +413,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/account/sessions/revoke-others",
       async ({ request, cookie, meta }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const count = await ctx.sessions.revokeAll(signedIn.user.id, signedIn.auth.sessionId, "revoked_by_user");
@@ -448,8 +424,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/account/password",
       async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const form = firstValues(body);
@@ -473,8 +447,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/account/delete",
       async ({ request, cookie, meta, body }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (!signedIn) return seeOther(`${base}/sign-in`);
         const form = firstValues(body);
@@ -497,8 +469,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
     .post(
       "/sign-out",
       async ({ request, cookie, meta }) => {
-        const refused = fromTrustedPage(request);
-        if (refused) return refused;
         const signedIn = await pageSession(ctx, request, cookie, meta);
         if (signedIn) {
           await ctx.sessions.revoke(signedIn.auth.sessionId, "logout");
