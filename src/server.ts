@@ -89,7 +89,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
+  const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events });
   sessions.extraClaims = extraClaims;
   const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);

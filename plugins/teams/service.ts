@@ -108,13 +108,13 @@ export async function deleteTeam(ctx: AuthContext, userId: string, teamId: strin
     const me = members.find((m) => m.userId === userId);
     if (!me) throw teamNotFound();
     if (me.role !== "owner") throw errors.forbidden("Only team owners can delete the team");
-    const dropped = await ctx.sessions.dropTeam(teamId, undefined, tx);
+    const dropped = await ctx.sessions.teamClaims.drop(teamId, undefined, tx);
     const [team] = await tx.delete(teams).where(eq(teams.id, teamId)).returning({ id: teams.id, name: teams.name });
     if (team) await ctx.events.emit(tx, { type: "team.deleted", data: { team } });
     return dropped;
   });
   // After the commit: access tokens claiming the team die at once on every instance.
-  await ctx.sessions.revokeTeamClaims(staleClaims);
+  await ctx.sessions.teamClaims.revoke(staleClaims);
 }
 
 export async function listMembers(ctx: AuthContext, userId: string, teamId: string): Promise<TeamMember[]> {
@@ -150,7 +150,7 @@ export async function changeMemberRole(
   targetId: string,
   role: TeamRole,
 ): Promise<TeamMember> {
-  let staleClaims: Awaited<ReturnType<typeof ctx.sessions.setTeamRole>> = [];
+  let staleClaims: Awaited<ReturnType<typeof ctx.sessions.teamClaims.setRole>> = [];
   const member = await ctx.db.transaction(async (tx) => {
     const members = isUuid(teamId) ? await lockMembers(tx, teamId) : [];
     const actor = members.find((m) => m.userId === actorId);
@@ -164,13 +164,13 @@ export async function changeMemberRole(
     if (target.role === "owner" && role !== "owner" && members.filter((m) => m.role === "owner").length === 1) throw lastOwner();
     if (target.role !== role) {
       await tx.update(teamMembers).set({ role }).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
-      staleClaims = await ctx.sessions.setTeamRole(targetId, teamId, role, tx);
+      staleClaims = await ctx.sessions.teamClaims.setRole(targetId, teamId, role, tx);
       for (const changed of ctx.hooks.rightsChanged) await changed(targetId, tx);
     }
     return memberView(tx, teamId, targetId);
   });
   // After the commit: tokens claiming the old role die; the next refresh carries the new one.
-  await ctx.sessions.revokeTeamClaims(staleClaims);
+  await ctx.sessions.teamClaims.revoke(staleClaims);
   return member;
 }
 
@@ -192,10 +192,10 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
     await tx.delete(teamMembers).where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, targetId)));
     await ctx.events.emit(tx, { type: "team.member_removed", data: { teamId, userId: targetId, role: target.role } });
     for (const changed of ctx.hooks.rightsChanged) await changed(targetId, tx);
-    return ctx.sessions.dropTeam(teamId, targetId, tx);
+    return ctx.sessions.teamClaims.drop(teamId, targetId, tx);
   });
   // After the commit: access tokens claiming the team die at once on every instance.
-  await ctx.sessions.revokeTeamClaims(staleClaims);
+  await ctx.sessions.teamClaims.revoke(staleClaims);
 }
 
 /**
@@ -214,7 +214,7 @@ export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: strin
           .for("share")
       : [];
     if (!row) throw teamsError("NOT_A_MEMBER");
-    await ctx.sessions.setTeam(auth.sessionId, { id: teamId, role: asRole(row.role) }, tx);
+    await ctx.sessions.teamClaims.set(auth.sessionId, { id: teamId, role: asRole(row.role) }, tx);
   });
   return ctx.sessions.reissue(auth.sessionId);
 }

@@ -1,0 +1,138 @@
+import { eq } from "drizzle-orm";
+import type { AuditLog } from "../audit";
+import type { Clock } from "../clock";
+import type { Config } from "../config";
+import { decrypt, encrypt, keyFromSecret, randomToken, sha256 } from "../crypto";
+import type { Db } from "../db";
+import { type SessionRow, sessions } from "../db/schema";
+import { coreError } from "../errors";
+import type { RateLimiter } from "../rate-limit";
+import type { RequestMeta } from "../request";
+import type { TeamClaim } from "../tokens/access";
+import type { ServerSecrets } from "../tokens/keys";
+import type { PublicUserRow, Users } from "../users";
+import { type prepareQueries, teamOf } from "./queries";
+import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
+
+/** What an access token says of its session. */
+export type SessionClaims = { sid: string; amr: string[]; team?: TeamClaim; authTime: Date; ip?: string | null; userAgent?: string | null };
+
+export const claimsOf = (
+  session: Pick<SessionRow, "id" | "amr" | "teamId" | "teamRole" | "ip" | "userAgent" | "authTime">,
+): SessionClaims => ({
+  sid: session.id,
+  amr: session.amr,
+  team: teamOf(session),
+  ip: session.ip,
+  userAgent: session.userAgent,
+  authTime: session.authTime,
+});
+
+/** A refresh that went through: the new refresh token, and what the access token that goes with it says. */
+export type Rotated = { user: PublicUserRow; claims: SessionClaims; refreshToken: string; issuedAt: Date };
+
+const invalidRefresh = () => coreError("INVALID_REFRESH_TOKEN");
+/** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
+const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
+
+/**
+ * Each session's chain of refresh tokens: one live generation, rotated by one single-row update; the generation just
+ * replaced is answered again within the grace window (concurrent tabs); an older one coming back is theft.
+ */
+export class RefreshChains {
+  constructor(
+    private readonly deps: {
+      db: Db;
+      queries: ReturnType<typeof prepareQueries>;
+      config: Config;
+      secrets: ServerSecrets;
+      users: Users;
+      audit: AuditLog;
+      rateLimit: RateLimiter;
+      clock: Clock;
+      /** Ends a session whose chain was broken (theft) or that went idle. */
+      revoke(sessionId: string, reason: string): Promise<void>;
+    },
+  ) {}
+
+  /** The token of a chain's generation. */
+  async format(token: RefreshToken): Promise<string> {
+    return formatRefreshToken(await this.key(), token);
+  }
+
+  /** The session columns that make `secret` the live refresh token, issued at `now`. */
+  link(secret: string, now: Date, sealedNext: string | null = null) {
+    return {
+      refreshHash: sha256(secret),
+      refreshIssuedAt: now,
+      refreshExpiresAt: new Date(now.getTime() + this.deps.config.REFRESH_TOKEN_TTL_S * 1000),
+      refreshSealedNext: sealedNext,
+    };
+  }
+
+  /** Rotates a presented refresh token; throws INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED when it may not. */
+  async rotate(refreshToken: string, meta: RequestMeta): Promise<Rotated> {
+    const { config, clock, queries } = this.deps;
+    const presented = parseRefreshToken(await this.key(), refreshToken);
+    if (!presented) throw invalidRefresh();
+    // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
+    await this.deps.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", presented.sessionId);
+    const now = clock.now();
+    const successor = randomToken(32);
+    const link = this.link(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
+    const [rotated] = await queries.rotate.execute({
+      sid: presented.sessionId,
+      gen: presented.gen,
+      hash: sha256(presented.secret),
+      now: now.toISOString(),
+      idleCutoff: new Date(now.getTime() - config.SESSION_IDLE_TIMEOUT_S * 1000).toISOString(),
+      nextHash: link.refreshHash,
+      nextExpiresAt: link.refreshExpiresAt.toISOString(),
+      sealedNext: link.refreshSealedNext,
+    });
+    if (!rotated) return this.refused(presented, meta);
+    const { session, user } = rotated;
+    const token = await this.format({ sessionId: session.id, gen: session.refreshGen, secret: successor });
+    return { user, claims: claimsOf(session), refreshToken: token, issuedAt: now };
+  }
+
+  /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
+  private async refused(presented: RefreshToken, meta: RequestMeta): Promise<Rotated> {
+    const { db, config, clock } = this.deps;
+    const [session] = await db.select().from(sessions).where(eq(sessions.id, presented.sessionId)).limit(1);
+    const now = clock.now();
+    if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
+    if (now.getTime() - session.lastUsedAt.getTime() > config.SESSION_IDLE_TIMEOUT_S * 1000) {
+      await this.deps.revoke(session.id, "idle_timeout");
+      throw invalidRefresh();
+    }
+    // The live generation (expired), or one the session never reached: nothing was rotated, nothing to replay.
+    if (presented.gen >= session.refreshGen) throw invalidRefresh();
+
+    const withinGrace = now.getTime() - session.refreshIssuedAt.getTime() <= config.REFRESH_REUSE_GRACE_S * 1000;
+    if (presented.gen === session.refreshGen - 1 && withinGrace) {
+      // The token just rotated (another tab won the race): answer its successor pair, issued again byte for byte.
+      // Only the presented secret opens the seal; none is kept after a reissue (the pair went to someone else).
+      if (!session.refreshSealedNext) throw invalidRefresh();
+      let successor: string;
+      try {
+        successor = decrypt(sealingKeyOf(presented.secret), session.refreshSealedNext);
+      } catch {
+        throw invalidRefresh();
+      }
+      const user = await this.deps.users.findById(session.userId);
+      if (!user) throw invalidRefresh();
+      const token = await this.format({ sessionId: session.id, gen: session.refreshGen, secret: successor });
+      return { user, claims: claimsOf(session), refreshToken: token, issuedAt: session.refreshIssuedAt };
+    }
+    // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
+    // of the two holders is a thief, and which one cannot be told, so the session ends for both.
+    await this.deps.revoke(session.id, "refresh_token_reused");
+    await this.deps.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
+    throw coreError("REFRESH_TOKEN_REUSED");
+  }
+
+  private key(): Promise<Buffer> {
+    return this.deps.secrets.get("refresh-token");
+  }
+}
