@@ -42,6 +42,8 @@ export interface PluginApis {}
 
 type ApiOf<Id extends string> = Id extends keyof PluginApis ? PluginApis[Id] : unknown;
 export type DependencyApis<Deps extends readonly string[]> = { [K in Deps[number]]: K extends keyof PluginApis ? PluginApis[K] : never };
+/** The APIs of the plugins a plugin `uses`: each there when that plugin is on, undefined when it is off. */
+export type OptionalApis<Uses extends readonly string[]> = { [K in Uses[number]]?: K extends keyof PluginApis ? PluginApis[K] : never };
 
 /** The extension points a plugin fills; the core calls them without knowing the plugin. */
 export type PluginHooks = {
@@ -57,12 +59,15 @@ export type PluginHooks = {
 export type PluginDefinition<
   Id extends string = string,
   Deps extends readonly string[] = readonly string[],
+  Uses extends readonly string[] = readonly string[],
   Routes extends AnyElysia = AnyElysia,
 > = {
   /** The name in AUTH_PLUGINS. */
   id: Id;
   /** Plugins this one needs on; starting without them is a settings error naming AUTH_PLUGINS. */
   dependsOn?: Deps;
+  /** Plugins this one works with when they are on, and without when they are off (the admin plugin shows passkeys if mfa is on). */
+  uses?: Uses;
   /** Off unless AUTH_PLUGINS names it, when false; or on by default only when the settings say so. */
   onByDefault?: boolean | ((env: Record<string, unknown>) => boolean);
   settings?: SettingsSpec<z.ZodRawShape, object>;
@@ -79,18 +84,21 @@ export type PluginDefinition<
   /** What the plugin offers the plugins that depend on it (see PluginApis). */
   api?: (ctx: AuthContext) => ApiOf<Id>;
   /** The plugin's routes, thin: they validate, call the service and shape the answer. */
-  routes(ctx: AuthContext, deps: DependencyApis<Deps>): Routes;
+  routes(ctx: AuthContext, deps: DependencyApis<Deps> & OptionalApis<Uses>): Routes;
 };
 
-/** Declares a plugin; the identity, typed, so `routes` sees the APIs of exactly the plugins in `dependsOn`. */
-export function definePlugin<const Id extends string, const Deps extends readonly string[], Routes extends AnyElysia>(
-  definition: PluginDefinition<Id, Deps, Routes>,
-): PluginDefinition<Id, Deps, Routes> {
+/** Declares a plugin; the identity, typed, so `routes` sees the APIs of exactly the plugins in `dependsOn` and `uses`. */
+export function definePlugin<
+  const Id extends string,
+  const Deps extends readonly string[] = readonly [],
+  const Uses extends readonly string[] = readonly [],
+  Routes extends AnyElysia = AnyElysia,
+>(definition: PluginDefinition<Id, Deps, Uses, Routes>): PluginDefinition<Id, Deps, Uses, Routes> {
   return definition;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a list of plugins holds definitions of every shape
-export type AnyPlugin = PluginDefinition<string, any, AnyElysia>;
+export type AnyPlugin = PluginDefinition<string, any, any, AnyElysia>;
 
 /**
  * Installs the enabled plugins on a context, in dependency order: their hooks, then their APIs, then their routes.
@@ -112,8 +120,9 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
   }
   for (const plugin of plugins) {
     if (!enabled.has(plugin.id)) continue;
-    const deps = Object.fromEntries((plugin.dependsOn ?? []).map((id: string) => [id, apis[id]]));
-    routes.push(plugin.routes(ctx, deps as DependencyApis<readonly string[]>));
+    // A used plugin that is off has no API here, so its entry is undefined, as OptionalApis says.
+    const deps = Object.fromEntries([...(plugin.dependsOn ?? []), ...(plugin.uses ?? [])].map((id: string) => [id, apis[id]]));
+    routes.push(plugin.routes(ctx, deps as never));
   }
   return routes;
 }

@@ -1,4 +1,5 @@
 import admin from "../plugins/admin";
+import { type AdminPeers, grantAdmin as grantAdminTo } from "../plugins/admin/service";
 import anonymous from "../plugins/anonymous";
 import { hostedUiLinks, hostedUiPlugin } from "../plugins/hosted-ui";
 import invitations from "../plugins/invitations";
@@ -35,7 +36,7 @@ export const DEPENDENCIES: ReadonlyMap<string, readonly string[]> = new Map(PLUG
 
 /** Every plugin's routes chained statically, so the app's type (Eden treaty) holds them all. Never served. */
 export function allPluginRoutes(ctx: AuthContext) {
-  const deps = { teams: teams.api?.(ctx) } as never;
+  const deps = peersOf(ctx, new Set(PLUGINS.map((p) => p.id))) as never;
   return password
     .routes(ctx, deps)
     .use(magicCode.routes(ctx, deps))
@@ -48,5 +49,12 @@ export function allPluginRoutes(ctx: AuthContext) {
     .use(webhooks.routes(ctx, deps));
 }
 
+/** The public APIs of the plugins in `enabled`, by plugin id, as installPlugins hands them to dependents. */
+function peersOf(ctx: AuthContext, enabled: ReadonlySet<string>): Record<string, unknown> {
+  return Object.fromEntries(PLUGINS.filter((p) => enabled.has(p.id) && "api" in p && p.api).map((p) => [p.id, "api" in p ? p.api?.(ctx) : undefined]));
+}
+
 /** For the CLI (`users create-admin EMAIL`): the admin plugin's grant, reached through the composition root. */
-export { grantAdmin } from "../plugins/admin/service";
+export function grantAdmin(ctx: AuthContext, email: string) {
+  return grantAdminTo(ctx, peersOf(ctx, new Set(ctx.config.AUTH_PLUGINS)) as AdminPeers, email);
+}

@@ -4,7 +4,7 @@ import { Secret, TOTP } from "otpauth";
 import { auditEvents, users } from "../src/db/schema";
 import { passwordResetTokens } from "../plugins/password/schema";
 import { recoveryCodes, totpSecrets } from "../plugins/mfa/schema";
-import { grantAdmin } from "../plugins/admin/service";
+import { grantAdmin } from "../src/plugins";
 import { claimsOf, isolatedDatabase, newAdmin, PASSWORD, registerUser } from "./support/admin";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { createSignedInUser, movableClock } from "./support/users";
@@ -551,6 +551,28 @@ describe("the plugin and the CLI's service", () => {
       await without.close();
     }
     expect(server.ctx.config.AUTH_PLUGINS).toContain("admin");
+  });
+
+  test("with mfa, oauth, teams and password off it still works: nothing of theirs is shown, an MFA reset just turns MFA off, and nobody is mailed a password link", async () => {
+    const alone = await createTestServer({ AUTH_PLUGINS: "magic-code,admin" });
+    try {
+      const boss = await newAdmin(alone);
+      const { user: member } = await createSignedInUser(alone, { mfaEnabled: true });
+      const detail = await alone.request("GET", `/auth/admin/users/${member.id}`, { token: boss.token });
+      expect(detail.status).toBe(200);
+      expect(detail.body).toMatchObject({ id: member.id, accounts: [], passkeys: [], teams: [] });
+      expect((await alone.request("POST", `/auth/admin/users/${member.id}/mfa/reset`, { token: boss.token })).status).toBe(204);
+      const [after] = await alone.ctx.db.select().from(users).where(eq(users.id, member.id));
+      expect(after?.mfaEnabled).toBe(false);
+      const email = uniqueEmail("no-password-plugin");
+      const made = await alone.request("POST", "/auth/admin/users", { token: boss.token, body: { email } });
+      expect(made.status).toBe(201);
+      const links = await alone.ctx.db.select().from(passwordResetTokens).where(eq(passwordResetTokens.userId, made.body.id));
+      expect(links).toEqual([]);
+      expect(alone.mailer.outbox.filter((m) => m.to === email)).toEqual([]);
+    } finally {
+      await alone.close();
+    }
   });
 
   test("grantAdmin makes an existing user an admin (their sessions end) or a new one with a set-password mail", async () => {

@@ -37,9 +37,24 @@ describe("the contract", () => {
     for (const plugin of PLUGINS) for (const dep of ("dependsOn" in plugin ? plugin.dependsOn : []) ?? []) expect(ids.has(dep)).toBe(true);
   });
 
-  test("invitations reaches teams only through its public API (plugins/teams/api.ts)", async () => {
-    const reached = (await filesUnder("plugins/invitations")).flatMap((f) => importsOf(f.text).filter((spec) => spec.includes("../teams/")));
-    expect([...new Set(reached)]).toEqual(["../teams/api"]);
+  test("a plugin reaches another only through its public API (api.ts), and only one it names in dependsOn or uses", async () => {
+    const ids = new Set<string>(PLUGINS.map((p) => p.id));
+    const reached: string[] = [];
+    for (const plugin of PLUGINS) {
+      const declared = new Set<string>([...(("dependsOn" in plugin && plugin.dependsOn) || []), ...(("uses" in plugin && plugin.uses) || [])]);
+      for (const file of await filesUnder(`plugins/${plugin.id}`)) {
+        for (const spec of importsOf(file.text)) {
+          const other = /^\.\.\/([a-z-]+)\//.exec(spec)?.[1];
+          if (!other || other === plugin.id || !ids.has(other)) continue;
+          reached.push(`${plugin.id} -> ${spec}`);
+          expect(`${file.path}: ${spec}`).toBe(`${file.path}: ../${other}/api`);
+          expect(declared.has(other)).toBe(true);
+        }
+      }
+    }
+    // The check above has something to check: invitations needs teams, admin works with four plugins.
+    expect(reached).toContain("invitations -> ../teams/api");
+    expect(reached).toContain("admin -> ../mfa/api");
   });
 
   test("invitations without teams is a start error naming AUTH_PLUGINS", async () => {

@@ -10,6 +10,8 @@ import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
 import { ADMIN_ERRORS } from "./errors";
 import {
+  ADMIN_USES,
+  type AdminPeers,
   banUser,
   createUser,
   deleteUser,
@@ -101,7 +103,7 @@ const guarded = { 401: errorSchema, 403: errorSchema };
 const CHANGES_NOTE = `Admins only (\`403 FORBIDDEN\` otherwise, impersonation tokens included); audited on the target with \`data.adminId\`. ${STEP_UP_NOTE}`;
 
 /** Users' management over HTTP for holders of the global `admin` role (stored, or from ADMIN_EMAILS). */
-export function adminPlugin(ctx: AuthContext) {
+export function adminPlugin(ctx: AuthContext, peers: AdminPeers) {
   // The admin row found for a request before its body is validated, handed to its handler by `resolve`.
   const admins = new WeakMap<Request, UserRow>();
   return new Elysia({ name: "plugin.admin", seed: ctx.id, prefix: "/admin", detail: { tags: ["admin"], security: [{ bearer: [] }] } })
@@ -148,7 +150,7 @@ export function adminPlugin(ctx: AuthContext) {
         },
       },
     )
-    .get("/users/:id", ({ params }) => getUser(ctx, params.id), {
+    .get("/users/:id", ({ params }) => getUser(ctx, peers, params.id), {
       admin: true,
       params: idParams,
       response: { 200: adminUserDetailSchema, 404: errorSchema, ...guarded },
@@ -161,7 +163,7 @@ export function adminPlugin(ctx: AuthContext) {
       "/users",
       async ({ admin, body, meta, set }) => {
         set.status = 201;
-        return createUser(ctx, admin, body, meta);
+        return createUser(ctx, peers, admin, body, meta);
       },
       {
         admin: "step-up",
@@ -176,7 +178,7 @@ export function adminPlugin(ctx: AuthContext) {
         },
       },
     )
-    .patch("/users/:id", ({ admin, params, body, meta }) => updateUser(ctx, admin, params.id, body, meta), {
+    .patch("/users/:id", ({ admin, params, body, meta }) => updateUser(ctx, peers, admin, params.id, body, meta), {
       admin: "step-up",
       params: idParams,
       body: updateBody,
@@ -243,7 +245,7 @@ export function adminPlugin(ctx: AuthContext) {
     .post(
       "/users/:id/mfa/reset",
       async ({ admin, params, meta, set }) => {
-        await resetMfa(ctx, admin, params.id, meta);
+        await resetMfa(ctx, peers, admin, params.id, meta);
         set.status = 204;
       },
       {
@@ -288,5 +290,6 @@ export function adminPlugin(ctx: AuthContext) {
 export default definePlugin({
   id: "admin",
   errors: ADMIN_ERRORS,
+  uses: ADMIN_USES,
   routes: adminPlugin,
 });

@@ -1,6 +1,5 @@
 import { and, desc, eq, inArray, isNull, lt, not, or, type SQL, sql } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
-import { newId, randomToken, sha256 } from "../../src/crypto";
 import type { Db } from "../../src/db";
 import { auditEvents, sessions, type UserRow, userSearchText, users } from "../../src/db/schema";
 import { errors } from "../../src/errors";
@@ -10,14 +9,16 @@ import type { RequestMeta } from "../../src/request";
 import type { AuthInfo, ImpersonationResponse } from "../../src/sessions/service";
 import { canonicalEmail, type PublicUser, requireEmail } from "../../src/users";
 import { isUuid } from "../../src/validation";
-import { recoveryCodes, totpSecrets } from "../mfa/schema";
-import { listPasskeys, type PasskeySummary } from "../mfa/passkeys";
-import { type LinkedAccount, listAccounts } from "../oauth/service";
-import { passwordResetTokens } from "../password/schema";
-import { listTeams, type TeamSummary } from "../teams/service";
+import type { OptionalApis } from "../../src/plugin";
+import type { PasskeySummary } from "../mfa/api";
+import type { LinkedAccount } from "../oauth/api";
+import type { TeamSummary } from "../teams/api";
 import { adminError } from "./errors";
 
 export const ADMIN_ROLE = "admin";
+/** The plugins the admin plugin works with when they are on: what a user has in each, and what ends with a change. */
+export const ADMIN_USES = ["password", "mfa", "oauth", "teams"] as const;
+export type AdminPeers = OptionalApis<typeof ADMIN_USES>;
 /** The set-password link of an account made without a password: a reset link that waits a week for its owner. */
 export const SET_PASSWORD_TTL_DAYS = 7;
 /** Serialises changes to who is an admin, so two admins cannot both step down and leave none. */
@@ -174,13 +175,13 @@ export async function listUsers(ctx: AuthContext, input: ListUsersInput): Promis
   };
 }
 
-export async function getUser(ctx: AuthContext, id: string): Promise<AdminUserDetail> {
+export async function getUser(ctx: AuthContext, peers: AdminPeers, id: string): Promise<AdminUserDetail> {
   const row = await findTarget(ctx, id);
   const [live, accounts, passkeys, teams] = await Promise.all([
     ctx.sessions.list(row.id, ""),
-    listAccounts(ctx, row.id),
-    listPasskeys(ctx, row.id),
-    listTeams(ctx, row.id),
+    peers.oauth?.accountsOf(row.id) ?? [],
+    peers.mfa?.passkeysOf(row.id) ?? [],
+    peers.teams?.teamsOf(ctx.db, row.id) ?? [],
   ]);
   return {
     ...toAdminUser(ctx, row),
@@ -204,24 +205,9 @@ export type CreateUserInput = {
   emailVerified?: boolean;
 };
 
-/** Mails a link that sets the first password of an account made without one: a reset link that lives a week. */
-async function mailSetPasswordLink(ctx: AuthContext, user: UserRow & { email: string }): Promise<void> {
-  const token = randomToken(32);
-  const now = ctx.clock.now();
-  const stored = ctx.db.insert(passwordResetTokens).values({
-    id: newId(),
-    userId: user.id,
-    tokenHash: sha256(token),
-    createdAt: now,
-    expiresAt: new Date(now.getTime() + SET_PASSWORD_TTL_DAYS * 86_400_000),
-  });
-  const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
-  await sendEmailDetached(ctx, user.email, "password-reset", { link, newAccount: { days: SET_PASSWORD_TTL_DAYS } }, stored);
-}
-
 const uniqueRoles = (roles: string[]) => [...new Set(roles)];
 
-export async function createUser(ctx: AuthContext, admin: UserRow, input: CreateUserInput, meta: RequestMeta): Promise<AdminUser> {
+export async function createUser(ctx: AuthContext, peers: AdminPeers, admin: UserRow, input: CreateUserInput, meta: RequestMeta): Promise<AdminUser> {
   const email = requireEmail(input.email);
   if (input.password !== undefined) await assertPasswordPolicy(ctx.config, input.password, email);
   await ctx.beforeSignUp({ email, method: "admin", ip: meta.ip, userAgent: meta.userAgent });
@@ -243,7 +229,7 @@ export async function createUser(ctx: AuthContext, admin: UserRow, input: Create
     return row;
   });
   await ctx.audit.record({ type: "admin_user_created", userId: user.id, meta, data: { adminId: admin.id } });
-  if (!passwordHash) await mailSetPasswordLink(ctx, { ...user, email });
+  if (!passwordHash) await peers.password?.mailSetPasswordLink({ ...user, email }, SET_PASSWORD_TTL_DAYS);
   return toAdminUser(ctx, user);
 }
 
@@ -260,7 +246,14 @@ export type UpdateUserInput = {
  * Changes a user's profile, email or roles. A new email or new roles end every session of the user in the same
  * transaction (their tokens carried the old ones), and a new email spends the reset links sent to the old one.
  */
-export async function updateUser(ctx: AuthContext, admin: UserRow, id: string, input: UpdateUserInput, meta: RequestMeta): Promise<AdminUser> {
+export async function updateUser(
+  ctx: AuthContext,
+  peers: AdminPeers,
+  admin: UserRow,
+  id: string,
+  input: UpdateUserInput,
+  meta: RequestMeta,
+): Promise<AdminUser> {
   const email = input.email !== undefined ? requireEmail(input.email) : undefined;
   const { row, ended } = await ctx.db.transaction(async (tx) => {
     await lockAdminSet(tx);
@@ -287,12 +280,7 @@ export async function updateUser(ctx: AuthContext, admin: UserRow, id: string, i
     if (roles !== undefined) fields.roles = roles;
     const updated = await ctx.users.update(before.id, fields, tx);
     const rolesChange = roles !== undefined && (roles.length !== before.roles.length || roles.some((r) => !before.roles.includes(r)));
-    if (emailChanges) {
-      await tx
-        .update(passwordResetTokens)
-        .set({ usedAt: ctx.clock.now() })
-        .where(and(eq(passwordResetTokens.userId, before.id), isNull(passwordResetTokens.usedAt)));
-    }
+    if (emailChanges) await peers.password?.spendResetLinks(tx, before.id);
     if (losesAdmin) for (const changed of ctx.hooks.rightsChanged) await changed(before.id, tx);
     await ctx.events.emit(
       tx,
@@ -378,12 +366,11 @@ export async function revokeSessions(ctx: AuthContext, admin: UserRow, id: strin
 }
 
 /** Turns MFA off for a user who lost their authenticator: TOTP and recovery codes go (passkeys stay); the owner is told. */
-export async function resetMfa(ctx: AuthContext, admin: UserRow, id: string, meta: RequestMeta): Promise<void> {
+export async function resetMfa(ctx: AuthContext, peers: AdminPeers, admin: UserRow, id: string, meta: RequestMeta): Promise<void> {
   const target = await findTarget(ctx, id);
   await ctx.db.transaction(async (tx) => {
-    await tx.delete(totpSecrets).where(eq(totpSecrets.userId, target.id));
-    await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, target.id));
-    await ctx.users.update(target.id, { mfaEnabled: false }, tx);
+    if (peers.mfa) await peers.mfa.turnOff(tx, target.id);
+    else await ctx.users.update(target.id, { mfaEnabled: false }, tx);
     if (target.mfaEnabled) await ctx.events.emit(tx, { type: "mfa.disabled", data: { userId: target.id } });
   });
   await ctx.audit.record({ type: "admin_mfa_reset", userId: target.id, meta, data: { adminId: admin.id } });
@@ -455,7 +442,7 @@ export async function listAudit(ctx: AuthContext, input: AuditQuery) {
  * Makes `email` an admin: an existing user gets the role (their sessions end, as a role change from the API does);
  * an unknown email becomes a new user with the role, mailed a set-password link. Answers the user and whether it was made.
  */
-export async function grantAdmin(ctx: AuthContext, rawEmail: string): Promise<{ user: AdminUser; created: boolean }> {
+export async function grantAdmin(ctx: AuthContext, peers: AdminPeers, rawEmail: string): Promise<{ user: AdminUser; created: boolean }> {
   const email = requireEmail(rawEmail);
   const existing = await ctx.users.findByEmail(email);
   if (!existing) {
@@ -465,7 +452,7 @@ export async function grantAdmin(ctx: AuthContext, rawEmail: string): Promise<{ 
       return row;
     });
     await ctx.audit.record({ type: "admin_user_created", userId: user.id, data: { adminId: null, via: "cli" } });
-    await mailSetPasswordLink(ctx, { ...user, email });
+    await peers.password?.mailSetPasswordLink({ ...user, email }, SET_PASSWORD_TTL_DAYS);
     return { user: toAdminUser(ctx, user), created: true };
   }
   if (existing.roles.includes(ADMIN_ROLE)) return { user: toAdminUser(ctx, existing), created: false };

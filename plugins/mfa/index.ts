@@ -7,6 +7,7 @@ import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
+import { mfaApi } from "./api";
 import { issueMfaChallenge } from "./challenge";
 import { mfaReauthFactors } from "./reauth";
 import { MFA_ERRORS } from "./errors";
@@ -264,5 +265,6 @@ export default definePlugin({
     credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
     reauthFactors: mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)),
   }),
+  api: mfaApi,
   routes: mfaPlugin,
 });

@@ -48,7 +48,7 @@ async function withCodeAttempt<T>(ctx: AuthContext, userId: string, check: () =>
 }
 
 /** Removes every TOTP secret and recovery code of the user and marks MFA off; run inside the caller's transaction. */
-async function turnMfaOff(ctx: AuthContext, tx: Db, userId: string): Promise<UserRow> {
+export async function turnMfaOff(ctx: AuthContext, tx: Db, userId: string): Promise<UserRow> {
   await tx.delete(totpSecrets).where(eq(totpSecrets.userId, userId));
   await tx.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
   return ctx.users.update(userId, { mfaEnabled: false }, tx);

@@ -6,6 +6,7 @@ import { authGuard } from "../../src/sessions/guard";
 import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
+import { oauthApi } from "./api";
 import { OAUTH_ERRORS } from "./errors";
 import { createProviders } from "./providers";
 import * as tables from "./schema";
@@ -205,5 +206,6 @@ export default definePlugin({
   tables,
   errors: OAUTH_ERRORS,
   hooks: () => ({ credentials: [{ countSignInMethods: countLinks, removeUnproven: unlinkAll }] }),
+  api: oauthApi,
   routes: oauthPlugin,
 });

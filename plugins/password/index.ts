@@ -5,6 +5,7 @@ import { errorSchema, signInResponseSchema, userSchema, usernameField } from "..
 import { authGuard } from "../../src/sessions/guard";
 import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
+import { passwordApi } from "./api";
 import { PASSWORD_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { passwordLimits, passwordSettings } from "./settings";
@@ -204,5 +205,6 @@ export default definePlugin({
     credentials: [{ countSignInMethods: countPasswords }],
     reauthFactors: [{ field: "password", strong: false, verify: (user, proof) => assertCurrentPassword(ctx, user, String(proof.password)) }],
   }),
+  api: passwordApi,
   routes: passwordPlugin,
 });

@@ -249,7 +249,7 @@ export async function requestEmailChange(
  * Spends every reset link of a user still outstanding: a link follows the mailbox and the password it was mailed
  * for, so once either changes no older link may set a password.
  */
-async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
+export async function spendResetLinks(db: Db, userId: string, now: Date): Promise<void> {
   await db
     .update(passwordResetTokens)
     .set({ usedAt: now })
@@ -335,8 +335,23 @@ export async function forgotPassword(ctx: AuthContext, input: { email: string; c
       })
     : undefined;
   await audited;
-  const link = `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
-  await sendEmailDetached(ctx, user ? email : null, "password-reset", { link }, stored);
+  await sendEmailDetached(ctx, user ? email : null, "password-reset", { link: resetLink(ctx, token) }, stored);
+}
+
+const resetLink = (ctx: AuthContext, token: string) => `${ctx.config.APP_URL.replace(/\/$/, "")}${ctx.config.PASSWORD_RESET_PATH}?token=${token}`;
+
+/** Mails a link that sets the first password of an account made without one: a reset link that lives `days` days. */
+export async function mailSetPasswordLink(ctx: AuthContext, user: { id: string; email: string }, days: number): Promise<void> {
+  const token = randomToken(32);
+  const now = ctx.clock.now();
+  const stored = ctx.db.insert(passwordResetTokens).values({
+    id: newId(),
+    userId: user.id,
+    tokenHash: sha256(token),
+    createdAt: now,
+    expiresAt: new Date(now.getTime() + days * 86_400_000),
+  });
+  await sendEmailDetached(ctx, user.email, "password-reset", { link: resetLink(ctx, token), newAccount: { days } }, stored);
 }
 
 const liveToken = (tokenHash: string, now: Date) =>

@@ -1,7 +1,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../src/db";
 import { teamMembers, teams } from "./schema";
-import { addMember, asRole, roleIn, TEAM_ROLES, type TeamRole, teamName } from "./service";
+import { addMember, asRole, listTeams, roleIn, TEAM_ROLES, type TeamRole, type TeamSummary, teamName } from "./service";
 
 /**
  * What the teams plugin offers the plugins that depend on it (`dependsOn: ["teams"]`): the roles, and the few reads
@@ -13,6 +13,8 @@ export type TeamsApi = {
   roleOf(stored: string): TeamRole;
   /** The user's role in the team, or undefined for a non-member (or a malformed team id). */
   roleIn(db: Db, teamId: string, userId: string): Promise<TeamRole | undefined>;
+  /** Every team the user is a member of, with the user's role, oldest first. */
+  teamsOf(db: Db, userId: string): Promise<TeamSummary[]>;
   /** The teams in which the user is an admin or an owner. */
   teamsAdministeredBy(db: Db, userId: string): Promise<string[]>;
   /** The team's name, or undefined when it is gone. */
@@ -21,13 +23,14 @@ export type TeamsApi = {
   addMember(db: Db, teamId: string, userId: string, role: TeamRole, createdAt: Date): Promise<boolean>;
 };
 
-export { TEAM_ROLES, type TeamRole };
+export { TEAM_ROLES, type TeamRole, type TeamSummary };
 /** The teams table, for the foreign keys of a dependent's tables. */
 export { teams };
 
 export function teamsApi(): TeamsApi {
   return {
     roleOf: asRole,
+    teamsOf: listTeams,
     roleIn,
     teamName,
     addMember,

@@ -59,7 +59,7 @@ export function teamsPlugin(ctx: AuthContext) {
         detail: { summary: "Create a team", description: "`name` is trimmed, 1 to 100 characters. The creator becomes its owner." },
       },
     )
-    .get("/teams", async ({ auth }) => listTeams(ctx, auth.userId), {
+    .get("/teams", async ({ auth }) => listTeams(ctx.db, auth.userId), {
       auth: true,
       response: { 200: z.array(teamSummarySchema), 401: errorSchema },
       detail: { summary: "The caller's teams", description: "Every team the caller belongs to, with the caller's role in it." },

@@ -71,8 +71,8 @@ export async function createTeam(ctx: AuthContext, userId: string, name: string)
   return { id, name, role: "owner", createdAt: createdAt.toISOString() };
 }
 
-export async function listTeams(ctx: AuthContext, userId: string): Promise<TeamSummary[]> {
-  const rows = await ctx.db
+export async function listTeams(db: Db, userId: string): Promise<TeamSummary[]> {
+  const rows = await db
     .select({ id: teams.id, name: teams.name, role: teamMembers.role })
     .from(teamMembers)
     .innerJoin(teams, eq(teams.id, teamMembers.teamId))
