@@ -244,6 +244,8 @@ describe("the flow cookie outside local development", () => {
     });
     try {
       const res = await prefixed.request("GET", "/auth/oauth/github");
+      // The whole answer on a failure: a flake once seen on CI's Postgres pass said nothing more than a wrong Path.
+      expect({ status: res.status, body: res.text, cookies: res.headers.getSetCookie() }).toMatchObject({ status: 302 });
       const callback = new URL(new URL(res.headers.get("location") ?? "").searchParams.get("redirect_uri") ?? "");
       expect(callback.pathname).toBe("/identity/auth/oauth/github/callback");
       const line = res.headers.getSetCookie().find((c) => c.includes(`${COOKIE}=`)) ?? "";
