@@ -142,7 +142,7 @@ export function coreRoutes(ctx: AuthContext) {
       "/me",
       async ({ auth, meta, set, cookie }) => {
         // The sessions go with the user, a racing sign-in's included; their tokens are refused on every instance.
-        await sessions.announceEnded(await users.delete(auth.userId));
+        await sessions.deleteUser(auth.userId);
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         clearSessionCookies(cookie, ctx.config);
         set.status = 204;

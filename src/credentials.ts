@@ -27,7 +27,7 @@ export async function removeUnprovenCredentials(ctx: AuthContext, userId: string
  * credentials and password die, MFA is off, and when anything had been planted every session ends.
  */
 export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, meta: RequestMeta): Promise<UserRow> {
-  const claimed = await ctx.db.transaction(async (tx) => {
+  const claimed = await ctx.sessions.transaction(async (tx) => {
     const removed = await removeUnprovenCredentials(ctx, user.id, tx);
     const row = await ctx.users.update(user.id, { emailVerified: true, passwordHash: null, mfaEnabled: false }, tx);
     await ctx.events.emit(
@@ -35,11 +35,12 @@ export async function claimUnverifiedAccount(ctx: AuthContext, user: UserRow, me
       { type: "user.updated", data: { user: ctx.users.toPublic(row) } },
       ...(user.mfaEnabled ? [{ type: "mfa.disabled" as const, data: { userId: user.id } }] : []),
     );
-    return { row, planted: user.passwordHash !== null || user.mfaEnabled || removed > 0 };
+    const planted = user.passwordHash !== null || user.mfaEnabled || removed > 0;
+    // When something had been planted every session ends, in the same transaction as the rest of the claim.
+    return { row, planted, revoked: planted ? await ctx.sessions.revokeAll(user.id, undefined, "unverified_account_claimed", tx) : 0 };
   });
   if (claimed.planted) {
-    const revoked = await ctx.sessions.revokeAll(user.id, undefined, "unverified_account_claimed");
-    await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: revoked } });
+    await ctx.audit.record({ type: "unverified_account_claimed", userId: user.id, meta, data: { sessionsRevoked: claimed.revoked } });
     if (user.mfaEnabled) await ctx.audit.record({ type: "mfa_disabled", userId: user.id, meta, data: { method: "unverified_account_claimed" } });
   }
   return claimed.row;

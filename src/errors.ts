@@ -102,6 +102,8 @@ const CONNECTION_ERROR_CODES = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
+  // A statement cancelled by its deadline (statement_timeout): the backend is too slow to count on.
+  "57014",
   "57P01",
   "57P03",
   "53300",

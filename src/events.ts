@@ -72,6 +72,13 @@ export class Events {
     if (db === this.db) this.sink.committed();
   }
 
+  /** Runs `work` in a transaction whatever the sink; what it emits is handed on once it commits. */
+  async transaction<T>(work: (tx: Db) => Promise<T>): Promise<T> {
+    const result = await this.db.transaction((tx) => work(tx as unknown as Db));
+    this.sink?.committed();
+    return result;
+  }
+
   /**
    * Runs `work` so that what it emits commits with what it changes: in a transaction when a sink listens (or inside
    * the caller's, when `db` already is one); without a sink there is nothing to keep together, so no transaction is

@@ -89,9 +89,15 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const users = new Users(db, config, events);
   const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
   await secrets.init();
-  const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events });
+  const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events, logger });
   sessions.extraClaims = extraClaims;
-  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [] };
+  const hooks: Hooks = {
+    maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})],
+    credentials: [],
+    rightsChanged: [],
+    shutdown: [],
+    reauthFactors: [],
+  };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();

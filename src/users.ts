@@ -220,11 +220,12 @@ export class Users {
 
   /**
    * Deletes the user and, by cascade, everything of theirs; answers the ids of the live sessions that went with it,
-   * for the caller to announce as revoked (those revoked earlier were announced then). The row is locked first, so a
+   * which `inTransaction` gets too, inside the deletion's transaction (Sessions.deleteUser records their revocations
+   * there, and announces them once it commits; those revoked earlier were announced then). The row is locked first, so a
    * sign-in racing this either made its session before (and it is in the answer) or finds no user to make one for
    * (the insert breaks its foreign key).
    */
-  async delete(id: string): Promise<string[]> {
+  async delete(id: string, inTransaction?: (tx: Db, endedSessionIds: string[]) => Promise<void>): Promise<string[]> {
     const ended = await this.db.transaction(async (txn) => {
       const tx = txn as unknown as Db;
       const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(eq(users.id, id)).for("update");
@@ -238,6 +239,7 @@ export class Users {
           { type: "user.deleted", data: { user } },
         );
       }
+      await inTransaction?.(tx, live);
       return live;
     });
     this.changed(id);

@@ -217,9 +217,9 @@ describe("DELETE /auth/me", () => {
     // The racing sign-in makes its session after the sessions were revoked, before the user row goes.
     const realDelete = server.ctx.users.delete.bind(server.ctx.users);
     let raced: Awaited<ReturnType<typeof server.ctx.sessions.create>> | undefined;
-    const spy = spyOn(server.ctx.users, "delete").mockImplementation(async (id: string) => {
+    const spy = spyOn(server.ctx.users, "delete").mockImplementation(async (...args: Parameters<typeof realDelete>) => {
       raced = await server.ctx.sessions.create(user, { amr: ["pwd"], meta });
-      return realDelete(id);
+      return realDelete(...args);
     });
     try {
       expect((await server.request("DELETE", "/auth/me", { token: tokens.accessToken })).status).toBe(204);

@@ -1,7 +1,7 @@
 import { and, desc, eq, inArray, isNull, lt, not, or, type SQL, sql } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
 import type { Db } from "../../src/db";
-import { auditEvents, sessions, type UserRow, userSearchText, users } from "../../src/db/schema";
+import { auditEvents, type UserRow, userSearchText, users } from "../../src/db/schema";
 import { errors } from "../../src/errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
@@ -102,20 +102,6 @@ async function refuseSelfRemoval(ctx: AuthContext, tx: Db, adminId: string, fiel
 }
 
 const lockAdminSet = (tx: Db) => tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
-
-/**
- * Revokes every live session of a user inside the caller's transaction, with one `session.revoked` event each; answers
- * their ids, to announce once committed.
- */
-async function revokeSessionsIn(ctx: AuthContext, tx: Db, userId: string, reason: string): Promise<string[]> {
-  const rows = await tx
-    .update(sessions)
-    .set({ revokedAt: ctx.clock.now() })
-    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
-    .returning({ id: sessions.id });
-  await ctx.events.emit(tx, ...rows.map((r) => ({ type: "session.revoked" as const, data: { userId, sessionId: r.id, reason } })));
-  return rows.map((r) => r.id);
-}
 
 const userEvent = (ctx: AuthContext, type: "user.created" | "user.updated", row: UserRow) => ({ type, data: { user: ctx.users.toPublic(row) } });
 
@@ -255,7 +241,7 @@ export async function updateUser(
   meta: RequestMeta,
 ): Promise<AdminUser> {
   const email = input.email !== undefined ? requireEmail(input.email) : undefined;
-  const { row, ended } = await ctx.db.transaction(async (tx) => {
+  const { row, ended } = await ctx.sessions.transaction(async (tx) => {
     await lockAdminSet(tx);
     const before = await findTarget(ctx, id, tx);
     const emailChanges = email !== undefined && email !== before.email;
@@ -287,14 +273,13 @@ export async function updateUser(
       userEvent(ctx, "user.updated", updated),
       ...(emailChanges ? [{ type: "email.changed" as const, data: { userId: updated.id, email: updated.email } }] : []),
     );
-    return { row: updated, ended: emailChanges || rolesChange ? await revokeSessionsIn(ctx, tx, before.id, "admin_updated") : [] };
+    return { row: updated, ended: emailChanges || rolesChange ? await ctx.sessions.revokeAll(before.id, undefined, "admin_updated", tx) : 0 };
   });
-  await ctx.sessions.announceEnded(ended);
   await ctx.audit.record({
     type: "admin_user_updated",
     userId: row.id,
     meta,
-    data: { adminId: admin.id, fields: Object.keys(input), sessionsRevoked: ended.length },
+    data: { adminId: admin.id, fields: Object.keys(input), sessionsRevoked: ended },
   });
   return toAdminUser(ctx, row);
 }
@@ -312,7 +297,7 @@ export async function banUser(
 ): Promise<AdminUser> {
   const until = input.until ?? null;
   if (until && until <= ctx.clock.now()) throw invalid("until", "must be in the future");
-  const { row, ended } = await ctx.db.transaction(async (tx) => {
+  const { row, ended } = await ctx.sessions.transaction(async (tx) => {
     await lockAdminSet(tx);
     const target = await findTarget(ctx, id, tx);
     if (target.id === admin.id) await refuseSelfRemoval(ctx, tx, admin.id, "id");
@@ -323,14 +308,13 @@ export async function banUser(
       data: { user: ctx.users.toPublic(banned), reason: input.reason ?? null, until: until?.toISOString() ?? null },
     });
     for (const changed of ctx.hooks.rightsChanged) await changed(target.id, tx);
-    return { row: banned, ended: await revokeSessionsIn(ctx, tx, target.id, "banned") };
+    return { row: banned, ended: await ctx.sessions.revokeAll(target.id, undefined, "banned", tx) };
   });
-  await ctx.sessions.announceEnded(ended);
   await ctx.audit.record({
     type: "admin_user_banned",
     userId: row.id,
     meta,
-    data: { adminId: admin.id, reason: input.reason ?? null, until: until?.toISOString() ?? null, sessionsRevoked: ended.length },
+    data: { adminId: admin.id, reason: input.reason ?? null, until: until?.toISOString() ?? null, sessionsRevoked: ended },
   });
   return toAdminUser(ctx, row);
 }
@@ -355,7 +339,7 @@ export async function deleteUser(ctx: AuthContext, admin: UserRow, id: string, m
       await refuseSelfRemoval(ctx, tx, admin.id, "id");
     });
   }
-  await ctx.sessions.announceEnded(await ctx.users.delete(target.id));
+  await ctx.sessions.deleteUser(target.id);
   await ctx.audit.record({ type: "admin_user_deleted", userId: target.id, meta, data: { adminId: admin.id, email: target.email } });
 }
 
@@ -456,12 +440,11 @@ export async function grantAdmin(ctx: AuthContext, peers: AdminPeers, rawEmail: 
     return { user: toAdminUser(ctx, user), created: true };
   }
   if (existing.roles.includes(ADMIN_ROLE)) return { user: toAdminUser(ctx, existing), created: false };
-  const { row, ended } = await ctx.db.transaction(async (tx) => {
+  const { row, ended } = await ctx.sessions.transaction(async (tx) => {
     const updated = await ctx.users.update(existing.id, { roles: [...existing.roles, ADMIN_ROLE] }, tx);
     await ctx.events.emit(tx, userEvent(ctx, "user.updated", updated));
-    return { row: updated, ended: await revokeSessionsIn(ctx, tx, existing.id, "admin_updated") };
+    return { row: updated, ended: await ctx.sessions.revokeAll(existing.id, undefined, "admin_updated", tx) };
   });
-  await ctx.sessions.announceEnded(ended);
-  await ctx.audit.record({ type: "admin_user_updated", userId: row.id, data: { adminId: null, via: "cli", fields: ["roles"] } });
+  await ctx.audit.record({ type: "admin_user_updated", userId: row.id, data: { adminId: null, via: "cli", fields: ["roles"], sessionsRevoked: ended } });
   return { user: toAdminUser(ctx, row), created: false };
 }

@@ -459,7 +459,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
           // Step-up's own rule (auth_time within REAUTH_MAX_AGE_S), as DELETE /auth/me applies it.
           return accountPage(signedIn, { form: "Sign out and sign in again, then delete the account within 5 minutes.", fields: {} }, 403);
         }
-        await ctx.sessions.announceEnded(await ctx.users.delete(signedIn.user.id));
+        await ctx.sessions.deleteUser(signedIn.user.id);
         await ctx.audit.record({ type: "account_deleted", userId: signedIn.user.id, meta });
         clearSessionCookies(cookie, config);
         return seeOther(`${base}/sign-in?notice=account-deleted`);

@@ -266,8 +266,7 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
   const newEmail = spent?.data?.newEmail;
   if (typeof newEmail !== "string") throw errors.invalidCode();
   const before = await signedInUser(ctx, auth);
-  const user = await ctx.db.transaction(async (txn) => {
-    const tx = txn as unknown as Db;
+  const { user, revoked } = await ctx.sessions.transaction(async (tx) => {
     await spendResetLinks(tx, auth.userId, ctx.clock.now());
     const row = await ctx.users.update(auth.userId, { email: newEmail, emailVerified: true }, tx);
     await ctx.events.emit(
@@ -275,9 +274,8 @@ export async function confirmEmailChange(ctx: AuthContext, auth: AuthInfo, input
       { type: "email.changed", data: { userId: row.id, email: newEmail } },
       { type: "user.updated", data: { user: ctx.users.toPublic(row) } },
     );
-    return row;
+    return { user: row, revoked: await ctx.sessions.revokeAll(row.id, auth.sessionId, "email_changed", tx) };
   });
-  const revoked = await ctx.sessions.revokeAll(user.id, auth.sessionId, "email_changed");
   await sendEmailDetached(ctx, before.email, "email-changed", { newEmail });
   await ctx.audit.record({ type: "email_changed", userId: user.id, meta, data: { from: before.email, to: newEmail, sessionsRevoked: revoked } });
   return ctx.users.toPublic(user);
@@ -296,8 +294,8 @@ export async function changePassword(
   await assertPasswordPolicy(ctx.config, input.newPassword, user.email);
   await assertCurrentPassword(ctx, user, input.currentPassword);
   const passwordHash = await ctx.passwords.hash(input.newPassword);
-  const revoked = await ctx.db.transaction(async (txn) => {
-    const tx = txn as unknown as Db;
+  // The new password and the end of every other session commit together, or neither does.
+  const revoked = await ctx.sessions.transaction(async (tx) => {
     await spendResetLinks(tx, user.id, ctx.clock.now());
     await ctx.users.update(user.id, { passwordHash }, tx);
     await ctx.events.emit(tx, { type: "password.changed", data: { userId: user.id } });
@@ -382,13 +380,14 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
   const passwordHash = await ctx.passwords.hash(input.newPassword);
 
   const now = ctx.clock.now();
-  const won = await ctx.db.transaction(async (tx) => {
+  // The new password, the spent link and the end of every session commit together, or none of them does.
+  const revoked = await ctx.sessions.transaction(async (tx) => {
     const [spent] = await tx
       .update(passwordResetTokens)
       .set({ usedAt: now })
       .where(liveToken(sha256(input.token), now))
       .returning({ userId: passwordResetTokens.userId });
-    if (!spent) return false;
+    if (!spent) return undefined;
     // Older links of this user die with the one used: a reset closes every other way back in.
     await spendResetLinks(tx, spent.userId, now);
     // They proved they read the mailbox, so the address is verified too; on an account nobody had verified, whatever
@@ -402,11 +401,10 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
       ...(unproven ? [{ type: "user.updated" as const, data: { user: ctx.users.toPublic(row) } }] : []),
       ...(unproven && user.mfaEnabled ? [{ type: "mfa.disabled" as const, data: { userId: row.id } }] : []),
     );
-    return true;
+    return ctx.sessions.revokeAll(user.id, undefined, "password_reset", tx);
   });
-  if (!won) throw passwordErrors.invalidToken();
+  if (revoked === undefined) throw passwordErrors.invalidToken();
 
-  const revoked = await ctx.sessions.revokeAll(user.id, undefined, "password_reset");
   // An attacker's wrong guesses locked the account's sign-in; the owner just proved the mailbox, so let them in now.
   const names = [`user:${user.id}`, user.email, user.username?.toLowerCase()].filter((n): n is string => Boolean(n));
   await Promise.all(names.map((name) => ctx.rateLimit.clear("RATE_LIMIT_LOGIN_EMAIL", name)));

@@ -2,6 +2,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { watchedSocketFactory } from "./watched-socket";
 import * as schema from "./schema";
 
 /**
@@ -30,12 +31,17 @@ const MIGRATION_LOCK_ID = 7_202_611;
 export const migrationsFolder = Bun.isStandaloneExecutable ? `${import.meta.dir}/drizzle` : new URL("../../drizzle", import.meta.url).pathname;
 
 export function openPostgres(url: string, timeoutMs: number): Database {
+  // Every call is bounded by timeoutMs on our side too: the server's statement_timeout cannot help when the network
+  // goes silent, so a connection that shows no progress for that long is dropped (src/db/watched-socket.ts).
+  // `socket` is a documented postgres-js option its type declarations lack.
   const client = postgres(url, {
     max: 10,
-    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    connect_timeout: timeoutMs / 1000,
     idle_timeout: 30,
+    keep_alive: Math.max(1, Math.round(timeoutMs / 1000)),
     onnotice: () => {},
-    connection: { statement_timeout: Math.max(timeoutMs, 1000) },
+    connection: { statement_timeout: timeoutMs },
+    ...({ socket: watchedSocketFactory(timeoutMs) } as object),
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   return {

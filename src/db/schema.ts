@@ -82,6 +82,21 @@ export const sessions = pgTable(
 );
 
 /** Signing keys (JWKS) and other server secrets made once and shared by every instance. */
+/**
+ * Revoked sessions and revoked team claims of sessions, each row written in the transaction of the change that revoked
+ * it: the record every instance reloads at start and after its revocation channel was down (Redis, which carries the
+ * announcements, may lose what it held). A row is needed until no access token it refuses can still be valid.
+ */
+export const revocations = pgTable(
+  "revocations",
+  {
+    entry: text("entry").primaryKey(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("revocations_expires_at_idx").on(t.expiresAt)],
+);
+
 export const serverKeys = pgTable("server_keys", {
   kid: text("kid").primaryKey(),
   purpose: text("purpose").notNull(),

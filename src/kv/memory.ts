@@ -86,9 +86,19 @@ export class MemoryStore implements KeyValueStore {
     this.channels.set(channel, handlers);
     handlers.add(onMessage);
     const subscription = { live: false, close: () => void handlers.delete(onMessage) };
-    void Promise.resolve(onReady()).then(() => {
-      subscription.live = true;
-    });
+    // onReady loads what was missed from the database, which may be down: tried again until it works.
+    const sync = () =>
+      Promise.resolve()
+        .then(onReady)
+        .then(
+          () => {
+            subscription.live = true;
+          },
+          () => {
+            if (handlers.has(onMessage)) setTimeout(sync, 1000).unref?.();
+          },
+        );
+    void sync();
     return subscription;
   }
   async ping() {}

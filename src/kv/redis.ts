@@ -9,25 +9,46 @@ local t = redis.call('TTL', KEYS[1])
 if t < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end
 return {n, t}`;
 
+const TIMED_OUT = /timed out/i;
+
+/**
+ * A connection that connected but did not become ready (its handshake unanswered: the network went silent) within
+ * `timeoutMs` is dropped and made again, as ioredis bounds only the TCP connect.
+ */
+function dropWhenNotReady(client: Redis, timeoutMs: number): void {
+  client.on("connect", () => {
+    const timer = setTimeout(() => {
+      if (client.status === "connect") client.disconnect(true);
+    }, timeoutMs);
+    client.once("ready", () => clearTimeout(timer));
+    client.once("close", () => clearTimeout(timer));
+  });
+}
+
 /** Redis behind the port; a command fails fast (503) instead of queueing while Redis is down. */
 export class RedisStore implements KeyValueStore {
   readonly kind = "redis";
   readonly client: Redis;
   private readonly subscribers = new Set<Redis>();
 
-  constructor(url: string, timeoutMs: number) {
+  constructor(
+    url: string,
+    private readonly timeoutMs: number,
+  ) {
     this.client = new Redis(url, {
       lazyConnect: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: timeoutMs,
       commandTimeout: timeoutMs,
+      keepAlive: timeoutMs,
       retryStrategy: (times) => Math.min(times * 200, 2000),
       // Commands issued in the same tick (concurrent requests) go out in one write: fewer syscalls under load.
       enableAutoPipelining: true,
     });
     // Errors surface per command as 503; the connection event would only repeat them.
     this.client.on("error", () => {});
+    dropWhenNotReady(this.client, timeoutMs);
     this.client.defineCommand("incrWithTtl", { numberOfKeys: 1, lua: INCR_WITH_TTL });
   }
 
@@ -35,6 +56,9 @@ export class RedisStore implements KeyValueStore {
     try {
       return await op();
     } catch (error) {
+      // A command unanswered for the whole deadline: the connection is silent. Replies that come late (or never) must
+      // not be matched to later commands, so the connection is dropped and made again.
+      if (error instanceof Error && TIMED_OUT.test(error.message) && this.client.status === "ready") this.client.disconnect(true);
       throw Object.assign(new UnavailableError("kv"), { cause: error });
     }
   }
@@ -89,17 +113,32 @@ export class RedisStore implements KeyValueStore {
     // and has nothing to pipeline.
     const subscriber = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false, enableAutoPipelining: false });
     this.subscribers.add(subscriber);
+    dropWhenNotReady(subscriber, this.timeoutMs);
+    // A subscribed connection only receives, so silence on it looks like a quiet channel: a ping every half deadline
+    // proves it still hears; one left unanswered for the deadline drops it (the subscription is down until resync).
+    const heartbeat = setInterval(() => {
+      if (subscriber.status !== "ready" || !subscription.live) return;
+      const unanswered = setTimeout(() => markDown(true), this.timeoutMs);
+      subscriber.ping().then(
+        () => clearTimeout(unanswered),
+        () => {},
+      );
+    }, Math.max(50, Math.floor(this.timeoutMs / 2)));
+    heartbeat.unref?.();
     const subscription = {
       live: false,
       close: () => {
+        clearInterval(heartbeat);
         this.subscribers.delete(subscriber);
         subscriber.disconnect();
       },
     };
-    subscriber.on("error", () => {});
-    subscriber.on("close", () => {
+    const markDown = (reconnect: boolean) => {
       subscription.live = false;
-    });
+      if (reconnect && subscriber.status === "ready") subscriber.disconnect(true);
+    };
+    subscriber.on("error", () => {});
+    subscriber.on("close", () => markDown(false));
     subscriber.on("message", (ch: string, message: string) => {
       if (ch === channel) onMessage(message);
     });

@@ -1,5 +1,9 @@
+import { and, eq, gt, lt, sql } from "drizzle-orm";
 import type { Clock } from "../clock";
+import type { Db } from "../db";
+import { revocations } from "../db/schema";
 import type { KeyValueStore, Subscription } from "../kv";
+import type { Logger } from "../logger";
 import { REVOKED_CHANNEL, REVOKED_SET, revocationTtlS } from "./revocation-keys";
 
 /** Messages on REVOKED_CHANNEL that start with this carry a changed user's id instead of session ids. */
@@ -8,13 +12,17 @@ const USER_CHANGED = "user:";
 const ECHO_TIMEOUT_MS = 250;
 
 /**
- * Which sessions (and sessions' team claims) are revoked, as every instance sees it: the KV store's expiring set is
- * the record, the `revoked` channel tells every instance at once, and each instance keeps the ids in memory so a
- * request pays no round trip while the channel is live. While it is down, each check asks the store.
+ * Which sessions (and sessions' team claims) are revoked, as every instance sees it. The record is Postgres (the
+ * `revocations` table, written in the transaction of the change: `record`); once that commits, the `revoked` channel
+ * tells every instance at once (`announce`), and each keeps the entries in memory, so a request pays no round trip
+ * while the channel is live. While it is down (Redis silent or gone, or not yet synced), each check asks Postgres,
+ * and a reconnect reloads the record from there: Redis losing its keys revives no token.
  */
 export class Revocations {
   /** Revoked entries, with the time (ms) after which no access token they refuse can still be valid. */
   private readonly revokedIds = new Map<string, number>();
+  /** Transactions opened by `transaction`, with the entries they recorded, announced once they commit. */
+  private readonly pending = new WeakMap<object, string[]>();
   /** Revocation messages this instance published and waits to hear back, with who waits. */
   private readonly echoes = new Map<string, Array<() => void>>();
   private readonly subscription: Subscription;
@@ -22,8 +30,10 @@ export class Revocations {
   private readonly ttlS: number;
 
   constructor(
+    private readonly db: Db,
     private readonly kv: KeyValueStore,
     private readonly clock: Clock,
+    private readonly logger: Logger,
     accessTokenTtlS: number,
     /** Told of every entry revoked, here or on another instance, and of every user changed (to drop cached copies). */
     private readonly listener: { revoked(entry: string): void; userChanged(userId: string): void },
@@ -60,13 +70,84 @@ export class Revocations {
 
   /** When an entry was revoked, in ms; undefined when it is not. */
   async revokedAt(entry: string): Promise<number | undefined> {
-    // While the subscription is down a revocation may be missed, so ask the store itself.
-    const until = this.subscription.live ? this.revokedIds.get(entry) : await this.kv.expiryOf(REVOKED_SET, entry);
-    return until != null && until > this.clock.now().getTime() ? until - this.ttlS * 1000 : undefined;
+    const now = this.clock.now();
+    if (this.subscription.live) {
+      const until = this.revokedIds.get(entry);
+      return until != null && until > now.getTime() ? until - this.ttlS * 1000 : undefined;
+    }
+    // While the channel is down an announcement may be missed, so ask the record itself (bounded like every query).
+    const [row] = await this.db
+      .select({ revokedAt: revocations.revokedAt })
+      .from(revocations)
+      .where(and(eq(revocations.entry, entry), gt(revocations.expiresAt, now)))
+      .limit(1);
+    return row?.revokedAt.getTime();
   }
 
-  /** Records revocations where every instance sees them: the store (for resyncs and fallbacks), then the channel. */
+  /**
+   * Runs `work` in `transaction` (a transaction of the caller's making); what it `record`s is announced once it has
+   * committed, never before: a change cut halfway revokes nothing anywhere.
+   */
+  async transaction<T>(transaction: (work: (tx: Db) => Promise<T>) => Promise<T>, work: (tx: Db) => Promise<T>): Promise<T> {
+    const recorded: string[] = [];
+    const result = await transaction(async (tx) => {
+      this.pending.set(tx, recorded);
+      try {
+        return await work(tx);
+      } finally {
+        this.pending.delete(tx);
+      }
+    });
+    await this.announce(recorded);
+    return result;
+  }
+
+  /**
+   * Writes revocations into the record with `tx`. Inside `transaction` they are announced once it commits; on any
+   * other handle (the pool's, or a transaction opened elsewhere) right after the write.
+   */
+  async record(tx: Db, entries: string[]): Promise<void> {
+    await this.write(tx, entries);
+    const pending = this.pending.get(tx);
+    if (pending) pending.push(...entries);
+    else await this.announce(entries);
+  }
+
+  /** Writes revocations into the record with `tx`, for the caller to `announce` once it has committed. */
+  async write(tx: Db, entries: string[]): Promise<void> {
+    if (entries.length === 0) return;
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + this.ttlS * 1000);
+    await tx
+      .insert(revocations)
+      .values(entries.map((entry) => ({ entry, revokedAt: now, expiresAt })))
+      // A claim revoked again (the same role lost twice) refuses the tokens issued before the later revocation.
+      .onConflictDoUpdate({ target: revocations.entry, set: { revokedAt: sql`excluded.revoked_at`, expiresAt: sql`excluded.expires_at` } });
+  }
+
+  /** Deletes the rows no access token can need any more; safe on every instance at once. */
+  async deleteExpired(): Promise<number> {
+    const gone = await this.db.delete(revocations).where(lt(revocations.expiresAt, this.clock.now())).returning({ entry: revocations.entry });
+    return gone.length;
+  }
+
+  /**
+   * Announces revocations already in the record. A failure is logged, not thrown: the change is done, and instances
+   * that missed the announcement have a channel that is down too (the same Redis), so they ask the record meanwhile.
+   */
   async announce(entries: string[]): Promise<void> {
+    try {
+      await this.publish(entries);
+    } catch (error) {
+      this.logger.warn("revocations recorded but not announced: instances read them from the database until the channel is back", {
+        count: entries.length,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /** Tells every instance of revocations: the KV set (read by src/verify.ts in other services), then the channel. */
+  private async publish(entries: string[]): Promise<void> {
     if (entries.length === 0) return;
     for (const entry of entries) this.remember(entry);
     await Promise.all(entries.map((entry) => this.kv.addExpiring(REVOKED_SET, entry, this.ttlS)));
@@ -84,18 +165,22 @@ export class Revocations {
     this.kv.publish(REVOKED_CHANNEL, `${USER_CHANGED}${userId}`).catch(() => {});
   }
 
-  private remember(entry: string): void {
+  private remember(entry: string, revokedAtMs = this.clock.now().getTime()): void {
     if (!entry) return;
     const t = this.clock.now().getTime();
-    this.revokedIds.set(entry, t + this.ttlS * 1000);
+    this.revokedIds.set(entry, Math.max(this.revokedIds.get(entry) ?? 0, revokedAtMs + this.ttlS * 1000));
     this.listener.revoked(entry);
     // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
     if (this.revokedIds.size % 1024 === 0) for (const [id, until] of this.revokedIds) if (until <= t) this.revokedIds.delete(id);
   }
 
-  /** After a (re)connect: messages may have been missed, so reload every revocation still in force. */
+  /** After a (re)connect: announcements may have been missed, so reload every revocation still in force from the record. */
   private async resync(): Promise<void> {
-    for (const entry of await this.kv.liveMembers(REVOKED_SET)) this.remember(entry);
+    const rows = await this.db
+      .select({ entry: revocations.entry, revokedAt: revocations.revokedAt })
+      .from(revocations)
+      .where(gt(revocations.expiresAt, this.clock.now()));
+    for (const row of rows) this.remember(row.entry, row.revokedAt.getTime());
   }
 
   private echo(message: string): Promise<void> {

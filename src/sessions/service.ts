@@ -9,6 +9,7 @@ import { coreError, errors } from "../errors";
 import type { AuthEvent, Events } from "../events";
 import type { SessionInfo } from "../hooks";
 import type { KeyValueStore } from "../kv";
+import type { Logger } from "../logger";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessTokens, TeamClaim } from "../tokens/access";
@@ -48,6 +49,7 @@ export type SessionsDeps = {
   rateLimit: RateLimiter;
   clock: Clock;
   events: Events;
+  logger: Logger;
 };
 
 const revokedEvent = (userId: string, sessionId: string, reason: string): AuthEvent => ({
@@ -86,7 +88,7 @@ export class Sessions {
     this.events = deps.events;
     this.tokens = deps.tokens;
     this.queries = prepareQueries(db);
-    this.revocations = new Revocations(kv, clock, Math.max(config.ACCESS_TOKEN_TTL_S, config.IMPERSONATION_TTL_S), {
+    this.revocations = new Revocations(db, kv, clock, deps.logger, Math.max(config.ACCESS_TOKEN_TTL_S, config.IMPERSONATION_TTL_S), {
       revoked: (entry) => this.currentCopies.dropSession(entry),
       userChanged: (userId) => this.currentCopies.dropUser(userId),
     });
@@ -225,40 +227,66 @@ export class Sessions {
     return entry.info;
   }
 
-  /** Refuses, on every instance, the access tokens of sessions whose rows are already gone (their user was deleted). */
-  async announceEnded(sessionIds: string[]): Promise<void> {
-    await this.revocations.announce(sessionIds);
+  /**
+   * Runs `change` in one transaction, in which revocations (`revoke`, `revokeAll` and team claims given `tx`) are
+   * written with the change they follow from; they are announced to every instance once it commits. A change cut
+   * halfway revokes nothing, and one that commits has its revocations in the database even if the announcement fails.
+   */
+  transaction<T>(change: (tx: Db) => Promise<T>): Promise<T> {
+    return this.revocations.transaction((work) => this.events.transaction(work), change);
+  }
+
+  /** Deletes a user (its sessions go with it) and refuses their sessions' access tokens on every instance. */
+  async deleteUser(userId: string): Promise<void> {
+    let ended: string[] = [];
+    await this.users.delete(userId, async (tx, sessionIds) => {
+      ended = sessionIds;
+      await this.revocations.write(tx, sessionIds);
+    });
+    await this.revocations.announce(ended);
+  }
+
+  /** Deletes revocations past the lifetime of any token they refuse (the maintenance job). */
+  deleteExpiredRevocations(): Promise<number> {
+    return this.revocations.deleteExpired();
   }
 
   /**
    * Revokes one session: its refresh tokens stop at once and its access tokens are refused on every instance. `reason`
-   * goes into its `session.revoked` event, written with `db` (the transaction of the change that ends the session).
+   * goes into its `session.revoked` event. Given `db`, a transaction of `transaction`, it is part of that change.
    */
-  async revoke(sessionId: string, reason: string, db: Db = this.db): Promise<void> {
-    await this.revocations.announce([sessionId]);
-    await this.events.atomic(async (tx) => {
+  async revoke(sessionId: string, reason: string, db?: Db): Promise<void> {
+    await this.within(db, async (tx) => {
       const ended = await tx
         .update(sessions)
         .set({ revokedAt: this.clock.now() })
         .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
         .returning({ userId: sessions.userId });
+      await this.revocations.record(tx, [sessionId]);
       await this.events.emit(tx, ...ended.map((s) => revokedEvent(s.userId, sessionId, reason)));
-    }, db);
+    });
   }
 
   /** Revokes every live session of a user, but `exceptSessionId` when given; `reason` and `db` as for `revoke`. */
-  async revokeAll(userId: string, exceptSessionId?: string, reason = "all_revoked", db: Db = this.db): Promise<number> {
-    const revoked = await this.events.atomic(async (tx) => {
+  async revokeAll(userId: string, exceptSessionId?: string, reason = "all_revoked", db?: Db): Promise<number> {
+    return this.within(db, async (tx) => {
       const ended = await tx
         .update(sessions)
         .set({ revokedAt: this.clock.now() })
         .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), exceptSessionId ? ne(sessions.id, exceptSessionId) : undefined))
         .returning({ id: sessions.id });
+      await this.revocations.record(
+        tx,
+        ended.map((s) => s.id),
+      );
       await this.events.emit(tx, ...ended.map((s) => revokedEvent(userId, s.id, reason)));
-      return ended;
-    }, db);
-    await this.revocations.announce(revoked.map((s) => s.id));
-    return revoked.length;
+      return ended.length;
+    });
+  }
+
+  /** Runs `work` inside `db` when it is a transaction already, else in a transaction of its own. */
+  private within<T>(db: Db | undefined, work: (tx: Db) => Promise<T>): Promise<T> {
+    return db && db !== this.db ? work(db) : this.transaction(work);
   }
 
   async list(userId: string, currentSessionId: string) {

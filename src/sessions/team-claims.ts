@@ -40,7 +40,7 @@ export class TeamClaims {
       .from(before)
       .where(and(eq(before.id, sessions.id), eq(before.teamId, teamId), userId ? eq(before.userId, userId) : undefined))
       .returning({ sessionId: sessions.id, role: before.teamRole });
-    return rows.map(({ sessionId, role }) => ({ sessionId, team: { id: teamId, role: role ?? "" } }));
+    return this.written(db, rows.map(({ sessionId, role }) => ({ sessionId, team: { id: teamId, role: role ?? "" } })));
   }
 
   /**
@@ -55,15 +55,25 @@ export class TeamClaims {
       .from(before)
       .where(and(eq(before.id, sessions.id), eq(before.userId, userId), eq(before.teamId, teamId)))
       .returning({ sessionId: sessions.id, role: before.teamRole });
-    return rows.map(({ sessionId, role: old }) => ({ sessionId, team: { id: teamId, role: old ?? "" } }));
+    return this.written(db, rows.map(({ sessionId, role: old }) => ({ sessionId, team: { id: teamId, role: old ?? "" } })));
   }
 
   /**
-   * Refuses, on every instance, the access tokens of these sessions that carry these claims; the sessions live on, and
-   * their next refresh carries the team they now act for (none after `drop`, the new role after `setRole`).
+   * Refuses, on every instance, the access tokens of these sessions that carry these claims, once the change that made
+   * them stale (`drop`, `setRole`, which wrote them into the record) has committed. The sessions live on, and their
+   * next refresh carries the team they now act for (none after `drop`, the new role after `setRole`).
    */
   async revoke(claims: StaleClaim[]): Promise<void> {
     await this.revocations.announce(claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team)));
+  }
+
+  /** Writes the revocations of stale claims with the change that made them stale. */
+  private async written(db: Db, claims: StaleClaim[]): Promise<StaleClaim[]> {
+    await this.revocations.write(
+      db,
+      claims.map(({ sessionId, team }) => teamClaimEntry(sessionId, team)),
+    );
+    return claims;
   }
 
   /** True when the token, issued at `issuedAtS`, carries a claim revoked since. */

@@ -1,0 +1,150 @@
+import { connect, type Socket } from "node:net";
+
+/** What postgres-js hands its `socket` option: the parsed hosts, ports and unix socket path. */
+type SocketOptions = { host: string[]; port: number[]; path?: string | false };
+
+const SSL_REQUEST_CODE = 80877103;
+const READY_FOR_QUERY = 0x5a; // 'Z'
+const SYNC = 0x53; // 'S'
+const SIMPLE_QUERY = 0x51; // 'Q'
+
+/**
+ * Counts, from the bytes that pass, how many answers a Postgres connection still waits for: each Sync or simple Query
+ * the client sends is answered by one ReadyForQuery. Frames are a type byte and a 4-byte length; only the first
+ * message of a connection (startup, or an SSL request) has no type byte.
+ */
+class FrameCounter {
+  private header = Buffer.alloc(0);
+  private skip = 0;
+
+  constructor(private typed: boolean) {}
+
+  /** Feeds bytes; calls `onFrame` with each frame's type byte (0 for the untyped first message). */
+  feed(chunk: Uint8Array, onFrame: (type: number, firstWord: number) => void): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const want = this.typed ? 5 : 8;
+      const take = Math.min(want - this.header.length, chunk.length - at);
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + take)]);
+      at += take;
+      if (this.header.length < want) return;
+      const type = this.typed ? (this.header[0] as number) : 0;
+      const length = this.typed ? this.header.readUInt32BE(1) : this.header.readUInt32BE(0);
+      const word = this.typed ? 0 : this.header.readUInt32BE(4);
+      this.skip = Math.max(0, length - (this.typed ? 4 : 8));
+      this.header = Buffer.alloc(0);
+      // Only the very first outgoing message is untyped; everything after it has a type byte.
+      this.typed = true;
+      onFrame(type, word);
+    }
+  }
+}
+
+/**
+ * A socket for postgres-js that is dropped when the server stops answering: once the client has sent a query, the
+ * connection must show progress (a byte back) every `timeoutMs`, or it is destroyed. postgres-js then fails the
+ * queries on it (503 UNAVAILABLE) and makes a new connection for the next ones, so a network that went silent (open
+ * connections, nothing passing: TCP sees no error for minutes) costs one deadline, not a pool stuck forever.
+ * Connecting is bounded by postgres-js's own connect_timeout; TCP keepalive catches a peer that vanished while idle.
+ */
+export function watchedSocketFactory(timeoutMs: number) {
+  return async (options: SocketOptions): Promise<Socket> => {
+    let lastError: unknown;
+    const targets = options.path ? [{ path: options.path }] : options.host.map((host, i) => ({ host, port: options.port[i] ?? 5432 }));
+    for (const target of targets) {
+      try {
+        const socket = await open(target, timeoutMs);
+        watch(socket, timeoutMs);
+        return socket;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  };
+}
+
+function open(target: { path: string } | { host: string; port: number }, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = "path" in target ? connect(target.path) : connect(target.port, target.host);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error("connect timed out"), { code: "CONNECT_TIMEOUT" }));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.setKeepAlive(true, timeoutMs);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    if ("host" in target) Object.assign(socket, { host: target.host, port: target.port });
+  });
+}
+
+function watch(socket: Socket, timeoutMs: number): void {
+  const outgoing = new FrameCounter(false);
+  const incoming = new FrameCounter(true);
+  /** Answers still due; null once the stream is encrypted (TLS), where frames cannot be read. */
+  let awaited: number | null = 0;
+  let started = false;
+  const openedAt = performance.now();
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  const disarm = () => {
+    clearTimeout(deadline);
+    deadline = undefined;
+  };
+  // Armed (again) on progress while something is due. The start-up exchange is left to connect_timeout, which fails
+  // the waiting query; dropping the socket then would only make postgres-js reconnect for it.
+  const arm = () => {
+    disarm();
+    // Encrypted, the end of start-up cannot be seen: by connect_timeout's end it is over, one way or the other.
+    const pastStartUp = started || (awaited === null && performance.now() - openedAt > timeoutMs);
+    if (pastStartUp) deadline = setTimeout(() => socket.destroy(), timeoutMs);
+  };
+
+  const write = socket.write.bind(socket) as (chunk: Uint8Array, ...rest: unknown[]) => boolean;
+  socket.write = ((chunk: Uint8Array | string, ...rest: unknown[]) => {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    if (awaited === null) {
+      // Encrypted: a write after the last read is taken as a question still unanswered.
+      if (!deadline) arm();
+    } else {
+      outgoing.feed(bytes, (type, word) => {
+        if (type === 0) {
+          if (word === SSL_REQUEST_CODE) awaited = null;
+          else if (awaited !== null) awaited += 1;
+        } else if ((type === SYNC || type === SIMPLE_QUERY) && awaited !== null) {
+          awaited += 1;
+          if (!deadline) arm();
+        }
+      });
+    }
+    return write(bytes, ...rest);
+  }) as typeof socket.write;
+
+  socket.on("data", (chunk: Buffer) => {
+    if (awaited === null) {
+      disarm();
+      return;
+    }
+    incoming.feed(chunk, (type) => {
+      if (type === READY_FOR_QUERY && awaited !== null) {
+        awaited = Math.max(0, awaited - 1);
+        started = true;
+      }
+    });
+    if (awaited !== null && awaited > 0) arm();
+    else disarm();
+  });
+  socket.once("close", disarm);
+}
