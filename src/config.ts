@@ -73,12 +73,24 @@ const coreSettingsShape = {
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /** How mail leaves: `smtp` (SMTP_URL) or `console` (printed to the log, codes and links included). */
+    MAIL_TRANSPORT: z.enum(["smtp", "console"], { message: "must be smtp or console" }).optional(),
+    NODE_ENV: optionalString,
 };
 
 const coreSettingsSchema = z.object(coreSettingsShape);
 export type CoreSettings = z.output<typeof coreSettingsSchema> & { AUTH_PLUGINS: string[] };
 
 function checkCoreSettings(s: CoreSettings, ctx: z.RefinementCtx) {
+    if (s.MAIL_TRANSPORT === "smtp" && !s.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "is required with MAIL_TRANSPORT=smtp" });
+    // The Docker image sets NODE_ENV=production: there, printing every code and link to the log must be a choice.
+    if (!s.MAIL_TRANSPORT && !s.SMTP_URL && s.NODE_ENV === "production") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAIL_TRANSPORT"],
+        message: "is required with NODE_ENV=production and no SMTP_URL: set SMTP_URL, or MAIL_TRANSPORT=console to print mails (codes and links included) to the log",
+      });
+    }
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
       ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "is required with JWT_ALG=HS256 (32 characters at least)" });
     }
@@ -147,6 +159,8 @@ export type Config = CoreSettings &
     plugins: Set<string>;
     /** PUBLIC_URL (or APP_URL) without a trailing slash. */
     publicUrl: string;
+    /** How mail leaves: MAIL_TRANSPORT, else SMTP when SMTP_URL is set, else the log (never by default in production). */
+    mailTransport: "smtp" | "console";
   };
 
 export class ConfigError extends Error {
@@ -189,6 +203,7 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   const derived = plugins.map((p) => p.settings?.derive?.(result.data, s));
   return Object.assign({}, s, ...derived, {
     publicUrl,
+    mailTransport: s.MAIL_TRANSPORT ?? (s.SMTP_URL ? "smtp" : "console"),
     issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(

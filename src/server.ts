@@ -78,7 +78,11 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     }
   }
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
-  const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
+  const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, transport: config.mailTransport, logger });
+  if (!ports.mailer) {
+    if (config.mailTransport === "console") logger.warn("MAIL_TRANSPORT=console: mails, their codes and links included, are written to this log at info; set SMTP_URL to send them");
+    else logger.info("MAIL_TRANSPORT=smtp: mails leave through SMTP_URL");
+  }
   const db = database.db;
   const now = () => clock.now();
   const tokens = new AccessTokens(config, db, clock);
