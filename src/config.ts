@@ -50,6 +50,8 @@ const coreSettingsShape = {
     TRUSTED_REDIRECT_ORIGINS: originList,
     CORS_ORIGINS: originList,
     ENCRYPTION_KEY: optionalString,
+    /** A key ring for data sealed at rest, comma-separated, the newest first: it seals, every key opens. */
+    ENCRYPTION_KEYS: list,
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
     CAPTCHA_SECRET: optionalString,
     CAPTCHA_VERIFY_URL: urlOf("https:", "http:"),
@@ -78,6 +80,9 @@ const coreSettingsShape = {
     NODE_ENV: optionalString,
 };
 
+/** A random key of 32 characters (e.g. `openssl rand -base64 32`) carries well over 128 bits. */
+const MIN_ENCRYPTION_KEY_LENGTH = 32;
+
 const coreSettingsSchema = z.object(coreSettingsShape);
 export type CoreSettings = z.output<typeof coreSettingsSchema> & { AUTH_PLUGINS: string[] };
 
@@ -93,6 +98,12 @@ function checkCoreSettings(s: CoreSettings, ctx: z.RefinementCtx) {
     }
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
       ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "is required with JWT_ALG=HS256 (32 characters at least)" });
+    }
+    if (s.ENCRYPTION_KEYS.length > 0 && s.ENCRYPTION_KEY) {
+      ctx.addIssue({ code: "custom", path: ["ENCRYPTION_KEYS"], message: "replaces ENCRYPTION_KEY: set one of them (put the old key last in ENCRYPTION_KEYS)" });
+    }
+    if (s.ENCRYPTION_KEYS.some((key) => key.length < MIN_ENCRYPTION_KEY_LENGTH)) {
+      ctx.addIssue({ code: "custom", path: ["ENCRYPTION_KEYS"], message: `must be comma-separated keys of ${MIN_ENCRYPTION_KEY_LENGTH} characters at least, the newest first` });
     }
     if (s.CAPTCHA_PROVIDER && !s.CAPTCHA_SECRET) {
       ctx.addIssue({ code: "custom", path: ["CAPTCHA_SECRET"], message: "is required when CAPTCHA_PROVIDER is set" });
@@ -161,6 +172,8 @@ export type Config = CoreSettings &
     publicUrl: string;
     /** How mail leaves: MAIL_TRANSPORT, else SMTP when SMTP_URL is set, else the log (never by default in production). */
     mailTransport: "smtp" | "console";
+    /** The sealing key ring: ENCRYPTION_KEYS, or ENCRYPTION_KEY as a ring of one; empty: the database's own keys. */
+    encryptionKeys: string[];
   };
 
 export class ConfigError extends Error {
@@ -204,6 +217,7 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   return Object.assign({}, s, ...derived, {
     publicUrl,
     mailTransport: s.MAIL_TRANSPORT ?? (s.SMTP_URL ? "smtp" : "console"),
+    encryptionKeys: s.ENCRYPTION_KEYS.length > 0 ? s.ENCRYPTION_KEYS : s.ENCRYPTION_KEY ? [s.ENCRYPTION_KEY] : [],
     issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(

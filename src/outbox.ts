@@ -12,8 +12,11 @@ export type OutboxQueue<Row extends { id: string }> = {
   claim(limit: number): Promise<Row[]>;
   /** One attempt and its result written back; `stop` aborts it when the server shuts down. */
   attempt(row: Row, stop: AbortSignal): Promise<void>;
-  /** Hands rows claimed but not finished back at once (at shutdown), so another instance takes them now. */
-  release(ids: string[]): Promise<void>;
+  /**
+   * Hands rows whose attempts were aborted back at once (at shutdown), so another instance takes them now. Without it
+   * they wait out their lease: right for an attempt that cannot be taken back once it may have been made (a mail).
+   */
+  release?(ids: string[]): Promise<void>;
 };
 
 /** `ms` with +-`jitter` spread, so the retries of one outage do not all land at once. */
@@ -25,7 +28,7 @@ export const jittered = (ms: number, jitter = 0.2, random = Math.random) => ms *
  * `concurrency` attempts are in flight, whatever the backlog.
  */
 export class OutboxWorker<Row extends { id: string }> {
-  private readonly inFlight = new Map<string, AbortController>();
+  private readonly inFlight = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private pumping = false;
   private pumpAgain = false;
@@ -47,13 +50,14 @@ export class OutboxWorker<Row extends { id: string }> {
     void this.pump();
   }
 
-  /** Stops claiming, ends the attempts in flight and hands their rows back. */
+  /** Stops claiming, aborts the attempts in flight, hands their rows back and waits for them to end. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    const ids = [...this.inFlight.keys()];
-    for (const controller of this.inFlight.values()) controller.abort();
-    if (ids.length > 0) await this.queue.release(ids).catch(() => {});
+    const attempts = [...this.inFlight.entries()];
+    for (const [, { controller }] of attempts) controller.abort();
+    if (attempts.length > 0) await this.queue.release?.(attempts.map(([id]) => id)).catch(() => {});
+    await Promise.allSettled(attempts.map(([, { done }]) => done));
   }
 
   private async pump(): Promise<void> {
@@ -81,13 +85,13 @@ export class OutboxWorker<Row extends { id: string }> {
 
   private attempt(row: Row): void {
     const controller = new AbortController();
-    this.inFlight.set(row.id, controller);
-    this.queue
+    const done = this.queue
       .attempt(row, controller.signal)
       .catch((error) => this.logger.warn(`${this.queue.name} result not recorded`, { id: row.id, error: describeError(error) }))
       .finally(() => {
         this.inFlight.delete(row.id);
         this.wake();
       });
+    this.inFlight.set(row.id, { controller, done });
   }
 }

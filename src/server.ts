@@ -18,6 +18,7 @@ import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
+import { OutboxMailer } from "./mail/outbox";
 import { healthRoutes, type Lifecycle } from "./health";
 import { observability } from "./observability";
 import { listErrorCodes } from "./openapi-errors";
@@ -54,6 +55,21 @@ async function reachable(kv: KeyValueStore, timeoutMs: number): Promise<boolean>
   }
 }
 
+/**
+ * The mailer MAIL_TRANSPORT names. SMTP goes through the durable outbox (an SMTP outage loses no mail); the console
+ * prints at once. A mailer handed in as a port (a host app's, a test's) is used as it is.
+ */
+function mailerFromSettings(config: Config, ports: ConstructorParameters<typeof OutboxMailer>[1]): Mailer {
+  if (config.mailTransport === "console") {
+    ports.logger.warn("MAIL_TRANSPORT=console: mails, their codes and links included, are written to this log at info; set SMTP_URL to send them");
+    return createMailer({ from: config.MAIL_FROM, transport: "console", logger: ports.logger });
+  }
+  ports.logger.info("MAIL_TRANSPORT=smtp: mails leave through SMTP_URL, by the mail_outbox table");
+  const outbox = new OutboxMailer(createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, transport: "smtp" }), ports);
+  outbox.start();
+  return outbox;
+}
+
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
   // First: a claims hook that returns a reserved name stops the start before anything is opened.
   const appHooks = ports.hooks ?? {};
@@ -78,11 +94,6 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     }
   }
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
-  const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, transport: config.mailTransport, logger });
-  if (!ports.mailer) {
-    if (config.mailTransport === "console") logger.warn("MAIL_TRANSPORT=console: mails, their codes and links included, are written to this log at info; set SMTP_URL to send them");
-    else logger.info("MAIL_TRANSPORT=smtp: mails leave through SMTP_URL");
-  }
   const db = database.db;
   const now = () => clock.now();
   const tokens = new AccessTokens(config, db, clock);
@@ -91,11 +102,12 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const events = new Events(db, now);
   const users = new Users(db, config, events);
-  const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  const secrets = new ServerSecrets(db, config.encryptionKeys);
   await secrets.init();
+  const mailer = ports.mailer ?? mailerFromSettings(config, { db, secrets, clock, logger });
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
   sessions.extraClaims = extraClaims;
-  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [] };
+  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [], reseal: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
@@ -252,11 +264,9 @@ export async function buildAuthServer(
       clearInterval(maintenance);
       await Promise.allSettled(ctx.hooks.shutdown.map((stop) => stop()));
       ctx.sessions.close();
-      await Promise.allSettled([
-        ports.kv ? Promise.resolve() : ctx.kv.close(),
-        ports.database ? Promise.resolve() : ctx.database.close(),
-        ports.mailer ? Promise.resolve() : ctx.mailer.close(),
-      ]);
+      // The mailer first: the outbox's sends in flight still write their result to the database.
+      if (!ports.mailer) await ctx.mailer.close().catch(() => {});
+      await Promise.allSettled([ports.kv ? Promise.resolve() : ctx.kv.close(), ports.database ? Promise.resolve() : ctx.database.close()]);
     },
   };
 }

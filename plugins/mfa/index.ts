@@ -8,6 +8,7 @@ import { requireEmail } from "../../src/users";
 import { emailField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
 import { issueMfaChallenge } from "./challenge";
+import { resealTotpSecrets } from "./totp";
 import { mfaReauthFactors } from "./reauth";
 import { MFA_ERRORS } from "./errors";
 import { mfaLimits, mfaSettings } from "./settings";
@@ -263,6 +264,7 @@ export default definePlugin({
     mfaChallenge: async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }),
     credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
     reauthFactors: mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)),
+    reseal: [() => resealTotpSecrets(ctx)],
   }),
   routes: mfaPlugin,
 });
