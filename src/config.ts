@@ -24,6 +24,8 @@ const coreSettingsShape = {
     JWT_SECRET: optionalString,
     JWT_ISSUER: optionalString,
     JWT_AUDIENCE: optionalString,
+    /** Rotate the EdDSA signing key once it is this many days old (the maintenance job, every instance); 0: by hand only. */
+    JWT_KEY_ROTATION_DAYS: int(0, 3650),
     ACCESS_TOKEN_TTL_S: int(900),
     REFRESH_TOKEN_TTL_S: int(2592000),
     REFRESH_REUSE_GRACE_S: int(10),

@@ -30,6 +30,7 @@ import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
+import { rotateSigningKeys } from "./tokens/rotation";
 import { ownedPaths } from "./scope";
 import { Users } from "./users";
 
@@ -70,6 +71,18 @@ function mailerFromSettings(config: Config, ports: ConstructorParameters<typeof 
   return outbox;
 }
 
+/** JWT_KEY_ROTATION_DAYS as a maintenance task: every instance runs it, one rotation wins (src/tokens/rotation.ts). */
+function scheduledKeyRotation(config: Config, db: Database["db"], clock: Clock, logger: Logger): Hooks["maintenance"] {
+  if (config.JWT_ALG !== "EdDSA" || config.JWT_KEY_ROTATION_DAYS === 0) return [];
+  const olderThanMs = config.JWT_KEY_ROTATION_DAYS * 86_400_000;
+  return [
+    async () => {
+      const rotated = await rotateSigningKeys(db, { now: clock.now(), olderThanMs });
+      if (rotated) logger.info("signing key rotated", { kid: rotated.kid, signsFrom: rotated.signsFrom });
+    },
+  ];
+}
+
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
   // First: a claims hook that returns a reserved name stops the start before anything is opened.
   const appHooks = ports.hooks ?? {};
@@ -107,7 +120,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const mailer = ports.mailer ?? mailerFromSettings(config, { db, secrets, clock, logger });
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
   sessions.extraClaims = extraClaims;
-  const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [], reseal: [] };
+  const hooks: Hooks = { maintenance: scheduledKeyRotation(config, db, clock, logger), credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [], reseal: [] };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();

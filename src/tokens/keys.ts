@@ -16,35 +16,33 @@ async function activeRows(db: Db, purpose: string) {
     .orderBy(asc(serverKeys.createdAt), asc(serverKeys.kid));
 }
 
-/**
- * Loads the EdDSA keys every instance shares, making the first one when there is none.
- * The oldest active key signs; all active keys verify, so a new key can be published before it signs.
- */
-export async function loadSigningKeys(db: Db): Promise<SigningKey[]> {
-  let rows = await activeRows(db, "jwt");
-  if (rows.length === 0) {
-    const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
-    const kid = newId();
-    await db.insert(serverKeys).values({
-      kid,
-      purpose: "jwt",
-      alg: "EdDSA",
-      publicJwk: { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" },
-      privateJwk: await exportJWK(privateKey),
-    });
-    rows = await activeRows(db, "jwt");
-  }
-  return Promise.all(
-    rows.map(async (row) => {
-      const publicJwk = row.publicJwk as JWK;
-      return {
-        kid: row.kid,
-        publicJwk,
-        publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
-        signingKey: createPrivateKey({ key: row.privateJwk, format: "jwk" } as JsonWebKeyInput),
-      };
-    }),
-  );
+/** A new EdDSA signing key as its `server_keys` row. */
+export async function newSigningKeyRow(createdAt?: Date): Promise<typeof serverKeys.$inferInsert> {
+  const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  const kid = newId();
+  return {
+    kid,
+    purpose: "jwt",
+    alg: "EdDSA",
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" },
+    privateJwk: await exportJWK(privateKey),
+    createdAt,
+  };
+}
+
+export async function signingKeyOf(row: typeof serverKeys.$inferSelect): Promise<SigningKey> {
+  const publicJwk = row.publicJwk as JWK;
+  return {
+    kid: row.kid,
+    publicJwk,
+    publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
+    signingKey: createPrivateKey({ key: row.privateJwk, format: "jwk" } as JsonWebKeyInput),
+  };
+}
+
+/** Makes the first EdDSA key every instance shares when there is none (the ring, src/tokens/rotation.ts, loads them). */
+export async function ensureSigningKey(db: Db): Promise<void> {
+  if ((await activeRows(db, "jwt")).length === 0) await db.insert(serverKeys).values(await newSigningKeyRow());
 }
 
 /** A 32-byte secret for a purpose (e.g. sealing TOTP secrets), made once and kept in the database. */
