@@ -1,9 +1,11 @@
 import pkg from "../package.json" with { type: "json" };
 import { type Config, ConfigError, loadConfig } from "./config";
-import { openDatabase } from "./db";
+import { type Database, openDatabase } from "./db";
 import { createLogger } from "./logger";
 import { grantAdmin } from "./plugins";
 import { buildAuthServer } from "./server";
+import { ensureSigningKey } from "./tokens/keys";
+import { rotateSigningKeys } from "./tokens/rotation";
 
 export const USAGE = `auth-server ${pkg.version}: an authentication server
 
@@ -12,6 +14,9 @@ Usage: auth-server [command]
 Commands:
   (none), serve              start the server (settings from the environment; see README.md)
   migrate                    apply the database migrations, then exit
+  keys rotate                make a new JWT signing key: published at once, signing 10 minutes later; the old
+                             one stays published and verifies until its tokens expire
+  keys reencrypt             seal again with the first key of ENCRYPTION_KEYS what older keys sealed (TOTP secrets)
   users create-admin EMAIL   give EMAIL the admin role (a new account is mailed a set-password link)
   healthcheck                ask the running server's /health/ready on PORT; exit 0 when ready, else 1
   --help, -h                 this text
@@ -43,15 +48,35 @@ async function healthcheck(config: Config): Promise<number> {
   }
 }
 
-async function migrate(config: Config): Promise<number> {
+/** Runs `work` on the migrated database of the settings, then closes it. */
+async function withDatabase(config: Config, work: (database: Database) => Promise<number>): Promise<number> {
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, timeoutMs: config.BACKEND_TIMEOUT_MS });
   try {
     await database.migrate();
-    createLogger(config.LOG_LEVEL).info("migrated", { db: database.kind });
-    return 0;
+    return await work(database);
   } finally {
     await database.close();
   }
+}
+
+const migrate = (config: Config) =>
+  withDatabase(config, async (database) => {
+    createLogger(config.LOG_LEVEL).info("migrated", { db: database.kind });
+    return 0;
+  });
+
+function rotateKeys(config: Config, out: (text: string) => void): Promise<number> {
+  if (config.JWT_ALG !== "EdDSA") {
+    process.stderr.write("keys rotate: JWT_ALG=HS256 signs with JWT_SECRET, which the server does not rotate (changing it signs everyone out)\n");
+    return Promise.resolve(1);
+  }
+  return withDatabase(config, async (database) => {
+    await ensureSigningKey(database.db);
+    const rotated = await rotateSigningKeys(database.db);
+    if (!rotated) return 1;
+    out(`new signing key ${rotated.kid}: published now, signs from ${rotated.signsFrom}; retiring ${rotated.retired.join(", ") || "none"}`);
+    return 0;
+  });
 }
 
 /** Runs `work` with a whole server context (no listening socket): the admin service needs users, audit and mail. */
@@ -82,6 +107,16 @@ export async function runCommand(argv: string[]): Promise<number | null> {
   }
   if (command === "healthcheck" || command === "--healthcheck") return healthcheck(configOrExit());
   if (command === "migrate") return migrate(configOrExit());
+  if (command === "keys" && rest[0] === "rotate") return rotateKeys(configOrExit(), out);
+  if (command === "keys" && rest[0] === "reencrypt") {
+    configOrExit();
+    return withServer(async (server) => {
+      let count = 0;
+      for (const reseal of server.ctx.hooks.reseal) count += await reseal();
+      out(`sealed again with the first key of the ring: ${count}`);
+      return 0;
+    });
+  }
   if (command === "users" && rest[0] === "create-admin") {
     const email = rest[1];
     if (!email) {

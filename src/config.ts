@@ -24,6 +24,8 @@ const coreSettingsShape = {
     JWT_SECRET: optionalString,
     JWT_ISSUER: optionalString,
     JWT_AUDIENCE: optionalString,
+    /** Rotate the EdDSA signing key once it is this many days old (the maintenance job, every instance); 0: by hand only. */
+    JWT_KEY_ROTATION_DAYS: int(0, 3650),
     ACCESS_TOKEN_TTL_S: int(900),
     REFRESH_TOKEN_TTL_S: int(2592000),
     REFRESH_REUSE_GRACE_S: int(10),
@@ -50,6 +52,8 @@ const coreSettingsShape = {
     TRUSTED_REDIRECT_ORIGINS: originList,
     CORS_ORIGINS: originList,
     ENCRYPTION_KEY: optionalString,
+    /** A key ring for data sealed at rest, comma-separated, the newest first: it seals, every key opens. */
+    ENCRYPTION_KEYS: list,
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
     CAPTCHA_SECRET: optionalString,
     CAPTCHA_VERIFY_URL: urlOf("https:", "http:"),
@@ -73,14 +77,35 @@ const coreSettingsShape = {
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /** How mail leaves: `smtp` (SMTP_URL) or `console` (printed to the log, codes and links included). */
+    MAIL_TRANSPORT: z.enum(["smtp", "console"], { message: "must be smtp or console" }).optional(),
+    NODE_ENV: optionalString,
 };
+
+/** A random key of 32 characters (e.g. `openssl rand -base64 32`) carries well over 128 bits. */
+const MIN_ENCRYPTION_KEY_LENGTH = 32;
 
 const coreSettingsSchema = z.object(coreSettingsShape);
 export type CoreSettings = z.output<typeof coreSettingsSchema> & { AUTH_PLUGINS: string[] };
 
 function checkCoreSettings(s: CoreSettings, ctx: z.RefinementCtx) {
+    if (s.MAIL_TRANSPORT === "smtp" && !s.SMTP_URL) ctx.addIssue({ code: "custom", path: ["SMTP_URL"], message: "is required with MAIL_TRANSPORT=smtp" });
+    // The Docker image sets NODE_ENV=production: there, printing every code and link to the log must be a choice.
+    if (!s.MAIL_TRANSPORT && !s.SMTP_URL && s.NODE_ENV === "production") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MAIL_TRANSPORT"],
+        message: "is required with NODE_ENV=production and no SMTP_URL: set SMTP_URL, or MAIL_TRANSPORT=console to print mails (codes and links included) to the log",
+      });
+    }
     if (s.JWT_ALG === "HS256" && (!s.JWT_SECRET || s.JWT_SECRET.length < 32)) {
       ctx.addIssue({ code: "custom", path: ["JWT_SECRET"], message: "is required with JWT_ALG=HS256 (32 characters at least)" });
+    }
+    if (s.ENCRYPTION_KEYS.length > 0 && s.ENCRYPTION_KEY) {
+      ctx.addIssue({ code: "custom", path: ["ENCRYPTION_KEYS"], message: "replaces ENCRYPTION_KEY: set one of them (put the old key last in ENCRYPTION_KEYS)" });
+    }
+    if (s.ENCRYPTION_KEYS.some((key) => key.length < MIN_ENCRYPTION_KEY_LENGTH)) {
+      ctx.addIssue({ code: "custom", path: ["ENCRYPTION_KEYS"], message: `must be comma-separated keys of ${MIN_ENCRYPTION_KEY_LENGTH} characters at least, the newest first` });
     }
     if (s.CAPTCHA_PROVIDER && !s.CAPTCHA_SECRET) {
       ctx.addIssue({ code: "custom", path: ["CAPTCHA_SECRET"], message: "is required when CAPTCHA_PROVIDER is set" });
@@ -147,6 +172,10 @@ export type Config = CoreSettings &
     plugins: Set<string>;
     /** PUBLIC_URL (or APP_URL) without a trailing slash. */
     publicUrl: string;
+    /** How mail leaves: MAIL_TRANSPORT, else SMTP when SMTP_URL is set, else the log (never by default in production). */
+    mailTransport: "smtp" | "console";
+    /** The sealing key ring: ENCRYPTION_KEYS, or ENCRYPTION_KEY as a ring of one; empty: the database's own keys. */
+    encryptionKeys: string[];
   };
 
 export class ConfigError extends Error {
@@ -189,6 +218,8 @@ export function loadConfig(input: AuthServerOptions | Record<string, string | un
   const derived = plugins.map((p) => p.settings?.derive?.(result.data, s));
   return Object.assign({}, s, ...derived, {
     publicUrl,
+    mailTransport: s.MAIL_TRANSPORT ?? (s.SMTP_URL ? "smtp" : "console"),
+    encryptionKeys: s.ENCRYPTION_KEYS.length > 0 ? s.ENCRYPTION_KEYS : s.ENCRYPTION_KEY ? [s.ENCRYPTION_KEY] : [],
     issuer: s.JWT_ISSUER ?? s.PUBLIC_URL ?? s.APP_URL,
     audience: s.JWT_AUDIENCE ?? s.APP_URL,
     trustedRedirectOrigins: (s.TRUSTED_REDIRECT_ORIGINS.length ? s.TRUSTED_REDIRECT_ORIGINS : [appOrigin]).map(

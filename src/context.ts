@@ -74,6 +74,11 @@ export type Hooks = {
   maintenance: Array<() => Promise<void>>;
   /** Run by `close()` before the database goes (e.g. a worker handing back the rows it holds). */
   shutdown: Array<() => Promise<void>>;
+  /**
+   * Registered by each plugin that keeps data sealed with `secrets.seal` (TOTP secrets): seals again with the first key
+   * of ENCRYPTION_KEYS what an older key sealed, and answers how many (`auth-server keys reencrypt`).
+   */
+  reseal: Array<() => Promise<number>>;
 };
 
 /** Everything a plugin needs, made once in server.ts; tests swap the ports. */

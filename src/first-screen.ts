@@ -29,7 +29,10 @@ export function startupSummary(config: Config, port: number): string[] {
   const url = `http://${local.includes(":") ? `[${local}]` : local}:${port}`;
   const data = config.DATABASE_URL ? `Postgres at ${whereIs(config.DATABASE_URL)}` : `embedded PGlite in ${resolve(config.DATA_DIR)} (set DATABASE_URL for Postgres)`;
   const kv = config.REDIS_URL ? `Redis at ${whereIs(config.REDIS_URL)}` : "in memory (one instance only; set REDIS_URL to share it)";
-  const mail = config.SMTP_URL ? `SMTP via ${whereIs(config.SMTP_URL)}, from ${config.MAIL_FROM}` : "printed to this console, codes and links included (set SMTP_URL to send)";
+  const mail =
+    config.mailTransport === "smtp" && config.SMTP_URL
+      ? `SMTP via ${whereIs(config.SMTP_URL)}, from ${config.MAIL_FROM}`
+      : "printed to this console (MAIL_TRANSPORT=console), codes and links included (set SMTP_URL to send)";
   const lines = [
     `Auth server ready: open ${url}`,
     `  API reference  ${url}/docs (OpenAPI spec at ${url}/docs/json)`,

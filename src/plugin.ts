@@ -54,6 +54,7 @@ export type PluginHooks = {
   /** Run by `close()` before the database goes (a worker handing back what it holds). */
   shutdown?: Array<() => Promise<void>>;
   reauthFactors?: Hooks["reauthFactors"];
+  reseal?: Hooks["reseal"];
 };
 
 export type PluginDefinition<
@@ -116,6 +117,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
     ctx.hooks.shutdown.push(...(hooks?.shutdown ?? []));
     ctx.hooks.reauthFactors.push(...(hooks?.reauthFactors ?? []));
+    ctx.hooks.reseal.push(...(hooks?.reseal ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);
   }
   for (const plugin of plugins) {

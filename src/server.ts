@@ -18,6 +18,7 @@ import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
+import { OutboxMailer } from "./mail/outbox";
 import { healthRoutes, type Lifecycle } from "./health";
 import { observability } from "./observability";
 import { listErrorCodes } from "./openapi-errors";
@@ -29,6 +30,7 @@ import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
+import { rotateSigningKeys } from "./tokens/rotation";
 import { ownedPaths } from "./scope";
 import { Users } from "./users";
 
@@ -52,6 +54,33 @@ async function reachable(kv: KeyValueStore, timeoutMs: number): Promise<boolean>
     if (Date.now() >= deadline) return false;
     await Bun.sleep(50);
   }
+}
+
+/**
+ * The mailer MAIL_TRANSPORT names. SMTP goes through the durable outbox (an SMTP outage loses no mail); the console
+ * prints at once. A mailer handed in as a port (a host app's, a test's) is used as it is.
+ */
+function mailerFromSettings(config: Config, ports: ConstructorParameters<typeof OutboxMailer>[1]): Mailer {
+  if (config.mailTransport === "console") {
+    ports.logger.warn("MAIL_TRANSPORT=console: mails, their codes and links included, are written to this log at info; set SMTP_URL to send them");
+    return createMailer({ from: config.MAIL_FROM, transport: "console", logger: ports.logger });
+  }
+  ports.logger.info("MAIL_TRANSPORT=smtp: mails leave through SMTP_URL, by the mail_outbox table");
+  const outbox = new OutboxMailer(createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, transport: "smtp" }), ports);
+  outbox.start();
+  return outbox;
+}
+
+/** JWT_KEY_ROTATION_DAYS as a maintenance task: every instance runs it, one rotation wins (src/tokens/rotation.ts). */
+function scheduledKeyRotation(config: Config, db: Database["db"], clock: Clock, logger: Logger): Hooks["maintenance"] {
+  if (config.JWT_ALG !== "EdDSA" || config.JWT_KEY_ROTATION_DAYS === 0) return [];
+  const olderThanMs = config.JWT_KEY_ROTATION_DAYS * 86_400_000;
+  return [
+    async () => {
+      const rotated = await rotateSigningKeys(db, { now: clock.now(), olderThanMs });
+      if (rotated) logger.info("signing key rotated", { kid: rotated.kid, signsFrom: rotated.signsFrom });
+    },
+  ];
 }
 
 async function buildContext(config: Config, ports: AuthServerPorts, logger: Logger): Promise<AuthContext> {
@@ -78,7 +107,6 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     }
   }
   if (kv.kind === "memory") logger.warn("REDIS_URL is unset: using an in-memory store, good for one instance only");
-  const mailer = ports.mailer ?? createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM });
   const db = database.db;
   const now = () => clock.now();
   const tokens = new AccessTokens(config, db, clock);
@@ -87,16 +115,18 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const rateLimit = new RateLimiter(kv, config);
   const events = new Events(db, now);
   const users = new Users(db, config, events);
-  const secrets = new ServerSecrets(db, config.ENCRYPTION_KEY);
+  const secrets = new ServerSecrets(db, config.encryptionKeys);
   await secrets.init();
+  const mailer = ports.mailer ?? mailerFromSettings(config, { db, secrets, clock, logger });
   const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events, logger });
   sessions.extraClaims = extraClaims;
   const hooks: Hooks = {
-    maintenance: [() => sessions.deleteExpiredRevocations().then(() => {})],
+    maintenance: [() => sessions.deleteExpiredRevocations().then(() => {}), ...scheduledKeyRotation(config, db, clock, logger)],
     credentials: [],
     rightsChanged: [],
     shutdown: [],
     reauthFactors: [],
+    reseal: [],
   };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
@@ -254,11 +284,9 @@ export async function buildAuthServer(
       clearInterval(maintenance);
       await Promise.allSettled(ctx.hooks.shutdown.map((stop) => stop()));
       ctx.sessions.close();
-      await Promise.allSettled([
-        ports.kv ? Promise.resolve() : ctx.kv.close(),
-        ports.database ? Promise.resolve() : ctx.database.close(),
-        ports.mailer ? Promise.resolve() : ctx.mailer.close(),
-      ]);
+      // The mailer first: the outbox's sends in flight still write their result to the database.
+      if (!ports.mailer) await ctx.mailer.close().catch(() => {});
+      await Promise.allSettled([ports.kv ? Promise.resolve() : ctx.kv.close(), ports.database ? Promise.resolve() : ctx.database.close()]);
     },
   };
 }

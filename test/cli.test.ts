@@ -6,7 +6,9 @@ import { PGlite } from "@electric-sql/pglite";
 import { eq } from "drizzle-orm";
 import pkg from "../package.json" with { type: "json" };
 import { openPglite, pgliteExtensions } from "../src/db/pglite";
-import { users } from "../src/db/schema";
+import { totpSecrets } from "../plugins/mfa/schema";
+import { decrypt, encrypt, keyFromSecret } from "../src/crypto";
+import { serverKeys, users } from "../src/db/schema";
 
 // Issue 18 (the CLI) and issue 22 (`users create-admin EMAIL` makes the first admin): commands of the same entry point,
 // run as a real process on the embedded database; none of them starts a server.
@@ -57,6 +59,51 @@ describe("the command line", () => {
     try {
       const [row] = await database.db.select({ roles: users.roles }).from(users).where(eq(users.email, "first.admin@example.com"));
       expect(row?.roles).toContain("admin");
+    } finally {
+      await database.close();
+    }
+  }, 120_000);
+});
+
+describe("keys", () => {
+  const OLD = "an-old-deployment-key-of-32-chars-x";
+  const NEW = "a-new-deployment-key-of-32-chars-yy";
+
+  test("keys rotate publishes a new signing key and retires the one signing now; keys reencrypt moves sealed rows to the first key", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "auth-keys-"));
+    dirs.push(dataDir);
+    expect((await run(["migrate"], { DATA_DIR: dataDir })).code).toBe(0);
+    const first = await run(["keys", "rotate"], { DATA_DIR: dataDir });
+    expect(first.code).toBe(0);
+    const made = /new signing key (\S+):/.exec(first.stdout)?.[1];
+    expect(made).toBeString();
+    const second = await run(["keys", "rotate"], { DATA_DIR: dataDir });
+    expect(second.code).toBe(0);
+    expect((await run(["keys", "rotate"], { DATA_DIR: dataDir, JWT_ALG: "HS256", JWT_SECRET: "x".repeat(32) })).code).toBe(1);
+
+    // A TOTP secret sealed with the old key, as a server with ENCRYPTION_KEY=OLD left it.
+    const userId = crypto.randomUUID();
+    let database = openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions }));
+    try {
+      // The key made at the first command, the first rotation's, the second's: only the last is not retiring.
+      const jwt = await database.db.select().from(serverKeys).where(eq(serverKeys.purpose, "jwt"));
+      expect(jwt).toHaveLength(3);
+      const live = jwt.filter((k) => k.retiredAt === null).map((k) => k.kid);
+      expect(second.stdout).toContain(`retiring ${made}`);
+      expect(live).toEqual([/new signing key (\S+):/.exec(second.stdout)?.[1] as string]);
+      await database.db.insert(users).values({ id: userId, email: `${userId}@example.com` });
+      await database.db.insert(totpSecrets).values({ userId, secretEncrypted: encrypt(keyFromSecret(OLD, "totp"), "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), confirmed: true });
+    } finally {
+      await database.close();
+    }
+
+    const resealed = await run(["keys", "reencrypt"], { DATA_DIR: dataDir, ENCRYPTION_KEYS: `${NEW},${OLD}` });
+    expect(resealed.code).toBe(0);
+    expect(resealed.stdout).toContain("sealed again with the first key of the ring: 1");
+    database = openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions }));
+    try {
+      const [row] = await database.db.select().from(totpSecrets).where(eq(totpSecrets.userId, userId));
+      expect(decrypt(keyFromSecret(NEW, "totp"), row?.secretEncrypted ?? "")).toBe("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
     } finally {
       await database.close();
     }

@@ -392,14 +392,14 @@ describe("encryption key", () => {
     }
   });
 
-  test("a purpose asked for its database secret and for its sealing key gets each, in either order", async () => {
+  test("a purpose's database secret and its sealing key are each its own, in either order", async () => {
     const keyed = await createTestServer({ ENCRYPTION_KEY: DEPLOYMENT_KEY }, { clock });
     try {
       const purpose = `probe-${crypto.randomUUID()}`;
       const fromDb = await keyed.ctx.secrets.get(purpose);
-      const sealing = await keyed.ctx.secrets.get(purpose, { sealing: true });
-      expect(sealing).toEqual(keyFromSecret(DEPLOYMENT_KEY, purpose));
-      expect(fromDb).not.toEqual(sealing);
+      const sealed = await keyed.ctx.secrets.seal(purpose, "value");
+      expect(decrypt(keyFromSecret(DEPLOYMENT_KEY, purpose), sealed)).toBe("value");
+      expect(() => decrypt(fromDb, sealed)).toThrow();
       expect(await keyed.ctx.secrets.get(purpose)).toEqual(fromDb);
     } finally {
       await keyed.close();

@@ -9,6 +9,7 @@ import { emailField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
 import { mfaApi } from "./api";
 import { issueMfaChallenge } from "./challenge";
+import { resealTotpSecrets } from "./totp";
 import { mfaReauthFactors } from "./reauth";
 import { MFA_ERRORS } from "./errors";
 import { mfaLimits, mfaSettings } from "./settings";
@@ -264,6 +265,7 @@ export default definePlugin({
     mfaChallenge: async (user, { amr, meta }) => issueMfaChallenge(ctx, user, { amr, meta }),
     credentials: [{ countSignInMethods: countPasskeys, removeUnproven: removeAllFactors }],
     reauthFactors: mfaReauthFactors(ctx, credentialField(authenticationResponseSchema)),
+    reseal: [() => resealTotpSecrets(ctx)],
   }),
   api: mfaApi,
   routes: mfaPlugin,

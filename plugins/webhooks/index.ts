@@ -8,7 +8,7 @@ import { definePlugin } from "../../src/plugin";
 import { authGuard } from "../../src/sessions/guard";
 import { webhookErrors } from "./errors";
 import { webhookDeliveries } from "./schema";
-import { DeliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
+import { deliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
 import { webhookSettings } from "./settings";
 import { assertRecentProof } from "../../src/sessions/step-up";
 
@@ -42,12 +42,12 @@ const EVENTS_DOC =
   "`invitation.accepted` `{invitation: {id, email, teamId, role}}`. Never a password, hash, token, code or secret.";
 
 /** Each server's worker, made when the plugin's hooks are installed and woken by its routes. */
-const workers = new WeakMap<AuthContext, DeliveryWorker>();
+const workers = new WeakMap<AuthContext, ReturnType<typeof deliveryWorker>>();
 
 /** The outbox, its worker and its sweep; with no URL (AUTH_PLUGINS lists it, WEBHOOK_URLS is empty) nothing is sent. */
 function installOutbox(ctx: AuthContext) {
   if (ctx.config.WEBHOOK_URLS.length === 0) return {};
-  const worker = new DeliveryWorker(ctx);
+  const worker = deliveryWorker(ctx);
   workers.set(ctx, worker);
   ctx.events.setSink(outboxSink(ctx, () => worker.wake()));
   worker.start();

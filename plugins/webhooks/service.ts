@@ -3,8 +3,8 @@ import { and, desc, eq, inArray, lt, lte, or } from "drizzle-orm";
 import type { AuthContext } from "../../src/context";
 import { newId } from "../../src/crypto";
 import type { Db } from "../../src/db";
-import { describeError } from "../../src/errors";
 import type { EventSink, TimedEvent } from "../../src/events";
+import { jittered, OutboxWorker } from "../../src/outbox";
 import { webhookErrors } from "./errors";
 import { type WebhookDeliveryRow, webhookDeliveries } from "./schema";
 import { secretKey } from "./settings";
@@ -34,7 +34,7 @@ export type DeliveryStatus = "pending" | "delivered" | "failed";
 /** The delay before the attempt after `failedAttempts` failed ones, with +-20% jitter so retries of an outage spread out. */
 export function retryDelayMs(failedAttempts: number, baseS: number, random = Math.random): number {
   const step = BACKOFF_STEPS[failedAttempts - 1] ?? BACKOFF_CEILING;
-  return baseS * 1000 * step * (1 - JITTER + 2 * JITTER * random());
+  return jittered(baseS * 1000 * step, JITTER, random);
 }
 
 /** The `webhook-signature` header: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per secret, space-separated. */
@@ -70,143 +70,91 @@ export function outboxSink(ctx: AuthContext, wake: () => void): EventSink {
 type Claimed = Pick<WebhookDeliveryRow, "id" | "url" | "body" | "attempts">;
 
 /**
- * Sends due outbox rows. One per instance; instances share the work by claiming rows with FOR UPDATE SKIP LOCKED, so
- * each row leaves once in a calm run. Nothing here runs on a request's path: a slow receiver holds one of CONCURRENCY
- * slots for at most DELIVERY_TIMEOUT_MS.
+ * The worker that sends due outbox rows, one per instance (src/outbox.ts); instances share the work by claiming rows
+ * with FOR UPDATE SKIP LOCKED, so each row leaves once in a calm run. A slow receiver holds one of CONCURRENCY slots
+ * for at most DELIVERY_TIMEOUT_MS.
  */
-export class DeliveryWorker {
-  private readonly keys: Buffer[];
-  private readonly inFlight = new Map<string, AbortController>();
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private pumping = false;
-  private pumpAgain = false;
-  private stopped = false;
+export function deliveryWorker(ctx: AuthContext): OutboxWorker<Claimed> {
+  const keys = ctx.config.WEBHOOK_SECRET.map((secret) => secretKey(secret) as Buffer);
+  return new OutboxWorker<Claimed>(
+    {
+      name: "webhook",
+      claim: (limit) => claimDeliveries(ctx, limit),
+      async attempt(row, stop) {
+        const status = await sendDelivery(ctx, keys, row, stop);
+        if (!stop.aborted) await recordAttempt(ctx, row, status);
+      },
+      async release(ids) {
+        await ctx.db
+          .update(webhookDeliveries)
+          .set({ nextAttemptAt: ctx.clock.now() })
+          .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, "pending")));
+      },
+    },
+    ctx.logger,
+    { pollMs: POLL_MS, concurrency: CONCURRENCY },
+  );
+}
 
-  constructor(private readonly ctx: AuthContext) {
-    this.keys = ctx.config.WEBHOOK_SECRET.map((secret) => secretKey(secret) as Buffer);
-  }
+async function claimDeliveries(ctx: AuthContext, limit: number): Promise<Claimed[]> {
+  const now = ctx.clock.now();
+  const due = ctx.db
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(and(eq(webhookDeliveries.status, "pending"), lte(webhookDeliveries.nextAttemptAt, now)))
+    .orderBy(webhookDeliveries.nextAttemptAt)
+    .limit(limit)
+    .for("update", { skipLocked: true });
+  return ctx.db
+    .update(webhookDeliveries)
+    .set({ nextAttemptAt: new Date(now.getTime() + CLAIM_LEASE_MS) })
+    .where(inArray(webhookDeliveries.id, due))
+    .returning({ id: webhookDeliveries.id, url: webhookDeliveries.url, body: webhookDeliveries.body, attempts: webhookDeliveries.attempts });
+}
 
-  start(): void {
-    this.timer = setInterval(() => this.wake(), POLL_MS);
-    this.timer.unref?.();
-    this.wake();
+/** One attempt: the answer's status when the whole answer came within the timeout, else null. */
+async function sendDelivery(ctx: AuthContext, keys: Buffer[], row: Claimed, stop: AbortSignal): Promise<number | null> {
+  const timestampS = Math.floor(ctx.clock.now().getTime() / 1000);
+  try {
+    const response = await fetch(row.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "auth-server-webhooks",
+        "webhook-id": row.id,
+        "webhook-timestamp": String(timestampS),
+        "webhook-signature": signatureHeader(keys, row.id, timestampS, row.body),
+      },
+      body: row.body,
+      // A redirect is a failed attempt: following it would send signed events wherever the receiver points.
+      redirect: "manual",
+      signal: AbortSignal.any([stop, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)]),
+    });
+    // The whole answer counts, read and dropped chunk by chunk so a large one costs no memory.
+    const reader = response.body?.getReader();
+    if (reader) for (;;) if ((await reader.read()).done) break;
+    return response.status;
+  } catch {
+    return null;
   }
+}
 
-  /** Claims and starts what is due, now (after a commit that wrote rows, or an attempt that freed a slot). */
-  wake(): void {
-    void this.pump();
-  }
-
-  /** Stops claiming, ends the attempts in flight and hands their rows back at once, so the next instance takes them. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    const ids = [...this.inFlight.keys()];
-    for (const controller of this.inFlight.values()) controller.abort();
-    if (ids.length > 0) {
-      await this.ctx.db
-        .update(webhookDeliveries)
-        .set({ nextAttemptAt: this.ctx.clock.now() })
-        .where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, "pending")))
-        .catch(() => {});
-    }
-  }
-
-  private async pump(): Promise<void> {
-    if (this.stopped) return;
-    if (this.pumping) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.pumping = true;
-    try {
-      do {
-        this.pumpAgain = false;
-        const room = CONCURRENCY - this.inFlight.size;
-        if (room <= 0) break;
-        const rows = await this.claim(room);
-        for (const row of rows) this.attempt(row);
-        if (rows.length === room) this.pumpAgain = true;
-      } while (this.pumpAgain && !this.stopped);
-    } catch (error) {
-      this.ctx.logger.warn("webhook claim failed", { error: describeError(error) });
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private async claim(limit: number): Promise<Claimed[]> {
-    const now = this.ctx.clock.now();
-    const due = this.ctx.db
-      .select({ id: webhookDeliveries.id })
-      .from(webhookDeliveries)
-      .where(and(eq(webhookDeliveries.status, "pending"), lte(webhookDeliveries.nextAttemptAt, now)))
-      .orderBy(webhookDeliveries.nextAttemptAt)
-      .limit(limit)
-      .for("update", { skipLocked: true });
-    return this.ctx.db
-      .update(webhookDeliveries)
-      .set({ nextAttemptAt: new Date(now.getTime() + CLAIM_LEASE_MS) })
-      .where(inArray(webhookDeliveries.id, due))
-      .returning({ id: webhookDeliveries.id, url: webhookDeliveries.url, body: webhookDeliveries.body, attempts: webhookDeliveries.attempts });
-  }
-
-  private attempt(row: Claimed): void {
-    const controller = new AbortController();
-    this.inFlight.set(row.id, controller);
-    this.send(row, controller.signal)
-      .then((status) => (this.stopped ? undefined : this.record(row, status)))
-      .catch((error) => this.ctx.logger.warn("webhook result not recorded", { id: row.id, error: describeError(error) }))
-      .finally(() => {
-        this.inFlight.delete(row.id);
-        this.wake();
-      });
-  }
-
-  /** One attempt: the answer's status when the whole answer came within the timeout, else null. */
-  private async send(row: Claimed, stop: AbortSignal): Promise<number | null> {
-    const timestampS = Math.floor(this.ctx.clock.now().getTime() / 1000);
-    try {
-      const response = await fetch(row.url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "auth-server-webhooks",
-          "webhook-id": row.id,
-          "webhook-timestamp": String(timestampS),
-          "webhook-signature": signatureHeader(this.keys, row.id, timestampS, row.body),
-        },
-        body: row.body,
-        // A redirect is a failed attempt: following it would send signed events wherever the receiver points.
-        redirect: "manual",
-        signal: AbortSignal.any([stop, AbortSignal.timeout(DELIVERY_TIMEOUT_MS)]),
-      });
-      // The whole answer counts, read and dropped chunk by chunk so a large one costs no memory.
-      const reader = response.body?.getReader();
-      if (reader) for (;;) if ((await reader.read()).done) break;
-      return response.status;
-    } catch {
-      return null;
-    }
-  }
-
-  private async record(row: Claimed, status: number | null): Promise<void> {
-    const now = this.ctx.clock.now();
-    const attempts = row.attempts + 1;
-    const delivered = status !== null && status >= 200 && status < 300;
-    const outcome: DeliveryStatus = delivered ? "delivered" : attempts >= this.ctx.config.WEBHOOK_MAX_ATTEMPTS ? "failed" : "pending";
-    await this.ctx.db
-      .update(webhookDeliveries)
-      .set({
-        status: outcome,
-        attempts,
-        lastAttemptAt: now,
-        lastResponseStatus: status,
-        nextAttemptAt: outcome === "pending" ? new Date(now.getTime() + retryDelayMs(attempts, this.ctx.config.WEBHOOK_BACKOFF_S)) : now,
-      })
-      .where(eq(webhookDeliveries.id, row.id));
-    if (!delivered) this.ctx.logger.info("webhook attempt failed", { id: row.id, status, attempts, outcome });
-  }
+async function recordAttempt(ctx: AuthContext, row: Claimed, status: number | null): Promise<void> {
+  const now = ctx.clock.now();
+  const attempts = row.attempts + 1;
+  const delivered = status !== null && status >= 200 && status < 300;
+  const outcome: DeliveryStatus = delivered ? "delivered" : attempts >= ctx.config.WEBHOOK_MAX_ATTEMPTS ? "failed" : "pending";
+  await ctx.db
+    .update(webhookDeliveries)
+    .set({
+      status: outcome,
+      attempts,
+      lastAttemptAt: now,
+      lastResponseStatus: status,
+      nextAttemptAt: outcome === "pending" ? new Date(now.getTime() + retryDelayMs(attempts, ctx.config.WEBHOOK_BACKOFF_S)) : now,
+    })
+    .where(eq(webhookDeliveries.id, row.id));
+  if (!delivered) ctx.logger.info("webhook attempt failed", { id: row.id, status, attempts, outcome });
 }
 
 export type DeliveryView = {

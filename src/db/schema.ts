@@ -121,5 +121,22 @@ export const auditEvents = pgTable(
   (t) => [index("audit_user_idx").on(t.userId, t.id), index("audit_type_idx").on(t.type, t.id)],
 );
 
+/**
+ * The mail outbox: each mail is a row until it is delivered (then deleted) or given up, so an SMTP outage loses no code
+ * or link. The message, recipient included, is sealed (src/tokens/keys.ts): codes and links are secrets at rest too.
+ * `nextAttemptAt` is also the claim: a worker moves it past the lease when it takes the row (src/mail/outbox.ts).
+ */
+export const mailOutbox = pgTable(
+  "mail_outbox",
+  {
+    id: uuid("id").primaryKey(),
+    sealed: text("sealed").notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+  },
+  (t) => [index("mail_outbox_due_idx").on(t.nextAttemptAt)],
+);
+
 export type UserRow = typeof users.$inferSelect;
 export type SessionRow = typeof sessions.$inferSelect;

@@ -1,6 +1,6 @@
 import type { Transporter } from "nodemailer";
 import { describeError } from "../errors";
-import type { Logger } from "../logger";
+import { createLogger, type Logger } from "../logger";
 import type { Brand } from "../../emails/layout";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
@@ -60,14 +60,15 @@ export class SmtpMailer implements Mailer {
 }
 
 /**
- * Development fallback when no SMTP_URL is set: prints one JSON line per mail to stdout.
- * The text body is included so that a developer can read the code/link and sign in.
+ * MAIL_TRANSPORT=console (the default outside production without SMTP_URL): each mail is a log line like the others
+ * (`time`, `level: info`, `msg: mail`) with the text body, so that a developer can read the code or link and sign in.
+ * It follows LOG_LEVEL: `silent` or `warn` prints no mail.
  */
 export class ConsoleMailer implements Mailer {
+  constructor(private readonly logger: Logger = createLogger("info")) {}
+
   async send(message: MailMessage): Promise<void> {
-    process.stdout.write(
-      `${JSON.stringify({ level: "info", msg: "mail", to: message.to, subject: message.subject, text: message.text })}\n`,
-    );
+    this.logger.info("mail", { to: message.to, subject: message.subject, text: message.text });
   }
 
   async close(): Promise<void> {}
@@ -98,8 +99,12 @@ export class MemoryMailer implements Mailer {
   async close(): Promise<void> {}
 }
 
-export function createMailer(opts: { smtpUrl?: string; from: string }): Mailer {
-  return opts.smtpUrl ? new SmtpMailer(opts.smtpUrl, opts.from) : new ConsoleMailer();
+export type MailTransport = "smtp" | "console";
+
+/** The transport MAIL_TRANSPORT names (by default SMTP when there is an SMTP_URL, else the console). */
+export function createMailer(opts: { smtpUrl?: string; from: string; transport?: MailTransport; logger?: Logger }): Mailer {
+  const transport = opts.transport ?? (opts.smtpUrl ? "smtp" : "console");
+  return transport === "smtp" && opts.smtpUrl ? new SmtpMailer(opts.smtpUrl, opts.from) : new ConsoleMailer(opts.logger);
 }
 
 /** Renders template `name` with `props` and sends it to `to`. */

@@ -3,7 +3,8 @@ import { type CryptoKey, decodeProtectedHeader, jwtVerify } from "jose";
 import type { Config } from "../config";
 import type { Db } from "../db";
 import { coreError } from "../errors";
-import { loadSigningKeys, type SigningKey } from "./keys";
+import { ensureSigningKey } from "./keys";
+import { KEY_RELOAD_MS, loadKeyRing, type RingKey, signingKeyAt } from "./rotation";
 import type { Clock } from "../clock";
 
 export type TeamClaim = { id: string; role: string };
@@ -35,7 +36,7 @@ const invalidToken = () => coreError("INVALID_TOKEN");
 
 /** Signs and verifies access tokens; `alg` is pinned to the configured one and `typ` to access tokens. */
 export class AccessTokens {
-  private keys: SigningKey[] = [];
+  private keys: RingKey[] = [];
   private secret?: Uint8Array;
   private signer?: Signer;
   private lastReload = 0;
@@ -48,7 +49,17 @@ export class AccessTokens {
 
   async init() {
     if (this.config.JWT_ALG === "HS256") this.secret = new TextEncoder().encode(this.config.JWT_SECRET);
-    else this.keys = await loadSigningKeys(this.db);
+    else {
+      await ensureSigningKey(this.db);
+      await this.reloadKeys();
+    }
+  }
+
+  /** The ring (src/tokens/rotation.ts): the keys that sign or still verify, rotated in and out by `keys rotate`. */
+  private async reloadKeys(): Promise<void> {
+    const now = this.clock.now();
+    this.lastReload = now.getTime();
+    this.keys = await loadKeyRing(this.db, this.config, now);
   }
 
   jwks() {
@@ -89,7 +100,10 @@ export class AccessTokens {
       this.signer ??= { header: base64url({ alg: "HS256", typ: ACCESS_TYP }), sign: (input) => createHmac("sha256", secret).update(input).digest() };
       return this.signer;
     }
-    const key = this.keys[0];
+    const now = this.clock.now();
+    // Every instance learns of a rotated key within KEY_RELOAD_MS, well before it starts signing.
+    if (now.getTime() - this.lastReload > KEY_RELOAD_MS) this.reloadKeys().catch(() => {});
+    const key = signingKeyAt(this.keys, now);
     if (!key) throw new Error("no signing key");
     if (this.signer?.kid !== key.kid) {
       const { signingKey } = key;
@@ -102,9 +116,8 @@ export class AccessTokens {
     if (typeof kid !== "string") return undefined;
     let key = this.keys.find((k) => k.kid === kid);
     // A key published by another instance after we started: reload, at most every 10 s.
-    if (!key && Date.now() - this.lastReload > 10_000) {
-      this.lastReload = Date.now();
-      this.keys = await loadSigningKeys(this.db);
+    if (!key && this.clock.now().getTime() - this.lastReload > 10_000) {
+      await this.reloadKeys();
       key = this.keys.find((k) => k.kid === kid);
     }
     return key?.publicKey;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { base64url, type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
-import { loadSigningKeys, type SigningKey } from "../../src/tokens/keys";
+import type { SigningKey } from "../../src/tokens/keys";
+import { loadKeyRing, signingKeyAt } from "../../src/tokens/rotation";
 import { createTestServer, type TestServer } from "../support/server";
 import { createSignedInUser } from "../support/users";
 
@@ -21,7 +22,7 @@ let hsClaims: JWTPayload & { sub: string };
 
 beforeAll(async () => {
   [ed, hs] = await Promise.all([createTestServer(), createTestServer({ JWT_ALG: "HS256", JWT_SECRET: HS_SECRET })]);
-  [serverKey] = (await loadSigningKeys(ed.ctx.db)) as [SigningKey];
+  serverKey = signingKeyAt(await loadKeyRing(ed.ctx.db, ed.ctx.config, new Date()), new Date()) as SigningKey;
   serverPrivateKey = (await importJWK(serverKey.signingKey.export({ format: "jwk" }) as JWK, "EdDSA")) as CryptoKey;
   fresh = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const payloadOf = async (server: TestServer) => {

@@ -1,4 +1,5 @@
 import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
 import type { AuthServerOptions } from "../../src/config";
 import { type Database, openPostgres } from "../../src/db";
 import { openPglite, pgliteExtensions } from "../../src/db/pglite";
@@ -31,6 +32,35 @@ async function pgliteTemplate(): Promise<Blob> {
 export async function testDatabase(): Promise<Database> {
   if (backend.databaseUrl) return openPostgres(backend.databaseUrl, 3000);
   return openPglite(await PGlite.create({ loadDataDir: await pgliteTemplate(), extensions: pgliteExtensions }));
+}
+
+/**
+ * A database no other test shares, for tests whose rows the workers or key rings of other servers must not touch (the
+ * mail outbox, sealing keys, signing keys): a fresh PGlite as usual, or on Postgres a database made for the test,
+ * migrated, and dropped by its `close()`.
+ */
+export async function isolatedDatabase(): Promise<Database> {
+  if (!backend.databaseUrl) return testDatabase();
+  const name = `test_${crypto.randomUUID().replaceAll("-", "")}`;
+  const admin = openPostgres(backend.databaseUrl, 3000);
+  await admin.db.execute(sql.raw(`create database ${name}`));
+  const url = new URL(backend.databaseUrl);
+  url.pathname = `/${name}`;
+  const database = openPostgres(url.toString(), 3000);
+  await database.migrate();
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    await database.close();
+    await admin.db.execute(sql.raw(`drop database if exists ${name} with (force)`));
+    await admin.close();
+  };
+  return {
+    ...database,
+    close: () => {
+      closing ??= close();
+      return closing;
+    },
+  };
 }
 
 export function testStore(): KeyValueStore {
@@ -117,9 +147,11 @@ function cookieJar() {
 export async function createTestServer(options: AuthServerOptions = {}, ports: AuthServerPorts = {}): Promise<TestServer> {
   // A test's own MemoryMailer (one that can hold or fail mails) is the one `mailer` and `mailTo` read.
   const mailer = ports.mailer instanceof MemoryMailer ? ports.mailer : new MemoryMailer();
+  // `mailer: undefined` asks for the mailer the settings name: with SMTP its outbox must be this server's alone.
+  const fromSettings = "mailer" in ports && ports.mailer === undefined;
   const server = await buildAuthServer(
     { ...RELAXED_LIMITS, ...options },
-    { database: await testDatabase(), kv: testStore(), mailer, ...ports },
+    { database: await (fromSettings ? isolatedDatabase() : testDatabase()), kv: testStore(), mailer, ...ports },
   );
   const close = async () => {
     await server.close();

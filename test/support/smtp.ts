@@ -3,8 +3,8 @@ import { SMTPServer } from "smtp-server";
 
 export type ReceivedMail = { from: string | undefined; to: string[]; raw: string };
 
-/** A real SMTP server on a free loopback port that keeps every message it receives. */
-export async function startSmtpServer() {
+/** A real SMTP server on a free loopback port (or `port`, to bring one back up) that keeps every message it receives. */
+export async function startSmtpServer(port = 0) {
   const received: ReceivedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -25,12 +25,12 @@ export async function startSmtpServer() {
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(port, "127.0.0.1", () => resolve());
   });
-  const port = (server.server.address() as AddressInfo).port;
+  const bound = (server.server.address() as AddressInfo).port;
   return {
-    url: `smtp://127.0.0.1:${port}`,
-    port,
+    url: `smtp://127.0.0.1:${bound}`,
+    port: bound,
     received,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
