@@ -18,7 +18,7 @@ import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
-import { healthRoutes, type Lifecycle } from "./health";
+import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
 import { listErrorCodes } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
@@ -184,7 +184,7 @@ function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   return auth as unknown as ReturnType<typeof allRoutes>;
 }
 
-function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false }) {
+function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false, inFlight: 0 }) {
   const { config } = ctx;
   const owns = ownedPaths(config.AUTH_BASE_PATH);
 
@@ -197,6 +197,7 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
   return new Elysia({ name: "auth.server", seed: ctx.id })
     // Before the error handler: its answer ends the error hooks, and an unknown path must carry these headers too.
     .use(observability(ctx, logger, owns))
+    .use(trackRequests(ctx.id, lifecycle))
     .onRequest(({ request, set }) => {
       if (owns(request.url)) securityHeaders(set);
     })
@@ -234,7 +235,7 @@ export async function buildAuthServer(
   const config = loadConfig(options);
   const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
   const ctx = await buildContext(config, ports, logger);
-  const lifecycle: Lifecycle = { draining: false };
+  const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const app = buildApp(ctx, logger, lifecycle);
   const maintenance = setInterval(() => {
     for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));
