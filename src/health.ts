@@ -23,7 +23,11 @@ const readySchema = z.object({ status: z.enum(["ok", "unavailable", "draining"])
  */
 export type Lifecycle = { draining: boolean; inFlight: number };
 
-/** Counts requests until their log line is written: registered after the request log, its hook runs after that one. */
+/**
+ * Counts requests until their log line is written: registered after the request log, its hook runs after that one.
+ * Registered too after the request hooks that may answer at once (CORS preflights, the body check's 413 and 415): such
+ * an answer skips every later hook, its after-response one included, so counting it here would never end.
+ */
 export function trackRequests(seed: string, lifecycle: Lifecycle) {
   return new Elysia({ name: "auth.lifecycle", seed })
     .onRequest(() => {

@@ -41,11 +41,13 @@ async function main() {
     // Readiness answers 503 from now on, so a load balancer routes no new work here while requests in flight finish.
     server.lifecycle.draining = true;
     logger.info("shutting down", { signal, inFlight: server.lifecycle.inFlight });
+    const since = Date.now();
     const forced = setTimeout(() => process.exit(1), config.SHUTDOWN_TIMEOUT_MS);
     forced.unref();
     // Stop accepting, let requests in flight finish and write their log lines, then release the pools.
     await server.app.server?.stop(false);
-    await drained(server.lifecycle, config.SHUTDOWN_TIMEOUT_MS);
+    // Bounded by the forced exit's deadline, less a moment for closing the pools.
+    await drained(server.lifecycle, Math.max(0, config.SHUTDOWN_TIMEOUT_MS - (Date.now() - since) - 1000));
     await server.close();
     logger.info("stopped", { signal });
     process.exit(0);

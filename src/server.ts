@@ -197,7 +197,6 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
   return new Elysia({ name: "auth.server", seed: ctx.id })
     // Before the error handler: its answer ends the error hooks, and an unknown path must carry these headers too.
     .use(observability(ctx, logger, owns))
-    .use(trackRequests(ctx.id, lifecycle))
     .onRequest(({ request, set }) => {
       if (owns(request.url)) securityHeaders(set);
     })
@@ -209,6 +208,8 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
     .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
+    // After the hooks that answer before routing (a preflight, a 413/415), whose answers skip every later hook.
+    .use(trackRequests(ctx.id, lifecycle))
     .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
     .use(healthRoutes(ctx, lifecycle))
     .get("/.well-known/jwks.json", ({ set }) => {

@@ -102,7 +102,11 @@ describe("one process per DATA_DIR and per PORT", () => {
 
   test("SIGTERM drains: the request in flight is answered and gets its log line, then the process stops with 0", async () => {
     const email = `drain-${crypto.randomUUID().slice(0, 8)}@example.com`;
-    const answer = fetch(`http://127.0.0.1:${port}/auth/register`, {
+    // Answers made before routing (a preflight, a 415) are done when answered: they must not be counted as in flight.
+    const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/auth/login`, { method: "OPTIONS", headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" } })).status).toBe(204);
+    expect((await fetch(`${base}/auth/login`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" })).status).toBe(415);
+    const answer = fetch(`${base}/auth/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ email, password: "correct horse battery staple" }),
@@ -120,6 +124,7 @@ describe("one process per DATA_DIR and per PORT", () => {
     const request = lines.findIndex((l) => l.msg === "request" && l.route === "/auth/register" && l.status === 201);
     const stopped = lines.findIndex((l) => l.msg === "stopped");
     expect(shutting).toBeGreaterThan(-1);
+    expect(lines[shutting]?.inFlight).toBe(1);
     expect(request).toBeGreaterThan(shutting);
     expect(stopped).toBeGreaterThan(request);
 
