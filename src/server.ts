@@ -25,6 +25,7 @@ import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
 import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, HOSTED_PAGES, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
+import { coreRetention } from "./retention";
 import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
@@ -125,7 +126,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
-  return {
+  const ctx: AuthContext = {
     id: crypto.randomUUID(),
     config,
     database,
@@ -156,6 +157,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     },
     startSession,
   };
+  hooks.maintenance.push(coreRetention(ctx));
+  return ctx;
 }
 
 /**
