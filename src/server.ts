@@ -93,10 +93,10 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const sessions = new Sessions(db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events);
   sessions.extraClaims = extraClaims;
   const hooks: Hooks = { maintenance: [], credentials: [], rightsChanged: [], shutdown: [], reauthFactors: [] };
-  const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
+  const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S, now);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
-    const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
+    const newDevice = user.email !== null && (await devices.isNewFor(user, meta));
     const sessionId = newId();
     const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
     const response = await sessions.create(user, {
