@@ -5,8 +5,9 @@ import { drained } from "./health";
 import { createLogger } from "./logger";
 import { buildAuthServer } from "./server";
 
-/** Bun's code for a port another process holds (a constant, so that no scan takes it for an error code). */
+/** Bun's code for a port another process holds, and the setting it names (constants: no scan takes them for error codes). */
 const ADDRESS_IN_USE = "EADDRINUSE";
+const PORT_SETTING = "PORT";
 const portTaken = (error: unknown) => {
   const e = error as { code?: unknown; message?: unknown };
   return e?.code === ADDRESS_IN_USE || (typeof e?.message === "string" && /EADDRINUSE|address already in use/i.test(e.message));
@@ -27,7 +28,7 @@ async function main() {
     server.app.listen({ port: config.PORT, hostname: config.HOST, maxRequestBodySize: 16 * 1024 * 1024, reusePort: false });
   } catch (error) {
     await server.close();
-    if (portTaken(error)) throw new ConfigError("PORT", `${config.PORT} is already in use on ${config.HOST} (choose a free port)`);
+    if (portTaken(error)) throw new ConfigError(PORT_SETTING, `${config.PORT} is already in use on ${config.HOST} (choose a free port)`);
     throw error;
   }
   const port = server.app.server?.port ?? config.PORT;
