@@ -1,14 +1,22 @@
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import type { AnyPlugin } from "./plugin";
 import { PLUGINS } from "./plugins";
 import type { RateLimits } from "./rate-limit";
-import { bool, int, limit, list, optionalString, originList, urlOf } from "./settings-fields";
+import { bool, int, isUrl, limit, list, optionalString, originList, urlOf } from "./settings-fields";
+
+const HOST_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const HOST_NAME = new RegExp(`^(?=.{1,253}$)${HOST_LABEL}(\\.${HOST_LABEL})*$`);
+/** An IP address, or a host name whose last label is not all digits (so `999.1.1.1` is no host name). */
+const isHost = (v: string) => isIP(v) !== 0 || (HOST_NAME.test(v) && !/(^|\.)\d+$/.test(v));
 
 /** The core's own settings; each plugin brings its own (plugins/<id>/settings.ts), merged into the one check. */
 const coreSettingsShape = {
     PORT: int(3000, 65535),
-    HOST: optionalString.transform((v) => v ?? "0.0.0.0"),
+    HOST: optionalString
+      .refine((v) => v === undefined || isHost(v), "must be an IP address (e.g. 0.0.0.0, 127.0.0.1, ::) or a host name")
+      .transform((v) => v ?? "0.0.0.0"),
     DATABASE_URL: urlOf("postgres:", "postgresql:"),
     DATA_DIR: z.string().default("./data"),
     REDIS_URL: urlOf("redis:", "rediss:"),
@@ -17,7 +25,10 @@ const coreSettingsShape = {
       .string()
       .default("/auth")
       .refine((v) => /^\/[A-Za-z0-9/_-]*$/.test(v) && !v.endsWith("/"), "must start with / and not end with /"),
-    APP_URL: z.url().default("http://localhost:3000"),
+    APP_URL: z
+      .string()
+      .default("http://localhost:3000")
+      .refine((v) => isUrl(v, ["http:", "https:"]), "must be an http(s) URL with its scheme, e.g. https://app.example.com"),
     /** Where browsers and providers reach this server (OAuth callbacks, hosted pages, cookies); APP_URL when unset. */
     PUBLIC_URL: urlOf("https:", "http:"),
     JWT_ALG: z.enum(["EdDSA", "HS256"]).default("EdDSA"),
@@ -51,7 +62,10 @@ const coreSettingsShape = {
       .default("Auth"),
     TRUSTED_REDIRECT_ORIGINS: originList,
     CORS_ORIGINS: originList,
-    ENCRYPTION_KEY: optionalString,
+    ENCRYPTION_KEY: optionalString.refine(
+      (v) => v === undefined || v.length >= 32,
+      "must be at least 32 characters of random (e.g. the output of `openssl rand -base64 32`)",
+    ),
     /** A key ring for data sealed at rest, comma-separated, the newest first: it seals, every key opens. */
     ENCRYPTION_KEYS: list,
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
@@ -73,7 +87,9 @@ const coreSettingsShape = {
     /** A hex colour (#rgb or #rrggbb) for buttons and links. */
     BRAND_COLOR: optionalString.refine((v) => v === undefined || /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(v), "must be a hex colour such as #4f46e5"),
     TRUST_PROXY: bool.default(false),
-    BACKEND_TIMEOUT_MS: int(3000),
+    BACKEND_TIMEOUT_MS: int(3000, 600_000, 100),
+    /** Audit rows older than this many days are deleted by the maintenance job; 0 keeps them for ever. */
+    AUDIT_RETENTION_DAYS: int(365),
     SHUTDOWN_TIMEOUT_MS: int(10000),
     METRICS: bool.default(false),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),

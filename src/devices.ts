@@ -1,7 +1,7 @@
-import { eq } from "drizzle-orm";
+import { and, eq, gt, sql } from "drizzle-orm";
 import { sha256 } from "./crypto";
 import type { Db } from "./db";
-import { sessions } from "./db/schema";
+import { sessions, type UserRow } from "./db/schema";
 import type { KeyValueStore } from "./kv";
 import type { RequestMeta } from "./request";
 
@@ -14,16 +14,34 @@ export class KnownDevices {
     private readonly kv: KeyValueStore,
     private readonly db: Db,
     private readonly rememberS: number,
+    private readonly now: () => Date,
   ) {}
 
   /**
    * Records this sign-in's device; true when it is new to a user who has signed in before (an account's very first
-   * sign-in is not news to anyone). Asks the database only for a device it has not seen.
+   * sign-in is not news to anyone). Asks the database only for a device the store has not seen: the store forgets (an
+   * in-memory one at each restart, Redis when flushed), and the sessions kept in the database still tell a device
+   * used lately from a new one, so a restart does not make every next sign-in news.
    */
-  async isNewFor(userId: string, meta: RequestMeta): Promise<boolean> {
+  async isNewFor(user: Pick<UserRow, "id" | "lastSignInAt">, meta: RequestMeta): Promise<boolean> {
     const device = sha256(`${meta.ip ?? ""}\0${meta.userAgent ?? ""}`);
-    if (!(await this.kv.setIfAbsent(`device:${userId}:${device}`, "1", this.rememberS))) return false;
-    const earlier = await this.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId)).limit(1);
-    return earlier.length > 0;
+    if (!(await this.kv.setIfAbsent(`device:${user.id}:${device}`, "1", this.rememberS))) return false;
+    // Whether the account signed in before comes from the account: retention deletes sessions that ended.
+    if (user.lastSignInAt === null) return false;
+    const since = new Date(this.now().getTime() - this.rememberS * 1000);
+    const seen = await this.db
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(
+        and(
+          eq(sessions.userId, user.id),
+          sql`${sessions.ip} is not distinct from ${meta.ip ?? null}`,
+          sql`${sessions.userAgent} is not distinct from ${meta.userAgent ?? null}`,
+          // Through the column, so the time is encoded as the column is (a raw Date parameter breaks postgres-js).
+          gt(sessions.lastUsedAt, since),
+        ),
+      )
+      .limit(1);
+    return seen.length === 0;
   }
 }

@@ -17,8 +17,32 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 const partSchema = z.enum(["ok", "down"]);
 const readySchema = z.object({ status: z.enum(["ok", "unavailable", "draining"]), db: partSchema, kv: partSchema });
 
-/** Whether the process is shutting down: it finishes what it has, and readiness says so, so no new work is routed here. */
-export type Lifecycle = { draining: boolean };
+/**
+ * Whether the process is shutting down (it finishes what it has, and readiness says so, so no new work is routed
+ * here), and how many requests have not finished yet, their log line included.
+ */
+export type Lifecycle = { draining: boolean; inFlight: number };
+
+/**
+ * Counts requests until their log line is written: registered after the request log, its hook runs after that one.
+ * Registered too after the request hooks that may answer at once (CORS preflights, the body check's 413 and 415): such
+ * an answer skips every later hook, its after-response one included, so counting it here would never end.
+ */
+export function trackRequests(seed: string, lifecycle: Lifecycle) {
+  return new Elysia({ name: "auth.lifecycle", seed })
+    .onRequest(() => {
+      lifecycle.inFlight += 1;
+    })
+    .onAfterResponse({ as: "global" }, () => {
+      lifecycle.inFlight -= 1;
+    });
+}
+
+/** Resolves once every request has finished and been logged, or after `timeoutMs`. */
+export async function drained(lifecycle: Lifecycle, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (lifecycle.inFlight > 0 && Date.now() < deadline) await Bun.sleep(10);
+}
 
 /**
  * `/health/live` answers while the process runs (a restart cannot fix a backend that is down, so liveness never asks

@@ -19,13 +19,14 @@ import { type KeyValueStore, openStore } from "./kv";
 import { createLogger, type Logger } from "./logger";
 import { createMailer, type Mailer, sendEmailDetached } from "./mail";
 import { OutboxMailer } from "./mail/outbox";
-import { healthRoutes, type Lifecycle } from "./health";
+import { healthRoutes, type Lifecycle, trackRequests } from "./health";
 import { observability } from "./observability";
 import { listErrorCodes } from "./openapi-errors";
 import { PasswordHasher } from "./passwords";
 import { installPlugins } from "./plugin";
 import { allPluginRoutes, DEPENDENCIES, ERROR_REGISTRY, HOSTED_PAGES, PLUGINS } from "./plugins";
 import { RateLimiter } from "./rate-limit";
+import { coreRetention } from "./retention";
 import { browserSessions } from "./sessions/cookies";
 import { Sessions } from "./sessions/service";
 import { AccessTokens } from "./tokens/access";
@@ -128,10 +129,10 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     reauthFactors: [],
     reseal: [],
   };
-  const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S);
+  const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S, now);
   const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
-    const newDevice = user.email !== null && (await devices.isNewFor(user.id, meta));
+    const newDevice = user.email !== null && (await devices.isNewFor(user, meta));
     const sessionId = newId();
     const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
     const response = await sessions.create(user, {
@@ -161,7 +162,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
   };
-  return {
+  const ctx: AuthContext = {
     id: crypto.randomUUID(),
     config,
     database,
@@ -192,6 +193,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     },
     startSession,
   };
+  hooks.maintenance.push(coreRetention(ctx));
+  return ctx;
 }
 
 /**
@@ -220,7 +223,7 @@ function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
   return auth as unknown as ReturnType<typeof allRoutes>;
 }
 
-function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false }) {
+function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { draining: false, inFlight: 0 }) {
   const { config } = ctx;
   const owns = ownedPaths(config.AUTH_BASE_PATH);
 
@@ -244,6 +247,8 @@ function buildApp(ctx: AuthContext, logger: Logger, lifecycle: Lifecycle = { dra
     .use(corsPolicy(ctx.id, config.corsOrigins, owns))
     .use(browserSessions(ctx.id, config, owns))
     .use(bodyParser(ctx.id, owns))
+    // After the hooks that answer before routing (a preflight, a 413/415), whose answers skip every later hook.
+    .use(trackRequests(ctx.id, lifecycle))
     .use(docs(ctx.id, config.AUTH_BASE_PATH, owns, (spec) => listErrorCodes(spec as Parameters<typeof listErrorCodes>[0], ERROR_REGISTRY, DEPENDENCIES)))
     .use(healthRoutes(ctx, lifecycle))
     .get("/.well-known/jwks.json", ({ set }) => {
@@ -270,7 +275,7 @@ export async function buildAuthServer(
   const config = loadConfig(options);
   const logger = ports.logger ?? createLogger(config.LOG_LEVEL);
   const ctx = await buildContext(config, ports, logger);
-  const lifecycle: Lifecycle = { draining: false };
+  const lifecycle: Lifecycle = { draining: false, inFlight: 0 };
   const app = buildApp(ctx, logger, lifecycle);
   const maintenance = setInterval(() => {
     for (const task of ctx.hooks.maintenance) task().catch((error) => logger.warn("maintenance failed", { error: String(error) }));

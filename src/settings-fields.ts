@@ -7,12 +7,17 @@ import { z } from "zod";
  */
 
 export const bool = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])])
+  .union([z.boolean(), z.enum(["true", "false", "1", "0", ""])], { error: "must be true or false" })
   .transform((v) => v === true || v === "true" || v === "1");
 
-/** A whole number; an empty variable (`PORT=`) means the default, as if it were unset. */
-export const int = (def: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().nonnegative().max(max).default(def));
+/**
+ * A whole number from `min` to `max`; an empty variable (`PORT=`) means the default, as if it were unset. Every
+ * refusal says the range (`PORT=abc` does not say NaN).
+ */
+export const int = (def: number, max = Number.MAX_SAFE_INTEGER, min = 0) => {
+  const error = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, ${min} or more` : `must be a whole number from ${min} to ${max}`;
+  return z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(def));
+};
 
 export type Limit = { count: number; windowS: number };
 

@@ -7,10 +7,11 @@ import { requireEmail } from "../../src/users";
 import { emailField, nameField, newPasswordField, requiredString } from "../../src/validation";
 import { TEAM_ROLES, type TeamsApi, teamsApi } from "../teams/api";
 import { definePlugin } from "../../src/plugin";
+import { retentionTask } from "../../src/retention";
 import { INVITATIONS_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { invitationsSettings } from "./settings";
-import { acceptInvitation, createInvitation, listInvitations, revokeInvitation, revokeInvitationsBeyondRights, validateInvitation } from "./service";
+import { acceptInvitation, createInvitation, deleteEndedInvitations, listInvitations, revokeInvitation, revokeInvitationsBeyondRights, validateInvitation } from "./service";
 
 const teamIdField = z.uuid();
 const roleSchema = z.enum(TEAM_ROLES);
@@ -150,7 +151,10 @@ export default definePlugin({
   // The hook runs outside the routes, so it takes the teams plugin's public API itself.
   hooks: (ctx) => {
     const teams = teamsApi();
-    return { rightsChanged: [(userId, db) => revokeInvitationsBeyondRights(ctx, teams, userId, db)] };
+    return {
+      rightsChanged: [(userId, db) => revokeInvitationsBeyondRights(ctx, teams, userId, db)],
+      maintenance: [retentionTask(ctx, "invitations", deleteEndedInvitations)],
+    };
   },
   routes: invitationsPlugin,
 });

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, or, type SQL } from "drizzle-orm";
 import { limitInvitationMail } from "../../src/abuse-limits";
 import type { AuthContext } from "../../src/context";
 import { newId, randomToken, sha256 } from "../../src/crypto";
@@ -9,6 +9,7 @@ import { invitationsError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { assertPasswordPolicy } from "../../src/passwords";
 import type { RequestMeta } from "../../src/request";
+import { deleteInBatches, retentionCutoff } from "../../src/retention";
 import type { AuthInfo, TokenResponse } from "../../src/sessions/service";
 import { isUuid } from "../../src/validation";
 import type { TeamRole, TeamsApi } from "../teams/api";
@@ -287,4 +288,14 @@ async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
     .where(and(eq(invitations.tokenHash, tokenHash), pending(now)))
     .returning({ id: invitations.id });
   if (!won) throw invalidToken();
+}
+
+/**
+ * Retention (a maintenance task): invitations never accepted that expired or were revoked more than a day ago go
+ * (a late click still answers INVALID_INVITATION_TOKEN); accepted ones stay, as the record of who invited whom.
+ */
+export async function deleteEndedInvitations(ctx: AuthContext): Promise<number> {
+  const cutoff = retentionCutoff(ctx);
+  const ended = and(isNull(invitations.acceptedAt), or(lt(invitations.expiresAt, cutoff), lt(invitations.revokedAt, cutoff)));
+  return deleteInBatches(ctx.db, invitations, invitations.id, ended);
 }

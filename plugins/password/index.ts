@@ -6,10 +6,11 @@ import { authGuard } from "../../src/sessions/guard";
 import { captchaField, emailField, nameField, newPasswordField, passwordField, requiredString } from "../../src/validation";
 import { definePlugin } from "../../src/plugin";
 import { passwordApi } from "./api";
+import { retentionTask } from "../../src/retention";
 import { PASSWORD_ERRORS } from "./errors";
 import * as tables from "./schema";
 import { passwordLimits, passwordSettings } from "./settings";
-import { assertCurrentPassword, changePassword, confirmEmailChange, countPasswords, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
+import { assertCurrentPassword, changePassword, confirmEmailChange, countPasswords, deleteEndedResetTokens, forgotPassword, isEmailAvailable, isResetTokenValid, login, register, requestEmailChange, resendVerification, resetPassword, verifyEmail } from "./service";
 
 const codeField = z.string().max(16);
 const resetTokenField = requiredString(512);
@@ -203,6 +204,7 @@ export default definePlugin({
   },
   hooks: (ctx) => ({
     credentials: [{ countSignInMethods: countPasswords }],
+    maintenance: [retentionTask(ctx, "passwordResetTokens", deleteEndedResetTokens)],
     reauthFactors: [{ field: "password", strong: false, verify: (user, proof) => assertCurrentPassword(ctx, user, String(proof.password)) }],
   }),
   api: passwordApi,

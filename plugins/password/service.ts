@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, or } from "drizzle-orm";
 import { limitMailFromIp, limitSignUp } from "../../src/abuse-limits";
 import { assertCaptcha } from "../../src/captcha";
 import type { AuthContext, SignInResult } from "../../src/context";
@@ -10,6 +10,7 @@ import { passwordError } from "./errors";
 import { sendEmailDetached } from "../../src/mail";
 import { removeUnprovenCredentials } from "../../src/credentials";
 import { assertPasswordPolicy, normalisePassword } from "../../src/passwords";
+import { deleteInBatches, retentionCutoff } from "../../src/retention";
 import type { RequestMeta } from "../../src/request";
 import type { AuthInfo } from "../../src/sessions/service";
 import { type PublicUser, requireEmail, usernameTaken } from "../../src/users";
@@ -417,4 +418,11 @@ export async function resetPassword(ctx: AuthContext, input: { token: string; ne
 export async function countPasswords(userId: string, db: Db): Promise<number> {
   const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId));
   return row?.passwordHash ? 1 : 0;
+}
+
+/** Retention (a maintenance task): reset links spent or expired more than a day ago go; a late click still answers INVALID_RESET_TOKEN. */
+export async function deleteEndedResetTokens(ctx: AuthContext): Promise<number> {
+  const cutoff = retentionCutoff(ctx);
+  const ended = or(lt(passwordResetTokens.usedAt, cutoff), lt(passwordResetTokens.expiresAt, cutoff));
+  return deleteInBatches(ctx.db, passwordResetTokens, passwordResetTokens.id, ended);
 }

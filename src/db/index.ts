@@ -3,6 +3,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { watchedSocketFactory } from "./watched-socket";
+import { lockDataDir } from "./data-dir-lock";
 import * as schema from "./schema";
 
 /**
@@ -72,7 +73,24 @@ export async function openDatabase(opts: { url?: string; dataDir: string; timeou
   if (opts.url) return openPostgres(opts.url, opts.timeoutMs);
   // Loaded only for the embedded default: PGlite weighs tens of MB that a Postgres deployment should not carry.
   const { createPglite } = await import("./pglite");
-  return createPglite(opts.dataDir, opts.timeoutMs);
+  // One process per folder, taken before PGlite touches it; released once the database is closed.
+  const release = lockDataDir(opts.dataDir);
+  try {
+    const database = await createPglite(opts.dataDir, opts.timeoutMs);
+    return {
+      ...database,
+      async close() {
+        try {
+          await database.close();
+        } finally {
+          release();
+        }
+      },
+    };
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 export { schema };
