@@ -1,28 +1,42 @@
-import { Body, Button, Container, Head, Hr, Html, Link, Preview, Section, Text } from "@react-email/components";
+import { Body, Button, Container, Head, Hr, Html, Img, Link, Preview, Section, Text } from "@react-email/components";
 import { type CSSProperties, createContext, type ReactNode, useContext } from "react";
+import { type Brand, brandOf, designTokens as t, textOn } from "../src/branding";
 
 export type LayoutProps = {
   preview: string;
   children: ReactNode;
 };
 
-/** The deployment's brand (APP_NAME), provided by renderEmail, so no template has to pass it along. */
-export type Brand = { appName: string };
-export const BrandContext = createContext<Brand>({ appName: "Auth" });
+/**
+ * The deployment's brand (APP_NAME, APP_LOGO_URL, BRAND_COLOR), provided by renderEmail, so no template has to pass it
+ * along: the same Brand and design tokens (src/branding.ts) as the hosted pages' stylesheet, in its light palette.
+ */
+export type { Brand };
+export const BrandContext = createContext<Brand>(brandOf({ APP_NAME: "Auth", APP_LOGO_URL: undefined, BRAND_COLOR: undefined }));
 
-// Colours are 3-digit hex on purpose: a 6-digit hex (#000000) would match `\b\d{6}\b`.
+// No colour here is six digits: `#000000` would match the `\b\d{6}\b` a reader (or a test) finds a code with.
+const onBrand = (color: string) => (textOn(color) === "#000000" ? "#000" : "#fff");
+
 export const styles = {
-  body: { backgroundColor: "#f6f6f6", fontFamily: "-apple-system, Segoe UI, Helvetica, Arial, sans-serif", margin: 0 },
-  container: { backgroundColor: "#fff", margin: "32px auto", padding: "24px 32px", maxWidth: "480px", borderRadius: "8px" },
-  heading: { fontSize: "20px", fontWeight: 600, color: "#111", margin: "0 0 16px" },
-  text: { fontSize: "15px", lineHeight: "22px", color: "#333" },
+  body: { backgroundColor: t.light.background, fontFamily: t.font, margin: 0 },
+  container: {
+    backgroundColor: t.light.surface,
+    border: `1px solid ${t.light.border}`,
+    margin: "32px auto",
+    padding: "24px 32px",
+    maxWidth: "480px",
+    borderRadius: t.radius,
+  },
+  heading: { fontSize: "20px", fontWeight: 600, color: t.light.text, margin: "0 0 16px" },
+  logo: { height: "32px", width: "auto", margin: "0 0 8px" },
+  text: { fontSize: "15px", lineHeight: "22px", color: t.light.text },
   code: {
     fontSize: "28px",
     fontWeight: 700,
     letterSpacing: "4px",
-    fontFamily: "ui-monospace, Menlo, Consolas, monospace",
-    color: "#111",
-    backgroundColor: "#f1f1f1",
+    fontFamily: t.mono,
+    color: t.light.text,
+    backgroundColor: t.light.background,
     padding: "12px 16px",
     borderRadius: "6px",
     textAlign: "center",
@@ -37,19 +51,20 @@ export const styles = {
     textDecoration: "none",
     display: "inline-block",
   },
-  link: { fontSize: "13px", color: "#555", wordBreak: "break-all" },
-  muted: { fontSize: "13px", lineHeight: "20px", color: "#777" },
-  hr: { borderColor: "#eee", margin: "24px 0" },
+  link: { fontSize: "13px", color: t.light.muted, wordBreak: "break-all" },
+  muted: { fontSize: "13px", lineHeight: "20px", color: t.light.muted },
+  hr: { borderColor: t.light.border, margin: "24px 0" },
 } satisfies Record<string, CSSProperties>;
 
 export default function Layout({ preview, children }: LayoutProps) {
-  const { appName } = useContext(BrandContext);
+  const { name: appName, logoUrl } = useContext(BrandContext);
   return (
     <Html lang="en">
       <Head />
       <Preview>{preview}</Preview>
       <Body style={styles.body}>
         <Container style={styles.container}>
+          {logoUrl ? <Img src={logoUrl} alt="" style={styles.logo} /> : null}
           <Text style={styles.heading}>{appName}</Text>
           <Section>{children}</Section>
           <Hr style={styles.hr} />
@@ -62,9 +77,10 @@ export default function Layout({ preview, children }: LayoutProps) {
 
 /** A call-to-action button, with the same link spelled out for clients that block buttons. */
 export function ActionLink({ href, label }: { href: string; label: string }) {
+  const { color } = useContext(BrandContext);
   return (
     <>
-      <Button href={href} style={styles.button}>
+      <Button href={href} style={{ ...styles.button, backgroundColor: color, color: onBrand(color) }}>
         {label}
       </Button>
       <Text style={styles.muted}>Or copy and paste this link into your browser:</Text>

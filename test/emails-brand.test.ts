@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { designTokens } from "../src/branding";
 import { ConfigError, loadConfig } from "../src/config";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 
@@ -41,6 +42,28 @@ describe("emails", () => {
     const email = uniqueEmail();
     await plain.request("POST", "/auth/code/request", { body: { email } });
     expect((await plain.mailTo(email, /sign in/i)).text).toContain("This is an automated message from Auth.");
+  });
+
+  test("carry APP_LOGO_URL and BRAND_COLOR, from the same design tokens as the hosted pages' stylesheet", async () => {
+    const server = await createTestServer({ APP_NAME: "Acme", APP_LOGO_URL: "https://cdn.acme.test/logo.png", BRAND_COLOR: "#0e7490" });
+    try {
+      const email = uniqueEmail("brand");
+      await server.ctx.users.create({ email, emailVerified: true, passwordHash: await server.ctx.passwords.hash("correct horse battery staple") });
+      expect((await server.request("POST", "/auth/password/forgot", { body: { email } })).status).toBe(202);
+      const mail = await server.mailTo(email, /reset/i);
+      expect(mail.html).toContain('src="https://cdn.acme.test/logo.png"');
+      // The action button is in the brand colour, its text in the colour that reads on it (white on this teal).
+      expect(mail.html).toMatch(/<a[^>]*style="[^"]*background-color:#0e7490;color:#fff/);
+      const page = await server.request("GET", "/auth/ui/sign-in");
+      const sheet = (await server.request("GET", /href="(\/auth\/ui\/assets\/style\.css\?v=\w+)"/.exec(page.text)?.[1] ?? "")).text;
+      expect(sheet).toContain("--brand:#0e7490");
+      for (const token of [designTokens.light.background, designTokens.light.surface, designTokens.light.text]) {
+        expect(mail.html).toContain(token);
+        expect(sheet).toContain(token);
+      }
+    } finally {
+      await server.close();
+    }
   });
 
   test("APP_NAME must be one line of text", () => {

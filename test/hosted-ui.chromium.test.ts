@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { Secret, TOTP } from "otpauth";
 import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
+import { expectOnlyOrigins, fieldError, mailReader, PASSWORD, recordedProfile, shot } from "./support/hosted-pages";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 import { startSmtpServer } from "./support/smtp";
 
@@ -15,9 +14,7 @@ setDefaultTimeout(60_000);
  * real SMTP catcher, every request the browser makes recorded (none may leave the server's origin), and a screenshot
  * of each page kept in test/output/hosted-ui/.
  */
-const PASSWORD = "correct horse battery staple";
 const TIMEOUT_MS = 90_000;
-const SHOTS = join(import.meta.dir, "output", "hosted-ui");
 
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let server: TestServer;
@@ -25,8 +22,8 @@ let site: ServedOrigin;
 let browser: Browser;
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   smtp = await startSmtpServer();
+  mailTo = mailReader(smtp);
   let handle: (request: Request) => Promise<Response> = async () => new Response("starting", { status: 503 });
   site = serveOrigin("localhost", (request) => handle(toLocalhost(request)));
   server = await createTestServer(
@@ -44,41 +41,9 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-/** A browser profile with JavaScript off whose every request is recorded, and whose CSP reports are kept. */
-async function plainBrowser(options: { colorScheme?: "light" | "dark"; javaScriptEnabled?: boolean } = {}) {
-  const context = await browser.newContext({ javaScriptEnabled: options.javaScriptEnabled ?? false, colorScheme: options.colorScheme ?? "light" });
-  const requests: string[] = [];
-  const cspViolations: string[] = [];
-  context.on("request", (r) => requests.push(r.url()));
-  const page = await context.newPage();
-  page.on("console", (m) => {
-    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
-  });
-  return { context, page, requests, cspViolations };
-}
-
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-/** The mail to `to` whose text matches, from the SMTP catcher; quoted-printable soft breaks undone. */
-async function mailTo(to: string, matching: RegExp, after = 0): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = smtp.received.slice(after).find((m) => m.to.includes(to) && matching.test(decoded(m.raw)));
-    if (found) return decoded(found.raw);
-    if (Date.now() > deadline) throw new Error(`no mail to ${to} matching ${matching}`);
-    await Bun.sleep(20);
-  }
-}
-const decoded = (raw: string) => raw.replace(/=\r?\n/g, "").replace(/=3D/g, "=");
-
-const fieldError = (page: Page, name: string) => page.textContent(`#field-${name}-error`);
-
-function expectOnlyOwnOrigin(requests: string[]) {
-  expect(requests.length).toBeGreaterThan(0);
-  for (const url of requests) expect(new URL(url).origin).toBe(site.origin);
-}
+const plainBrowser = (options: { colorScheme?: "light" | "dark"; javaScriptEnabled?: boolean } = {}) => recordedProfile(browser, options);
+const expectOnlyOwnOrigin = (requests: string[]) => expectOnlyOrigins(requests, [site.origin]);
+let mailTo: ReturnType<typeof mailReader>;
 
 async function signUp(page: Page, email: string) {
   await page.goto(`${site.origin}/auth/ui/sign-up`);
@@ -230,10 +195,10 @@ describe("hosted pages in Chromium (no JavaScript)", () => {
         await Promise.all([second.page.waitForURL(/account/), second.page.click("button[type=submit]")]);
 
         await first.page.reload();
-        expect(await first.page.locator("tbody tr").count()).toBe(2);
+        expect(await first.page.locator("#sessions tr").count()).toBe(2);
         await shot(first.page, "account-sessions");
         await Promise.all([first.page.waitForURL(/notice=session-revoked/), first.page.click("button:text('Revoke')")]);
-        expect(await first.page.locator("tbody tr").count()).toBe(1);
+        expect(await first.page.locator("#sessions tr").count()).toBe(1);
 
         await second.page.reload();
         expect(new URL(second.page.url()).pathname).toBe("/auth/ui/sign-in");

@@ -26,11 +26,21 @@ describe("pages", () => {
     const csp = res.headers.get("content-security-policy") ?? "";
     expect(csp).toContain("default-src 'none'");
     expect(csp).toContain("frame-ancestors 'none'");
-    expect(csp).not.toContain("script-src");
+    // The sign-in page offers passkeys: it may run this server's one script file and fetch this server, nothing else.
+    expect(csp).toContain("script-src 'self'; connect-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
+    expect(csp).not.toContain("unsafe-eval");
     expect(res.headers.get("x-frame-options")).toBe("DENY");
     expect(res.headers.get("referrer-policy")).toBe("same-origin");
-    expect(res.text).not.toContain("<script");
+    expect([...res.text.matchAll(/<script[^>]*>/g)].map((m) => m[0])).toEqual([expect.stringMatching(/^<script src="\/auth\/ui\/assets\/passkeys\.js\?v=\w+" defer="">$/)]);
+    const script = /<script src="([^"]+)"/.exec(res.text)?.[1] ?? "";
+    const js = await server.request("GET", script);
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(js.text).toContain("navigator.credentials.get");
+    // A page without passkeys runs no script at all.
+    const forgot = await server.request("GET", "/auth/ui/forgot-password");
+    expect(forgot.headers.get("content-security-policy")).not.toContain("script-src");
+    expect(forgot.text).not.toContain("<script");
     expect(res.text).not.toMatch(/(src|href)="https?:\/\//);
     const css = /href="(\/auth\/ui\/assets\/style\.css\?v=\w+)"/.exec(res.text)?.[1] ?? "";
     const sheet = await server.request("GET", css);

@@ -73,14 +73,17 @@ const FIELD_OF_CODE: Record<string, string> = {
   INVALID_EMAIL: "email",
 };
 
-/** An error of the API, as a form shows it: by its message, next to its field when it names one. */
+/**
+ * An error of the API, as a form shows it: by its message, next to its field when it names one. `renamed` maps a
+ * detail path or an error code to the form's own field name.
+ */
 export function formErrorsOf(error: AuthError, renamed: Record<string, string> = {}): FormErrors {
   const fields: Record<string, string> = {};
   for (const detail of error.details ?? []) {
     const name = renamed[detail.path] ?? detail.path;
     if (name) fields[name] ??= detail.message;
   }
-  const codeField = FIELD_OF_CODE[error.code];
+  const codeField = renamed[error.code] ?? FIELD_OF_CODE[error.code];
   if (codeField && Object.keys(fields).length === 0) {
     fields[renamed[codeField] ?? codeField] = error.message;
     return { fields };
@@ -88,26 +91,38 @@ export function formErrorsOf(error: AuthError, renamed: Record<string, string> =
   return { form: Object.keys(fields).length > 0 ? undefined : error.message, fields };
 }
 
-/** A required text field of a form, trimmed; absent fields add a "required" error. */
-export function required(form: Record<string, string | undefined>, name: string, errors: FormErrors, message = "This field is required"): string {
-  const value = form[name]?.trim() ?? "";
-  if (!value) errors.fields[name] = message;
-  return value;
-}
-
 /**
  * The pages' Content-Security-Policy: nothing but this server's own stylesheet and images (and the configured
- * logo), no script, no frame, and forms that post only here (a finished sign-in's redirect may go to a trusted origin).
+ * logo), no frame, and forms that post only here (a finished sign-in's redirect may go to a trusted origin). No
+ * script, but on the pages that load the passkey script: then that file of this server, fetching this server only.
  */
-export function contentSecurityPolicy(config: Config): string {
+export function contentSecurityPolicy(config: Config, opts: { script: boolean }): string {
   const logo = config.APP_LOGO_URL ? ` ${new URL(config.APP_LOGO_URL).origin}` : "";
   const formTargets = new Set(["'self'", ...config.trustedRedirectOrigins, new URL(config.APP_URL).origin]);
   return [
     "default-src 'none'",
+    ...(opts.script ? ["script-src 'self'", "connect-src 'self'"] : []),
     "style-src 'self'",
     `img-src 'self' data:${logo}`,
     `form-action ${[...formTargets].join(" ")}`,
     "frame-ancestors 'none'",
     "base-uri 'none'",
   ].join("; ");
+}
+
+/** A Set-Cookie line (as the oauth plugin makes its flow cookie) put in Elysia's cookie jar, so it goes out with the jar's. */
+export function setCookieLine(jar: CookieJar, line: string): void {
+  const [pair = "", ...attributes] = line.split(";").map((part) => part.trim());
+  const eq = pair.indexOf("=");
+  const attribute = (name: string) => attributes.find((a) => a.toLowerCase().startsWith(`${name}=`))?.slice(name.length + 1);
+  const flag = (name: string) => attributes.some((a) => a.toLowerCase() === name);
+  const sameSite = attribute("samesite")?.toLowerCase();
+  jar[pair.slice(0, eq)]?.set({
+    value: pair.slice(eq + 1),
+    path: attribute("path"),
+    maxAge: attribute("max-age") === undefined ? undefined : Number(attribute("max-age")),
+    httpOnly: flag("httponly"),
+    secure: flag("secure"),
+    sameSite: sameSite === "lax" || sameSite === "strict" || sameSite === "none" ? sameSite : undefined,
+  });
 }

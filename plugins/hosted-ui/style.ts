@@ -26,7 +26,18 @@ input[aria-invalid=true]{border-color:var(--error)}
 button{font:inherit;font-weight:600;padding:10px 16px;border-radius:6px;border:1px solid var(--brand);background:var(--brand);color:var(--on-brand);cursor:pointer}
 button.secondary{background:transparent;color:var(--text);border-color:var(--border)}
 button.danger{background:transparent;color:var(--error);border-color:var(--error)}
-button.block{width:100%}
+button.block,a.button.block{width:100%}
+a.button{display:inline-block;text-align:center;text-decoration:none;font-weight:600;padding:10px 16px;border-radius:6px;border:1px solid var(--border);color:var(--text)}
+.providers{display:grid;gap:8px;margin:0 0 12px}
+.or{text-align:center;color:var(--muted);font-size:14px;margin:12px 0}
+form.inline{display:inline;margin:0}
+[hidden]{display:none!important}
+ul.items{list-style:none;padding:0;margin:0 0 12px}
+ul.items>li{border-bottom:1px solid var(--border);padding:8px 0}
+ul.codes{columns:2;font-family:${t.mono};list-style:none;padding:0}
+code{font-family:${t.mono};word-break:break-all}
+.qr img{background:#fff;padding:8px;border-radius:6px}
+.row.end{align-items:flex-end}.row.end>.field{margin-bottom:0}.row.between{justify-content:space-between;align-items:center}
 a{color:var(--brand)}
 @media (prefers-color-scheme:dark){a{color:color-mix(in srgb,var(--brand) 60%,#fff)}}
 .links{display:flex;justify-content:space-between;gap:12px;margin-top:16px;font-size:14px}

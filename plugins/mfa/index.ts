@@ -25,7 +25,7 @@ const passkeyListSchema = z.array(passkeySchema.extend({ lastUsedAt: z.string().
 const base64url = z.string().max(16_384).regex(/^[A-Za-z0-9_-]*$/, "must be base64url");
 
 /** A form body carries the credential as a JSON string; a JSON body carries the object itself. */
-function credentialField<T extends z.ZodType>(schema: T) {
+export function credentialField<T extends z.ZodType>(schema: T) {
   return z.preprocess((value) => {
     if (typeof value !== "string") return value;
     try {
@@ -44,7 +44,7 @@ const credentialBase = {
   clientExtensionResults: z.object({}).loose(),
 };
 
-const registrationResponseSchema = z.object({
+export const registrationResponseSchema = z.object({
   ...credentialBase,
   response: z.object({
     clientDataJSON: base64url,
@@ -56,7 +56,7 @@ const registrationResponseSchema = z.object({
   }),
 });
 
-const authenticationResponseSchema = z.object({
+export const authenticationResponseSchema = z.object({
   ...credentialBase,
   response: z.object({
     clientDataJSON: base64url,

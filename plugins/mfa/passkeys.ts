@@ -219,6 +219,20 @@ export async function listPasskeys(ctx: AuthContext, userId: string): Promise<Pa
   return rows.map(summary);
 }
 
+/** Renames one of the caller's passkeys (a label for the owner; not a way in, so no step-up); anyone else's is 404. */
+export async function renamePasskey(ctx: AuthContext, userId: string, passkeyId: string, name: string): Promise<PasskeySummary> {
+  const trimmed = name.trim();
+  if (!trimmed || trimmed.length > 64) throw errors.validation([{ path: "name", message: "must be 1 to 64 characters" }]);
+  if (!isUuid(passkeyId)) throw errors.notFound("Passkey not found");
+  const [row] = await ctx.db
+    .update(passkeys)
+    .set({ name: trimmed })
+    .where(and(eq(passkeys.id, passkeyId), eq(passkeys.userId, userId)))
+    .returning();
+  if (!row) throw errors.notFound("Passkey not found");
+  return summary(row);
+}
+
 /** Deletes one of the caller's passkeys; anyone else's (or an unknown id) is 404, the same answer. */
 export async function deletePasskey(ctx: AuthContext, userId: string, passkeyId: string, meta: RequestMeta): Promise<void> {
   if (!isUuid(passkeyId)) throw errors.notFound("Passkey not found");

@@ -74,6 +74,11 @@ export function trustedRedirect(config: Config, raw: string | undefined): string
   return url.toString();
 }
 
+function ownPageUrl(config: Config, path: string): string {
+  if (!path.startsWith("/") || path.startsWith("//")) throw oauthFlowErrors.untrustedRedirect();
+  return new URL(path, config.publicUrl).toString();
+}
+
 /** The callback URL registered with every provider: on this server as browsers reach it, wherever the app lives. */
 export function callbackUrl(config: Config, providerId: string): string {
   return `${config.publicUrl}${config.AUTH_BASE_PATH}/oauth/${providerId}/callback`;
@@ -94,10 +99,11 @@ export type StartedFlow = { url: string; cookie: string };
 export async function startFlow(
   ctx: AuthContext,
   providers: Map<string, OAuthProvider>,
-  input: { providerId: string; redirectTo: string | undefined; auth: AuthInfo | null; link: boolean },
+  input: { providerId: string; redirectTo: string | undefined; auth: AuthInfo | null; link: boolean; ownPage?: string },
 ): Promise<StartedFlow> {
   const provider = providerOf(providers, input.providerId);
-  const redirectTo = trustedRedirect(ctx.config, input.redirectTo);
+  // `ownPage`: a hosted page of this server (PUBLIC_URL) that finishes the flow, trusted whatever TRUSTED_REDIRECT_ORIGINS says.
+  const redirectTo = input.ownPage !== undefined ? ownPageUrl(ctx.config, input.ownPage) : trustedRedirect(ctx.config, input.redirectTo);
   const caller = input.auth ? await ctx.users.findById(input.auth.userId) : undefined;
   if (input.link && !caller) throw errors.unauthorized();
   const binding = newBrowserBinding(ctx.config, provider.id);

@@ -1,7 +1,8 @@
 import type { Transporter } from "nodemailer";
 import { describeError } from "../errors";
 import { createLogger, type Logger } from "../logger";
-import type { Brand } from "../../emails/layout";
+import { type Brand, brandOf } from "../branding";
+import type { Config } from "../config";
 import { renderEmail, type TemplateName, type TemplateProps } from "./render";
 
 export type { RenderedEmail, TemplateLoaders, TemplateName, TemplateProps } from "./render";
@@ -127,13 +128,13 @@ export async function sendEmail<K extends TemplateName>(
  * goes out once it has, and not at all if it fails.
  */
 export async function sendEmailDetached<K extends TemplateName>(
-  ports: { mailer: Mailer; logger: Logger; config: { APP_NAME: string } },
+  ports: { mailer: Mailer; logger: Logger; config: Pick<Config, "APP_NAME" | "APP_LOGO_URL" | "BRAND_COLOR"> },
   to: string | null | undefined,
   name: K,
   props: TemplateProps[K],
   after?: Promise<unknown>,
 ): Promise<void> {
-  const rendered = await renderEmail(name, props, { appName: ports.config.APP_NAME });
+  const rendered = await renderEmail(name, props, brandOf(ports.config));
   const log = (error: unknown) => ports.logger.error("mail not sent", { template: name, error: describeError(error) });
   if (!to) {
     after?.catch(log);

@@ -1,5 +1,6 @@
 import { createElement, type FunctionComponent } from "react";
-import { type Brand, BrandContext } from "../../emails/layout";
+import { BrandContext } from "../../emails/layout";
+import type { Brand } from "../branding";
 import type { NewSignInProps } from "../../emails/new-sign-in";
 import type { SecurityNoticeProps } from "../../emails/security-notice";
 import type { SignInMethodChangedProps } from "../../emails/sign-in-method-changed";

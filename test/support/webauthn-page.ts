@@ -63,10 +63,15 @@ export async function openAuthenticatorPage(browser: Browser, origin: string): P
   const page = await browser.newPage();
   await page.goto(origin);
   await page.waitForSelector("body[data-ready=true]", { state: "attached" });
+  return { page, ...(await attachVirtualAuthenticator(page)) };
+}
+
+/** Chromium's virtual CTAP2 authenticator (resident keys, user verification) attached to `page` over DevTools. */
+export async function attachVirtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; authenticatorId: string }> {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("WebAuthn.enable");
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
     options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
   });
-  return { page, cdp, authenticatorId };
+  return { cdp, authenticatorId };
 }
