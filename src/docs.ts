@@ -45,7 +45,7 @@ const errorAnswer = (description: string) => ({ description, content: { "applica
  * What every route of the server may answer besides its own outcomes: the body rules, the Bearer check, and 503 when
  * Postgres or Redis is unreachable. Added to each operation that lacks them, so no route's spec misses an answer.
  */
-function completeOperation(path: string, operation: Operation, basePath: string): void {
+function completeOperation(path: string, method: string, operation: Operation, basePath: string): void {
   operation.responses ??= {};
   const responses = operation.responses;
   const add = (status: string, description: string) => {
@@ -60,6 +60,9 @@ function completeOperation(path: string, operation: Operation, basePath: string)
     add("415", "`UNSUPPORTED_MEDIA_TYPE`: the body is neither JSON nor form-encoded");
   }
   if (operation.security?.length) add("401", "`UNAUTHORIZED`, `INVALID_TOKEN` or `SESSION_REVOKED`: no valid access token");
+  if (operation.security?.length && method !== "get") {
+    add("409", "`CONFLICT`: a concurrent change got in the way (the account was deleted while this ran); nothing was changed");
+  }
   if (path === basePath || path.startsWith(`${basePath}/`)) add("503", "`UNAVAILABLE`: Postgres or Redis is unreachable");
 }
 
@@ -67,7 +70,7 @@ function completeOperation(path: string, operation: Operation, basePath: string)
 function completeSpec(spec: Spec, basePath: string, owns: (url: string) => boolean): void {
   for (const [path, operations] of Object.entries(spec.paths)) {
     if (!owns(`http://localhost${path}`)) continue;
-    for (const operation of Object.values(operations)) completeOperation(path, operation, basePath);
+    for (const [method, operation] of Object.entries(operations)) completeOperation(path, method, operation, basePath);
   }
 }
 

@@ -109,6 +109,22 @@ const CONNECTION_ERROR_CODES = new Set([
   "53300",
 ]);
 
+/**
+ * Postgres codes of a write that lost a race with another: a foreign key to a row deleted meanwhile (the account,
+ * deleted while one of its requests ran), a deadlock, a serialization failure. The request was fine; the world moved.
+ */
+const RACE_LOST_CODES = new Set(["23503", "40P01", "40001"]);
+
+function lostRace(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const e = current as { code?: unknown; cause?: unknown };
+    if (typeof e.code === "string" && RACE_LOST_CODES.has(e.code)) return true;
+    current = e.cause;
+  }
+  return false;
+}
+
 /** True when an error means a backend is down rather than that our request was wrong. */
 export function isConnectionError(error: unknown): boolean {
   let current: unknown = error;
@@ -173,6 +189,7 @@ export function errorHandler(seed: string, logUnexpected: ErrorLogger) {
         return answer("VALIDATION_ERROR");
     }
     if (isConnectionError(error)) return answer("UNAVAILABLE");
+    if (lostRace(error)) return answer("CONFLICT", { message: "A concurrent change (such as the account's deletion) got in the way; nothing was changed" });
     const status = (error as { status?: unknown }).status;
     if (typeof status === "number" && status >= 400 && status < 500) {
       const fallback = status === 413 ? "PAYLOAD_TOO_LARGE" : status === 415 ? "UNSUPPORTED_MEDIA_TYPE" : "BAD_REQUEST";
