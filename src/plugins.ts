@@ -1,7 +1,7 @@
 import admin from "../plugins/admin";
 import { type AdminPeers, grantAdmin as grantAdminTo } from "../plugins/admin/service";
 import anonymous from "../plugins/anonymous";
-import { hostedUiLinks, hostedUiPlugin } from "../plugins/hosted-ui";
+import { hostedUiLinks, hostedUiPlugin } from "../pages";
 import invitations from "../plugins/invitations";
 import magicCode from "../plugins/magic-code";
 import mfa from "../plugins/mfa";

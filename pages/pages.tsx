@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
 import { renderToStaticMarkup } from "react-dom/server";
-import type { Brand } from "../../src/branding";
+import type { Brand } from "../src/branding";
 
 /** What a form shows after a failed submission: one message for the form, and one per field, by field name. */
 export type FormErrors = { form?: string; fields: Record<string, string> };

@@ -1,11 +1,11 @@
 import type { Cookie } from "elysia";
-import type { Config } from "../../src/config";
-import type { AuthContext } from "../../src/context";
-import type { UserRow } from "../../src/db/schema";
-import { AuthError } from "../../src/errors";
-import type { RequestMeta } from "../../src/request";
-import { clearSessionCookies, readCookie, sessionCookies, setSessionCookies } from "../../src/sessions/cookies";
-import type { AuthInfo } from "../../src/sessions/service";
+import type { Config } from "../src/config";
+import type { AuthContext } from "../src/context";
+import type { UserRow } from "../src/db/schema";
+import { AuthError } from "../src/errors";
+import type { RequestMeta } from "../src/request";
+import { clearSessionCookies, readCookie, sessionCookies, setSessionCookies } from "../src/sessions/cookies";
+import type { AuthInfo } from "../src/sessions/service";
 import type { FormErrors } from "./pages";
 
 type CookieJar = Record<string, Cookie<unknown>>;

@@ -1,25 +1,25 @@
 import { type Cookie, Elysia } from "elysia";
 import type { ReactNode } from "react";
 import { z } from "zod";
-import { brandOf } from "../../src/branding";
-import type { AuthContext, ReauthProof, SignInResult } from "../../src/context";
-import { AuthError, errors as apiErrors } from "../../src/errors";
-import { reauthenticate, sendReauthCode } from "../../src/reauth";
-import type { RequestMeta } from "../../src/request";
-import { assertTrustedOrigin, clearSessionCookies, sessionCookies, setSessionCookies } from "../../src/sessions/cookies";
-import { authGuard } from "../../src/sessions/guard";
-import type { TokenResponse } from "../../src/sessions/service";
-import { assertRecentProof, type StepUpMode } from "../../src/sessions/step-up";
-import { requireEmail } from "../../src/users";
-import { acceptInvitation, validateInvitation } from "../invitations/service";
-import { requestCode, verifyCode } from "../magic-code/service";
-import { authenticationResponseSchema, registrationResponseSchema } from "../mfa/index";
-import { deletePasskey, listPasskeys, loginWithPasskey, registerPasskey, registrationOptions, renamePasskey } from "../mfa/passkeys";
-import { looksLikeRecoveryCode } from "../mfa/recovery";
-import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, setupTotp, verifyMfa } from "../mfa/service";
-import { OAUTH_ERRORS } from "../oauth/errors";
-import { createProviders } from "../oauth/providers";
-import { listAccounts, redeemExchangeCode, startFlow, unlinkAccount } from "../oauth/service";
+import { brandOf } from "../src/branding";
+import type { AuthContext, ReauthProof, SignInResult } from "../src/context";
+import { AuthError, errors as apiErrors } from "../src/errors";
+import { reauthenticate, sendReauthCode } from "../src/reauth";
+import type { RequestMeta } from "../src/request";
+import { assertTrustedOrigin, clearSessionCookies, sessionCookies, setSessionCookies } from "../src/sessions/cookies";
+import { authGuard } from "../src/sessions/guard";
+import type { TokenResponse } from "../src/sessions/service";
+import { assertRecentProof, type StepUpMode } from "../src/sessions/step-up";
+import { requireEmail } from "../src/users";
+import { acceptInvitation, validateInvitation } from "../plugins/invitations/service";
+import { requestCode, verifyCode } from "../plugins/magic-code/service";
+import { authenticationResponseSchema, registrationResponseSchema } from "../plugins/mfa/index";
+import { deletePasskey, listPasskeys, loginWithPasskey, registerPasskey, registrationOptions, renamePasskey } from "../plugins/mfa/passkeys";
+import { looksLikeRecoveryCode } from "../plugins/mfa/recovery";
+import { confirmTotp, disableMfa, recoverWithCode, regenerateRecoveryCodes, setupTotp, verifyMfa } from "../plugins/mfa/service";
+import { OAUTH_ERRORS } from "../plugins/oauth/errors";
+import { createProviders } from "../plugins/oauth/providers";
+import { listAccounts, redeemExchangeCode, startFlow, unlinkAccount } from "../plugins/oauth/service";
 import {
   changePassword,
   confirmEmailChange,
@@ -31,8 +31,8 @@ import {
   resendVerification,
   resetPassword,
   verifyEmail,
-} from "../password/service";
-import { teamsApi } from "../teams/api";
+} from "../plugins/password/service";
+import { teamsApi } from "../plugins/teams/api";
 import { clientScript } from "./client";
 import {
   AcceptInvitationPage,

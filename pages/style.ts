@@ -1,4 +1,4 @@
-import { type Brand, designTokens as t, textOn } from "../../src/branding";
+import { type Brand, designTokens as t, textOn } from "../src/branding";
 
 /** The pages' one stylesheet, served from this server (the CSP allows no inline style): tokens, light and dark. */
 export function stylesheet(brand: Brand): string {
