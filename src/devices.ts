@@ -26,8 +26,9 @@ export class KnownDevices {
   async isNewFor(user: Pick<UserRow, "id" | "lastSignInAt">, meta: RequestMeta): Promise<boolean> {
     const device = sha256(`${meta.ip ?? ""}\0${meta.userAgent ?? ""}`);
     if (!(await this.kv.setIfAbsent(`device:${user.id}:${device}`, "1", this.rememberS))) return false;
-    // Whether the account signed in before comes from the account: retention deletes sessions that ended.
-    if (user.lastSignInAt === null) return false;
+    // Whether the account signed in before: its last sign-in, or (for sessions made without one, by an invitation or
+    // the library) any session of it. Not the sessions alone: retention deletes sessions that ended.
+    if (user.lastSignInAt === null && !(await this.hasAnySession(user.id))) return false;
     const since = new Date(this.now().getTime() - this.rememberS * 1000);
     const seen = await this.db
       .select({ id: sessions.id })
@@ -43,5 +44,10 @@ export class KnownDevices {
       )
       .limit(1);
     return seen.length === 0;
+  }
+
+  private async hasAnySession(userId: string): Promise<boolean> {
+    const [any] = await this.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId)).limit(1);
+    return any !== undefined;
   }
 }
