@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Secret, TOTP } from "otpauth";
 import type { Browser, Page } from "playwright-core";
-import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
-import { expectOnlyOrigins, fieldError, mailReader, PASSWORD, type RecordedProfile, recordedProfile, shot } from "./support/hosted-pages";
+import { expectOnlyOrigins, fieldError, type HostedSite, PASSWORD, type RecordedProfile, recordedProfile, shot, startHostedSite } from "./support/hosted-pages";
 import { startTestIdp, type TestIdp } from "./support/oidc-provider";
-import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
-import { startSmtpServer } from "./support/smtp";
+import { type TestServer, uniqueEmail } from "./support/server";
 import { attachVirtualAuthenticator } from "./support/webauthn-page";
 
 // The preload's default reaches only the first file of a run; these tests boot servers and browsers.
@@ -19,45 +17,31 @@ setDefaultTimeout(60_000);
  */
 const TIMEOUT_MS = 120_000;
 
-let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let mailTo: ReturnType<typeof mailReader>;
+let hosted: HostedSite;
+let smtp: HostedSite["smtp"];
+let mailTo: HostedSite["mailTo"];
 let idp: TestIdp;
 let server: TestServer;
-let site: ServedOrigin;
+let site: HostedSite["site"];
 let browser: Browser;
 /** The server's clock runs this far ahead: past REAUTH_MAX_AGE_S (300 s), the last sign-in no longer counts as proof. */
 let skewMs = 0;
 const now = () => Date.now() + skewMs;
 
 beforeAll(async () => {
-  smtp = await startSmtpServer();
-  mailTo = mailReader(smtp);
-  let handle: (request: Request) => Promise<Response> = async () => new Response("starting", { status: 503 });
-  site = serveOrigin("localhost", (request) => handle(toLocalhost(request)));
-  idp = await startTestIdp(`${site.origin}/auth/oauth/oidc/callback`);
-  server = await createTestServer(
-    {
-      PUBLIC_URL: site.origin,
-      APP_URL: site.origin,
-      SMTP_URL: smtp.url,
-      APP_NAME: "Acme",
-      BRAND_COLOR: "#0e7490",
-      OIDC_ISSUER: idp.issuer,
-      OIDC_CLIENT_ID: idp.clientId,
-      OIDC_CLIENT_SECRET: idp.clientSecret,
+  hosted = await startHostedSite(
+    async (origin) => {
+      idp = await startTestIdp(`${origin}/auth/oauth/oidc/callback`);
+      return { APP_NAME: "Acme", BRAND_COLOR: "#0e7490", OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret };
     },
-    { mailer: undefined, clock: { now: () => new Date(now()) } },
+    { clock: { now: () => new Date(now()) } },
   );
-  handle = async (request) => server.app.handle(request);
-  browser = await launchChromium();
+  ({ smtp, mailTo, server, site, browser } = hosted);
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await site?.stop();
-  await server?.close();
+  await hosted?.close();
   await idp?.close();
-  await smtp?.close();
 });
 
 const ownOrigins = () => [site.origin, idp.issuer];

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
 import { Secret, TOTP } from "otpauth";
-import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./support/browser";
-import { expectOnlyOrigins, fieldError, mailReader, PASSWORD, recordedProfile, shot } from "./support/hosted-pages";
-import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
-import { startSmtpServer } from "./support/smtp";
+import { expectOnlyOrigins, fieldError, type HostedSite, PASSWORD, recordedProfile, shot, startHostedSite } from "./support/hosted-pages";
+import { type TestServer, uniqueEmail } from "./support/server";
 
 // The preload's default reaches only the first file of a run; these tests boot servers and browsers.
 setDefaultTimeout(60_000);
@@ -16,34 +14,22 @@ setDefaultTimeout(60_000);
  */
 const TIMEOUT_MS = 90_000;
 
-let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let hosted: HostedSite;
+let smtp: HostedSite["smtp"];
+let mailTo: HostedSite["mailTo"];
 let server: TestServer;
-let site: ServedOrigin;
+let site: HostedSite["site"];
 let browser: Browser;
 
 beforeAll(async () => {
-  smtp = await startSmtpServer();
-  mailTo = mailReader(smtp);
-  let handle: (request: Request) => Promise<Response> = async () => new Response("starting", { status: 503 });
-  site = serveOrigin("localhost", (request) => handle(toLocalhost(request)));
-  server = await createTestServer(
-    { PUBLIC_URL: site.origin, APP_URL: site.origin, SMTP_URL: smtp.url, REQUIRE_EMAIL_VERIFICATION: true, APP_NAME: "Acme", BRAND_COLOR: "#0e7490" },
-    { mailer: undefined },
-  );
-  handle = async (request) => server.app.handle(request);
-  browser = await launchChromium();
+  hosted = await startHostedSite(() => ({ REQUIRE_EMAIL_VERIFICATION: true, APP_NAME: "Acme", BRAND_COLOR: "#0e7490" }));
+  ({ smtp, mailTo, server, site, browser } = hosted);
 }, 60_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await site?.stop();
-  await server?.close();
-  await smtp?.close();
-});
+afterAll(() => hosted?.close());
 
 const plainBrowser = (options: { colorScheme?: "light" | "dark"; javaScriptEnabled?: boolean } = {}) => recordedProfile(browser, options);
 const expectOnlyOwnOrigin = (requests: string[]) => expectOnlyOrigins(requests, [site.origin]);
-let mailTo: ReturnType<typeof mailReader>;
 
 async function signUp(page: Page, email: string) {
   await page.goto(`${site.origin}/auth/ui/sign-up`);

@@ -2,7 +2,11 @@ import { expect } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import type { startSmtpServer } from "./smtp";
+import type { AuthServerOptions } from "../../src/config";
+import type { AuthServerPorts } from "../../src/server";
+import { launchChromium, type ServedOrigin, serveOrigin, toLocalhost } from "./browser";
+import { createTestServer, type TestServer } from "./server";
+import { startSmtpServer } from "./smtp";
 
 /** What the hosted pages' Chromium tests share: a recorded browser profile, screenshots, the mails, origin checks. */
 export const PASSWORD = "correct horse battery staple";
@@ -52,4 +56,46 @@ export const fieldError = (page: Page, name: string) => page.textContent(`#field
 export function expectOnlyOrigins(requests: string[], origins: string[]) {
   expect(requests.length).toBeGreaterThan(0);
   for (const url of requests) expect(origins).toContain(new URL(url).origin);
+}
+
+/** A server on a real origin of its own, with a real SMTP catcher and Chromium: what every hosted-pages test starts. */
+export type HostedSite = {
+  smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+  mailTo: ReturnType<typeof mailReader>;
+  site: ServedOrigin;
+  server: TestServer;
+  browser: Browser;
+  close(): Promise<void>;
+};
+
+/**
+ * Starts a HostedSite. `settings` gets the site's origin (PUBLIC_URL and APP_URL are it, SMTP_URL the catcher) and may
+ * start what depends on it first (an OpenID Connect provider whose callback is on the site).
+ */
+export async function startHostedSite(
+  settings: (origin: string) => AuthServerOptions | Promise<AuthServerOptions>,
+  ports: AuthServerPorts = {},
+): Promise<HostedSite> {
+  const smtp = await startSmtpServer();
+  let handle: (request: Request) => Promise<Response> = async () => new Response("starting", { status: 503 });
+  const site = serveOrigin("localhost", (request) => handle(toLocalhost(request)));
+  const server = await createTestServer(
+    { PUBLIC_URL: site.origin, APP_URL: site.origin, SMTP_URL: smtp.url, ...(await settings(site.origin)) },
+    { mailer: undefined, ...ports },
+  );
+  handle = async (request) => server.app.handle(request);
+  const browser = await launchChromium();
+  return {
+    smtp,
+    mailTo: mailReader(smtp),
+    site,
+    server,
+    browser,
+    async close() {
+      await browser.close();
+      await site.stop();
+      await server.close();
+      await smtp.close();
+    },
+  };
 }
