@@ -257,6 +257,49 @@ describe("hosted pages in Chromium: providers, passkeys, the account page", () =
   );
 
   test(
+    "the step-up prompt takes an emailed code (a wrong one is shown by its field), and once TOTP is on a code from the app",
+    () =>
+      withProfile(false, async ({ page }) => {
+        const email = uniqueEmail("reauth-code");
+        await signUp(page, email);
+        skewMs = 301_000;
+        await page.click("text=Set up an authenticator app");
+        expect(await page.title()).toBe("Confirm it is you · Acme");
+        const before = smtp.received.length;
+        await page.click("text=Email me a code");
+        expect(await page.textContent("[role=status]")).toContain("A 6-digit code is on its way");
+        const code = /\b(\d{6})\b/.exec(await mailTo(email, /\b\d{6}\b/, before))?.[1] ?? "";
+        await page.fill("#field-emailCode", code === "000000" ? "111111" : "000000");
+        await page.locator("#field-emailCode").press("Enter");
+        expect(await fieldError(page, "emailCode")).toBe("The code is invalid or has expired");
+        await shot(page, "reauth-email-code");
+        await page.fill("#field-emailCode", code);
+        await page.locator("#field-emailCode").press("Enter");
+        expect(await page.title()).toBe("Set up an authenticator app · Acme");
+        const secret = (await page.textContent("#totp-secret")) ?? "";
+        const totp = () => new TOTP({ secret: Secret.fromBase32(secret) }).generate({ timestamp: now() });
+        await page.fill("#field-code", totp());
+        await page.click("form[action$='/totp/confirm'] button");
+        await page.click("text=back to your account");
+
+        // Later again, with MFA on: the prompt offers the authenticator app, and its code lets the change through.
+        skewMs += 301_000;
+        await page.goto(`${site.origin}/auth/ui/account`);
+        await page.click("button[aria-label='Link single sign-on']");
+        expect(await page.title()).toBe("Confirm it is you · Acme");
+        await shot(page, "reauth-totp");
+        await page.fill("#field-totpCode", totp() === "000000" ? "111111" : "000000");
+        await page.locator("#field-totpCode").press("Enter");
+        expect(await fieldError(page, "totpCode")).toBe("The code is invalid or has expired");
+        await page.fill("#field-totpCode", totp());
+        await page.locator("#field-totpCode").press("Enter");
+        await page.waitForLoadState();
+        expect(await page.title()).not.toBe("Confirm it is you · Acme");
+      }),
+    TIMEOUT_MS,
+  );
+
+  test(
     "link the provider from the account page after a step-up prompt, then unlink it",
     () =>
       withProfile(true, async ({ page }) => {
