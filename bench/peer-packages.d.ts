@@ -11,11 +11,15 @@ declare module "better-auth" {
     rateLimit: { enabled: boolean };
     telemetry: { enabled: boolean };
     logger: { disabled: boolean };
+    session?: { cookieCache?: { enabled: boolean; maxAge?: number } };
   };
   export type BetterAuth = {
     options: BetterAuthOptions;
     handler: (request: Request) => Promise<Response>;
-    api: { signUpEmail(input: { body: { email: string; password: string; name: string } }): Promise<unknown> };
+    api: {
+      signUpEmail(input: { body: { email: string; password: string; name: string } }): Promise<unknown>;
+      getSession(input: { headers: Headers; returnHeaders: true }): Promise<{ headers: Headers; response: unknown }>;
+    };
   };
   export function betterAuth(options: BetterAuthOptions): BetterAuth;
 }
@@ -28,5 +32,6 @@ declare module "better-auth/db/migration" {
 declare module "pg" {
   export class Pool {
     constructor(config: { connectionString: string; max?: number });
+    query<Row = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: Row[] }>;
   }
 }

@@ -6,8 +6,10 @@ function setup(thread)
   thread:set("thread_id", ids)
 end
 local nonce = os.getenv("BENCH_NONCE")
+-- BENCH_EXTRA: more JSON members for the body (Better Auth's sign-up needs a name), e.g. `,"name":"Bench"`.
+local extra = os.getenv("BENCH_EXTRA") or ""
 function request()
   counter = counter + 1
-  local body = string.format('{"email":"reg-%s-%d-%d@example.com","password":"correct-horse-battery-staple"}', nonce, thread_id, counter)
+  local body = string.format('{"email":"reg-%s-%d-%d@example.com","password":"correct-horse-battery-staple"%s}', nonce, thread_id, counter, extra)
   return wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
 end
