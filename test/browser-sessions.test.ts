@@ -432,6 +432,24 @@ describe("POST /auth/refresh with the refresh cookie", () => {
   });
 });
 
+describe("POST /auth/reauth from a browser", () => {
+  test("with X-Auth-Cookies: 1 the renewed pair comes back in cookies only, and the new access cookie carries the fresh auth_time", async () => {
+    const { browser } = await signUpInCookies(server);
+    clock.advance(301);
+    const before = browser.jar.cookies.get("auth_at");
+    const res = await browser.request("POST", "/auth/reauth", { body: { password: PASSWORD }, headers: COOKIE_MODE });
+    expect(res.status).toBe(200);
+    expectStrippedTokenResponse(res.body);
+    const set = setCookies(res.headers);
+    expect([...set.keys()].sort()).toEqual(["auth_at", "auth_rt"]);
+    const after = browser.jar.cookies.get("auth_at") ?? "";
+    expect(after).not.toBe(before);
+    const claims = JSON.parse(Buffer.from(after.split(".")[1] ?? "", "base64url").toString("utf8")) as { auth_time: number };
+    expect(Math.abs(claims.auth_time - Math.floor(clock.now().getTime() / 1000))).toBeLessThanOrEqual(1);
+    expect((await browser.request("GET", "/auth/me")).status).toBe(200);
+  });
+});
+
 describe("logout", () => {
   test("clears both cookies (Max-Age=0, Path=/) and the old access cookie is refused at once", async () => {
     const { browser } = await signUpInCookies(server);
