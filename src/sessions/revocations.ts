@@ -103,14 +103,15 @@ export class Revocations {
   }
 
   /**
-   * Writes revocations into the record with `tx`. Inside `transaction` they are announced once it commits; on any
-   * other handle (the pool's, or a transaction opened elsewhere) right after the write.
+   * Writes revocations into the record with `tx`, a transaction opened by `transaction`, which announces them once it
+   * commits. Any other handle is refused before anything is written: announcing inside a transaction made elsewhere
+   * would tell every instance before the commit, and a rollback would leave sessions refused that the database keeps.
    */
   async record(tx: Db, entries: string[]): Promise<void> {
-    await this.write(tx, entries);
     const pending = this.pending.get(tx);
-    if (pending) pending.push(...entries);
-    else await this.announce(entries);
+    if (!pending) throw new Error("revocations are recorded inside Sessions.transaction only");
+    await this.write(tx, entries);
+    pending.push(...entries);
   }
 
   /** Writes revocations into the record with `tx`, for the caller to `announce` once it has committed. */

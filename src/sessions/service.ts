@@ -284,7 +284,7 @@ export class Sessions {
     });
   }
 
-  /** Runs `work` inside `db` when it is a transaction already, else in a transaction of its own. */
+  /** Runs `work` inside `db` when it is a transaction of `transaction` already, else in a transaction of its own. */
   private within<T>(db: Db | undefined, work: (tx: Db) => Promise<T>): Promise<T> {
     return db && db !== this.db ? work(db) : this.transaction(work);
   }
