@@ -269,6 +269,8 @@ export function hostedUiPlugin(ctx: AuthContext) {
       return runAccountForm(path, spec, signedIn, { form: firstValues(body), cookie, meta, request, params: params ?? {} });
     };
   };
+  /** An account form's route, as `.post(...accountRoute(path, spec))`: its path, its handler and its form body. */
+  const accountRoute = <const Path extends string>(path: Path, spec: AccountSpec) => [path, accountPost(path, spec), { body: formBody, ...hidden }] as const;
   const backToAccount = (notice: string) => seeOther(`${base}/account?notice=${notice}`);
   const totpSetupPage = async (otpauthUrl: string, errors: FormErrors, status = 200) => {
     const secret = URL.canParse(otpauthUrl) ? (new URL(otpauthUrl).searchParams.get("secret") ?? "") : "";
@@ -579,8 +581,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
       { query, ...hidden },
     )
     .post(
-      "/account/profile",
-      accountPost("/account/profile", {
+      ...accountRoute("/account/profile", {
         run: async (signedIn, { form, meta }) => {
           const firstName = (form.firstName ?? "").trim();
           const lastName = (form.lastName ?? "").trim();
@@ -591,7 +592,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return backToAccount("profile");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
       "/account/sessions/:id/revoke",
@@ -608,19 +608,16 @@ export function hostedUiPlugin(ctx: AuthContext) {
       { params: z.object({ id: z.string().max(64) }), body: formBody, ...hidden },
     )
     .post(
-      "/account/sessions/revoke-others",
-      accountPost("/account/sessions/revoke-others", {
+      ...accountRoute("/account/sessions/revoke-others", {
         run: async (signedIn, { meta }) => {
           const count = await ctx.sessions.revokeAll(signedIn.user.id, signedIn.auth.sessionId, "revoked_by_user");
           await ctx.audit.record({ type: "session_revoked", userId: signedIn.user.id, meta, data: { others: count } });
           return backToAccount("sessions-revoked");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/password",
-      accountPost("/account/password", {
+      ...accountRoute("/account/password", {
         required: { currentPassword: "Enter your current password", newPassword: "Choose a new password" },
         // A wrong current password is about that field, not the form.
         errorsAt: () => ({ password: "newPassword" }),
@@ -630,11 +627,9 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return backToAccount("password");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/email",
-      accountPost("/account/email", {
+      ...accountRoute("/account/email", {
         // As POST /auth/email/change: the current password in the form is proof enough for an account that has one.
         stepUp: "password",
         required: { newEmail: "Enter the new email address" },
@@ -645,11 +640,9 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return page(<EmailChangePage frame={frame} errors={noErrors} newEmail={requireEmail(form.newEmail ?? "")} />);
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/email/confirm",
-      accountPost("/account/email/confirm", {
+      ...accountRoute("/account/email/confirm", {
         required: { code: "Enter the 6-digit code from the email" },
         again: (_signedIn, form, errors, status) => page(<EmailChangePage frame={frame} errors={errors} newEmail={form.newEmail ?? ""} />, status),
         run: async (signedIn, { form, meta }) => {
@@ -657,19 +650,15 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return backToAccount("email");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/totp/setup",
-      accountPost("/account/totp/setup", {
+      ...accountRoute("/account/totp/setup", {
         stepUp: true,
         run: async (signedIn) => totpSetupPage((await setupTotp(ctx, signedIn.user.id)).otpauthUrl, noErrors),
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/totp/confirm",
-      accountPost("/account/totp/confirm", {
+      ...accountRoute("/account/totp/confirm", {
         stepUp: true,
         required: { code: "Enter the 6-digit code the app shows" },
         again: (_signedIn, form, errors, status) => totpSetupPage(form.otpauthUrl ?? "", errors, status),
@@ -678,11 +667,9 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return page(<RecoveryCodesPage frame={frame} codes={recoveryCodes} title="Two-step verification is on" />);
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/totp/disable",
-      accountPost("/account/totp/disable", {
+      ...accountRoute("/account/totp/disable", {
         required: { disableCode: "Enter a code from your app, or a recovery code" },
         errorsAt: () => ({ code: "disableCode", INVALID_CODE: "disableCode" }),
         run: async (signedIn, { form, meta }) => {
@@ -690,11 +677,9 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return backToAccount("mfa-off");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/recovery-codes",
-      accountPost("/account/recovery-codes", {
+      ...accountRoute("/account/recovery-codes", {
         stepUp: true,
         required: { recoveryCodesCode: "Enter a code from your app" },
         errorsAt: () => ({ code: "recoveryCodesCode", INVALID_CODE: "recoveryCodesCode" }),
@@ -703,16 +688,12 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return page(<RecoveryCodesPage frame={frame} codes={recoveryCodes} title="New recovery codes" />);
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/passkeys/add",
-      accountPost("/account/passkeys/add", { stepUp: true, run: async (signedIn) => passkeyAddPage(signedIn, noErrors) }),
-      { body: formBody, ...hidden },
+      ...accountRoute("/account/passkeys/add", { stepUp: true, run: async (signedIn) => passkeyAddPage(signedIn, noErrors) }),
     )
     .post(
-      "/account/passkeys/register",
-      accountPost("/account/passkeys/register", {
+      ...accountRoute("/account/passkeys/register", {
         stepUp: true,
         errorsAt: () => ({ INVALID_PASSKEY_REGISTRATION: "passkey", INVALID_REGISTRATION_CHALLENGE: "passkey", PASSKEY_EXISTS: "passkey" }),
         // Its challenge is spent either way: the page comes back with a new one.
@@ -723,33 +704,27 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return backToAccount("passkey-added");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/passkeys/rename",
-      accountPost("/account/passkeys/rename", {
+      ...accountRoute("/account/passkeys/rename", {
         errorsAt: (form) => ({ name: `name-${form.id}` }),
         run: async (signedIn, { form }) => {
           await renamePasskey(ctx, signedIn.user.id, form.id ?? "", form.name ?? "");
           return backToAccount("passkey-renamed");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/passkeys/remove",
-      accountPost("/account/passkeys/remove", {
+      ...accountRoute("/account/passkeys/remove", {
         stepUp: true,
         run: async (signedIn, { form, meta }) => {
           await deletePasskey(ctx, signedIn.user.id, form.id ?? "", meta);
           return backToAccount("passkey-removed");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/link",
-      accountPost("/account/link", {
+      ...accountRoute("/account/link", {
         stepUp: true,
         run: async (signedIn, { form, cookie }) => {
           const flow = await startFlow(ctx, providers, { providerId: form.provider ?? "", redirectTo: undefined, auth: signedIn.auth, link: true, ownPage: `${base}/account/linked` });
@@ -760,22 +735,18 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return page(<ContinuePage frame={frame} title={`Link ${provider}`} href={flow.url} label={`Continue to ${provider}`} />);
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/unlink",
-      accountPost("/account/unlink", {
+      ...accountRoute("/account/unlink", {
         stepUp: true,
         run: async (signedIn, { form, meta }) => {
           await unlinkAccount(ctx, signedIn.user.id, form.provider ?? "", meta);
           return backToAccount("unlinked");
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
-      "/account/delete",
-      accountPost("/account/delete", {
+      ...accountRoute("/account/delete", {
         // As DELETE /auth/me, but an account with a password proves it with the password in the form.
         stepUp: "password",
         errorsAt: () => ({ INVALID_CREDENTIALS: "deletePassword" }),
@@ -789,7 +760,6 @@ export function hostedUiPlugin(ctx: AuthContext) {
           return seeOther(`${base}/sign-in?notice=account-deleted`);
         },
       }),
-      { body: formBody, ...hidden },
     )
     .post(
       "/reauth",

@@ -110,6 +110,25 @@ describe("pages", () => {
     expect(sameOrigin.status).toBe(303);
   });
 
+  test("an account form posted from another origin with the victim's session cookie is refused and changes nothing", async () => {
+    const email = uniqueEmail("csrf-account");
+    const signedUp = await server.request("POST", "/auth/ui/sign-up", { form: signUpForm(email), headers: { origin: ORIGIN } });
+    const cookie = signedUp.headers
+      .getSetCookie()
+      .map((line) => line.split(";")[0])
+      .join("; ");
+    for (const path of ["/auth/ui/account/profile", "/auth/ui/account/sessions/revoke-others", "/auth/ui/account/delete"]) {
+      const res = await server.request("POST", path, { form: { firstName: "Mallory", deletePassword: "x" }, headers: { cookie, origin: "https://evil.example.com" } });
+      expect({ path, status: res.status }).toEqual({ path, status: 403 });
+      expect(res.text).toContain("does not come from a trusted origin");
+    }
+    const user = await server.ctx.users.findByEmail(email);
+    expect(user?.firstName ?? null).toBeNull();
+    const own = await server.request("POST", "/auth/ui/account/profile", { form: { firstName: "Ada", lastName: "" }, headers: { cookie, origin: ORIGIN } });
+    expect(own.status).toBe(303);
+    expect((await server.ctx.users.findByEmail(email))?.firstName).toBe("Ada");
+  });
+
   test("an expired access cookie is renewed from the refresh cookie when a page loads", async () => {
     const email = uniqueEmail("renew");
     const signedUp = await server.request("POST", "/auth/ui/sign-up", { form: signUpForm(email), headers: { origin: ORIGIN } });
