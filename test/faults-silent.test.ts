@@ -171,6 +171,30 @@ describe.if(Boolean(backend.databaseUrl && backend.redisUrl))("a silent network,
     expect((await login(proxied, user.email)).status).toBe(200);
   }, 40_000);
 
+  test("Redis silent: profiles changed meanwhile on another instance show in GET /auth/session, then and after the reconnect", async () => {
+    const read = await signUp(proxied, "silent-copy");
+    const unread = await signUp(proxied, "silent-copy-unread");
+    // The cut-off instance keeps copies of both users, exact while it hears every change.
+    for (const user of [read, unread]) expect((await call(proxied, "GET", "/auth/session", { token: user.accessToken })).body.user.firstName).toBeNull();
+    redis.silence();
+    try {
+      for (const user of [read, unread]) {
+        expect((await call(direct, "PATCH", "/auth/me", { token: user.accessToken, body: { firstName: "Noor" } })).status).toBe(200);
+      }
+      await Bun.sleep(BACKEND_TIMEOUT_MS * 2.5);
+      // The announcements cannot have arrived: with the channel found silent, no copy over a second old answers.
+      const during = await call(proxied, "GET", "/auth/session", { token: read.accessToken });
+      expect(during.status).toBe(200);
+      expect(during.body.user.firstName).toBe("Noor");
+    } finally {
+      redis.restore();
+    }
+    await until(async () => proxied.ctx.sessions.listening, "the channel back");
+    // The copy made before the silence was exact then; the reconnect cannot know what it missed, so it keeps none.
+    expect((await call(proxied, "GET", "/auth/session", { token: unread.accessToken })).body.user.firstName).toBe("Noor");
+    expect((await call(proxied, "GET", "/auth/session", { token: read.accessToken })).body.user.firstName).toBe("Noor");
+  }, 40_000);
+
   test("a password change cut at either of its writes changes nothing: the old password works, every other session lives", async () => {
     const user = await signUp(proxied, "cut-change");
     const other = (await login(proxied, user.email)).body as { accessToken: string };

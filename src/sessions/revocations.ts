@@ -35,8 +35,11 @@ export class Revocations {
     private readonly clock: Clock,
     private readonly logger: Logger,
     accessTokenTtlS: number,
-    /** Told of every entry revoked, here or on another instance, and of every user changed (to drop cached copies). */
-    private readonly listener: { revoked(entry: string): void; userChanged(userId: string): void },
+    /**
+     * Told of every entry revoked, here or on another instance, of every user changed, and of each resync (when
+     * changes may have been missed), to drop cached copies.
+     */
+    private readonly listener: { revoked(entry: string): void; userChanged(userId: string): void; resynced(): void },
   ) {
     this.ttlS = revocationTtlS(accessTokenTtlS);
     this.subscription = kv.subscribe(
@@ -177,6 +180,7 @@ export class Revocations {
 
   /** After a (re)connect: announcements may have been missed, so reload every revocation still in force from the record. */
   private async resync(): Promise<void> {
+    this.listener.resynced();
     const rows = await this.db
       .select({ entry: revocations.entry, revokedAt: revocations.revokedAt })
       .from(revocations)

@@ -91,8 +91,14 @@ export class Sessions {
     this.revocations = new Revocations(db, kv, clock, deps.logger, Math.max(config.ACCESS_TOKEN_TTL_S, config.IMPERSONATION_TTL_S), {
       revoked: (entry) => this.currentCopies.dropSession(entry),
       userChanged: (userId) => this.currentCopies.dropUser(userId),
+      resynced: () => this.currentCopies.dropAllUsers(),
     });
-    this.currentCopies = new CurrentSessions(this.queries.current, clock, (sid) => this.revocations.heardOf(sid));
+    this.currentCopies = new CurrentSessions(
+      this.queries.current,
+      clock,
+      (sid) => this.revocations.heardOf(sid),
+      () => this.revocations.live,
+    );
     this.verified = new VerifiedTokens(deps.tokens, clock);
     this.teamClaims = new TeamClaims(db, this.revocations);
     this.chains = new RefreshChains({ ...deps, queries: this.queries, revoke: (sid, reason) => this.revoke(sid, reason) });
@@ -315,7 +321,7 @@ export class Sessions {
     return row;
   }
 
-  /** The current session with its user, for GET /auth/session: one prepared query, or a copy under a second old. */
+  /** The current session with its user, for GET /auth/session: copies kept exact by the announcements, or one query. */
   current(auth: AuthInfo): Promise<CurrentSession> {
     return this.currentCopies.get(auth.sessionId, auth.userId);
   }
