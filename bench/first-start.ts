@@ -26,7 +26,7 @@ async function start(label: string) {
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const started = performance.now();
-  const proc = spawn(["bun", "src/index.ts"], { cwd: root, env, stdout: "ignore", stderr: "ignore" });
+  const proc = spawn(["bun", ...(process.env.BENCH_BUN_FLAGS ?? "").split(" ").filter(Boolean), "src/index.ts"], { cwd: root, env, stdout: "ignore", stderr: "ignore" });
   let peak = 0;
   let readyMs = Number.NaN;
   const sampler = setInterval(() => {

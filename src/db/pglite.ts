@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { type Database, type Db, migrationsFolder, schema } from "./index";
+import { seedCluster } from "./pglite-cluster";
 import { gatePglite } from "./pglite-gate";
 
 /** `timeoutMs` bounds how long a query may wait for the one connection (BACKEND_TIMEOUT_MS): then it is a 503. */
@@ -27,6 +28,7 @@ export function openPglite(pglite: PGlite, timeoutMs = 3000): Database {
         const missing = /extension "pg_trgm" is not available/.test(`${(error as Error)?.message} ${((error as Error)?.cause as Error)?.message}`);
         throw missing ? new Error("PGlite was created without pg_trgm: pass { extensions: pgliteExtensions } (src/db/pglite.ts) to PGlite.create") : error;
       });
+      Bun.gc(true);
     },
     async ping() {
       await db.execute(sql`select 1`);
@@ -74,7 +76,25 @@ async function embeddedPgliteAssets() {
   return { pgliteWasmModule, initdbWasmModule, fsBundle: Bun.file(pgliteDataPath) };
 }
 
-/** Opens (or creates) the embedded database in `dataDir`. */
+/**
+ * Postgres's memory settings for the embedded database, sized for what it serves (one process, one connection): its
+ * defaults (128 MB of shared buffers, 64 MB for index builds) are a server's, and PGlite touches every page of them.
+ */
+export const PGLITE_MEMORY_SETTINGS = ["shared_buffers=8MB", "maintenance_work_mem=16MB", "temp_buffers=2MB", "wal_buffers=1MB"];
+
+/**
+ * Opens the embedded database in `dataDir`, seeding an empty folder with the cluster initdb would make (see
+ * pglite-cluster.ts: initdb itself peaks near 1 GB).
+ */
 export async function createPglite(dataDir: string, timeoutMs: number): Promise<Database> {
-  return openPglite(await PGlite.create(dataDir, { extensions: pgliteExtensions, ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}) }), timeoutMs);
+  await seedCluster(dataDir);
+  const pglite = await PGlite.create(dataDir, {
+    extensions: pgliteExtensions,
+    startParams: [...PGlite.defaultStartParams, ...PGLITE_MEMORY_SETTINGS.flatMap((setting) => ["-c", setting])],
+    ...(Bun.isStandaloneExecutable ? await embeddedPgliteAssets() : {}),
+  });
+  // Starting left tens of MB of garbage (the wasm bytes, the file-system bundle): freed now, before the migrations
+  // and the server add their own, so the peak of a start is not their sum.
+  Bun.gc(true);
+  return openPglite(pglite, timeoutMs);
 }
