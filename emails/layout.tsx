@@ -1,18 +1,14 @@
 import { Body, Button, Container, Head, Hr, Html, Img, Link, Preview, Section, Text } from "@react-email/components";
-import { type CSSProperties, createContext, type ReactNode, useContext } from "react";
-import { type Brand, brandOf, designTokens as t, textOn } from "../src/branding";
+import { type CSSProperties, type ReactNode, useContext } from "react";
+import { designTokens as t, textOn } from "../src/branding";
+import { BrandContext } from "./brand";
 
 export type LayoutProps = {
   preview: string;
   children: ReactNode;
 };
 
-/**
- * The deployment's brand (APP_NAME, APP_LOGO_URL, BRAND_COLOR), provided by renderEmail, so no template has to pass it
- * along: the same Brand and design tokens (src/branding.ts) as the hosted pages' stylesheet, in its light palette.
- */
-export type { Brand };
-export const BrandContext = createContext<Brand>(brandOf({ APP_NAME: "Auth", APP_LOGO_URL: undefined, BRAND_COLOR: undefined }));
+export { type Brand, BrandContext } from "./brand";
 
 // No colour here is six digits: `#000000` would match the `\b\d{6}\b` a reader (or a test) finds a code with.
 const onBrand = (color: string) => (textOn(color) === "#000000" ? "#000" : "#fff");

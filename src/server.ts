@@ -98,7 +98,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     if (config.DATABASE_URL && isConnectionError(error)) throw new Error(`cannot reach the database at DATABASE_URL (${describeError(error)})`);
     throw error;
   }
-  const kv = ports.kv ?? openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() });
+  const kv = ports.kv ?? (await openStore({ url: config.REDIS_URL, timeoutMs: config.BACKEND_TIMEOUT_MS, prefix: config.KV_PREFIX, now: () => clock.now().getTime() }));
   if (!ports.kv && config.REDIS_URL) {
     // A server that starts without its Redis answers every request 503 with no cause in sight: refuse to start instead.
     const reached = await reachable(kv, config.BACKEND_TIMEOUT_MS);

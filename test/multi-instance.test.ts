@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import type { AuthServerOptions } from "../src/config";
-import { openPostgres } from "../src/db";
+import { openPostgres } from "../src/db/postgres";
 import { type AuthServer, type AuthServerPorts, buildAuthServer } from "../src/server";
 import { backend, testDatabase, testStore, uniqueEmail } from "./support/server";
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateKeyPair, SignJWT } from "jose";
-import { prefixed, RedisStore } from "../src/kv";
+import { prefixed } from "../src/kv";
+import { RedisStore } from "../src/kv/redis";
 import { createTokenVerifier, TokenRejectedError, type TokenVerifier } from "../src/verify";
 import { createTestServer, type TestServer, uniqueEmail } from "./support/server";
 

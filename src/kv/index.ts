@@ -1,10 +1,8 @@
 import { MemoryStore } from "./memory";
-import { RedisStore } from "./redis";
 import type { KeyValueStore } from "./types";
 
 export type { KeyValueStore, Subscription } from "./types";
 export { MemoryStore } from "./memory";
-export { RedisStore } from "./redis";
 
 /** Namespaces every key, so several servers (or test apps) can share one Redis. */
 export function prefixed(store: KeyValueStore, prefix: string): KeyValueStore {
@@ -28,7 +26,8 @@ export function prefixed(store: KeyValueStore, prefix: string): KeyValueStore {
   };
 }
 
-export function openStore(opts: { url?: string; timeoutMs: number; prefix: string; now: () => number }): KeyValueStore {
-  const base = opts.url ? new RedisStore(opts.url, opts.timeoutMs) : new MemoryStore(opts.now);
+/** Redis when `url` is set, else the in-memory store; ioredis (~15 MB) is loaded only for Redis. */
+export async function openStore(opts: { url?: string; timeoutMs: number; prefix: string; now: () => number }): Promise<KeyValueStore> {
+  const base = opts.url ? new (await import("./redis")).RedisStore(opts.url, opts.timeoutMs) : new MemoryStore(opts.now);
   return prefixed(base, opts.prefix);
 }

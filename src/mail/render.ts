@@ -1,5 +1,5 @@
 import { createElement, type FunctionComponent } from "react";
-import { BrandContext } from "../../emails/layout";
+import { BrandContext } from "../../emails/brand";
 import type { Brand } from "../branding";
 import type { NewSignInProps } from "../../emails/new-sign-in";
 import type { SecurityNoticeProps } from "../../emails/security-notice";

@@ -1,5 +1,6 @@
 import postgres from "postgres";
-import { type Database, openPostgres } from "../../src/db";
+import type { Database } from "../../src/db";
+import { openPostgres } from "../../src/db/postgres";
 import type { UserRow } from "../../src/db/schema";
 import { backend, type TestServer, testDatabase, uniqueEmail } from "./server";
 import { createSignedInUser } from "./users";

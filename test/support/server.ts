@@ -1,9 +1,11 @@
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import type { AuthServerOptions } from "../../src/config";
-import { type Database, openPostgres } from "../../src/db";
+import type { Database } from "../../src/db";
+import { openPostgres } from "../../src/db/postgres";
 import { openPglite, pgliteExtensions } from "../../src/db/pglite";
-import { MemoryStore, prefixed, RedisStore } from "../../src/kv";
+import { MemoryStore, prefixed } from "../../src/kv";
+import { RedisStore } from "../../src/kv/redis";
 import type { KeyValueStore } from "../../src/kv";
 import { type MailMessage, MemoryMailer } from "../../src/mail";
 import { type AuthServer, type AuthServerPorts, buildAuthServer } from "../../src/server";
