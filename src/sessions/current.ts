@@ -1,6 +1,7 @@
 import type { Clock } from "../clock";
 import { errors } from "../errors";
 import type { PublicUserRow } from "../users";
+import { internList } from "./intern";
 import type { CurrentSession, prepareQueries } from "./queries";
 
 /**
@@ -61,7 +62,11 @@ export class CurrentSessions {
     const [row] = await this.query.execute({ sid: sessionId });
     if (!row || row.session.userId !== userId) throw errors.sessionRevoked();
     // A revocation that arrived while the query ran must not be undone by keeping the row read before it.
-    if (!this.revokedMeanwhile(sessionId)) setBounded(this.sessions, sessionId, row.session, SESSIONS_MAX);
+    if (!this.revokedMeanwhile(sessionId)) {
+      // Kept with the caller's id strings and a shared amr list: a copy each would be most of the entry (intern.ts).
+      const { createdAt, expiresAt, amr } = row.session;
+      setBounded(this.sessions, sessionId, { id: sessionId, userId, createdAt, expiresAt, amr: internList(amr) as string[] }, SESSIONS_MAX);
+    }
     const changed = this.changedAt.get(userId);
     const sure = this.hearsEveryChange() && (changed === undefined || nowMs - changed > CHANGE_SETTLE_MS);
     setBounded(this.users, userId, { row: row.user, cachedAtMs: nowMs, ttlMs: sure ? EXACT_TTL_MS : UNSURE_TTL_MS }, USERS_MAX);

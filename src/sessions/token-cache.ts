@@ -1,6 +1,7 @@
 import type { Clock } from "../clock";
 import { coreError } from "../errors";
 import type { AccessClaims, AccessTokens, ActorClaim, TeamClaim } from "../tokens/access";
+import { internList } from "./intern";
 
 /** The caller of an authenticated route. */
 export type AuthInfo = {
@@ -63,15 +64,14 @@ export class VerifiedTokens {
     const info: AuthInfo = {
       userId: claims.sub,
       sessionId: claims.sid,
-      roles: claims.roles,
-      amr: claims.amr,
+      // Frozen and shared by every entry with the same list (intern.ts); typed as the claims are.
+      roles: internList(claims.roles) as string[],
+      amr: internList(claims.amr) as string[],
       team: claims.team,
       authTime: claims.auth_time,
     };
     if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
     // Shared by every request presenting this token, so nobody may change it.
-    Object.freeze(info.roles);
-    Object.freeze(info.amr);
     if (info.team) Object.freeze(info.team);
     return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000, issuedAtS: claims.iat };
   }
