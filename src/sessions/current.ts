@@ -1,6 +1,7 @@
 import type { Clock } from "../clock";
 import { errors } from "../errors";
 import type { PublicUserRow } from "../users";
+import { setBounded } from "./bounded";
 import { internList } from "./intern";
 import type { CurrentSession, prepareQueries } from "./queries";
 
@@ -23,16 +24,6 @@ const USERS_MAX = 100_000;
 
 type SessionPart = CurrentSession["session"];
 type UserCopy = { row: PublicUserRow; cachedAtMs: number; ttlMs: number };
-
-/** A Map that forgets its oldest entry past `max` (insertion order: a copy read again is not moved). */
-function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
-  map.delete(key);
-  map.set(key, value);
-  if (map.size > max) {
-    const oldest = map.keys().next().value;
-    if (oldest !== undefined) map.delete(oldest);
-  }
-}
 
 /**
  * The current session with its user, for GET /auth/session. A session's part of the answer (id, user, times, amr)

@@ -1,6 +1,7 @@
 import type { Clock } from "../clock";
 import { coreError } from "../errors";
 import type { AccessClaims, AccessTokens, ActorClaim, TeamClaim } from "../tokens/access";
+import { setBounded } from "./bounded";
 import { internList } from "./intern";
 
 /** The caller of an authenticated route. */
@@ -46,13 +47,10 @@ export class VerifiedTokens {
     const key = Bun.SHA256.hash(authorization, "base64");
     let entry = this.entries.get(key);
     if (entry && entry.expiresAtMs > nowMs) return entry;
+    // Expired: gone before the check that refuses it, so a token presented after its end holds no memory.
     if (entry) this.entries.delete(key);
     entry = await this.verifyHeader(authorization);
-    this.entries.set(key, entry);
-    if (this.entries.size > VERIFIED_CACHE_MAX) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+    setBounded(this.entries, key, entry, VERIFIED_CACHE_MAX);
     return entry;
   }
 
