@@ -156,8 +156,8 @@ export function hostedUiPlugin(ctx: AuthContext) {
   const csp = contentSecurityPolicy(config, { script: false });
   const scriptedCsp = contentSecurityPolicy(config, { script: true });
 
-  const page = (element: ReactNode, status = 200) => {
-    const html = renderPage(element);
+  const page = async (element: ReactNode, status = 200) => {
+    const html = await renderPage(element);
     return new Response(html, {
       status,
       headers: {
@@ -174,7 +174,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
   };
   const cookies = sessionCookies(config);
   /** Every form post: refused (an HTML page, not JSON) unless it comes from a trusted origin, as the API's rule. */
-  const fromTrustedPage = (request: Request): Response | undefined => {
+  const fromTrustedPage = (request: Request): Promise<Response> | undefined => {
     try {
       assertTrustedOrigin(request, cookies);
       return undefined;
@@ -295,7 +295,7 @@ export function hostedUiPlugin(ctx: AuthContext) {
   return new Elysia({ name: "plugin.hosted-ui", seed: ctx.id, prefix: "/ui" })
     .use(authGuard(ctx))
     // Every form post of these pages changes something or signs someone in: one check, before any of their handlers.
-    .onBeforeHandle(({ request }) => (request.method === "POST" ? fromTrustedPage(request) : undefined))
+    .onBeforeHandle(async ({ request }) => (request.method === "POST" ? fromTrustedPage(request) : undefined))
     .get(
       "/assets/style.css",
       ({ set }) => {

@@ -1,5 +1,4 @@
 import type { ReactNode } from "react";
-import { renderToStaticMarkup } from "react-dom/server";
 import type { Brand } from "../src/branding";
 
 /** What a form shows after a failed submission: one message for the form, and one per field, by field name. */
@@ -25,7 +24,12 @@ export type PageFrame = {
   providers: ProviderButton[];
 };
 
-export function renderPage(element: ReactNode): string {
+// react-dom/server is about 3 MB once loaded: a server that never shows a page never pays for it.
+let reactDomServer: Promise<typeof import("react-dom/server")> | undefined;
+
+export async function renderPage(element: ReactNode): Promise<string> {
+  reactDomServer ??= import("react-dom/server");
+  const { renderToStaticMarkup } = await reactDomServer;
   return `<!doctype html>${renderToStaticMarkup(element)}`;
 }
 
