@@ -1,4 +1,3 @@
-import { generateCodeVerifier, generateState } from "arctic";
 import { and, asc, count, eq } from "drizzle-orm";
 import { z } from "zod";
 import type { Config } from "../../src/config";
@@ -13,7 +12,7 @@ import { countSignInMethods } from "../../src/credentials";
 import type { AuthInfo } from "../../src/sessions/service";
 import { violatedUniqueConstraint } from "../../src/users";
 import { clearedBrowserBinding, FLOW_TTL_S, isSameBrowser, newBrowserBinding } from "./browser-binding";
-import { isOidcProvider, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
+import { isOidcProvider, loadArctic, type OAuthProfile, type OAuthProvider, type ProviderCredential, oauthErrors } from "./providers";
 import { oauthError } from "./errors";
 import { oauthAccounts } from "./schema";
 
@@ -107,6 +106,7 @@ export async function startFlow(
   const caller = input.auth ? await ctx.users.findById(input.auth.userId) : undefined;
   if (input.link && !caller) throw errors.unauthorized();
   const binding = newBrowserBinding(ctx.config, provider.id);
+  const { generateCodeVerifier, generateState } = await loadArctic();
   const flow: Flow = {
     provider: provider.id,
     codeVerifier: generateCodeVerifier(),

@@ -7,6 +7,7 @@ import { OidcProvider } from "./oidc";
 import type { OAuthProvider } from "./provider";
 
 export {
+  loadArctic,
   OAuthProvider,
   oauthErrors,
   PROVIDER_IDS,
