@@ -36,10 +36,10 @@ export class Revocations {
     private readonly logger: Logger,
     accessTokenTtlS: number,
     /**
-     * Told of every entry revoked, here or on another instance, of every user changed, and of each resync (when
-     * changes may have been missed), to drop cached copies.
+     * Told of every user changed, here or on another instance, and of each resync (when changes may have been missed),
+     * to drop cached copies. A revoked session needs no telling: every request checks revocation first.
      */
-    private readonly listener: { revoked(entry: string): void; userChanged(userId: string): void; resynced(): void },
+    private readonly listener: { userChanged(userId: string): void; resynced(): void },
   ) {
     this.ttlS = revocationTtlS(accessTokenTtlS);
     this.subscription = kv.subscribe(
@@ -64,11 +64,6 @@ export class Revocations {
 
   close(): void {
     this.subscription.close();
-  }
-
-  /** True when this instance has heard of the entry's revocation (no round trip; for caches, not for refusals). */
-  heardOf(entry: string): boolean {
-    return this.revokedIds.has(entry);
   }
 
   /** When an entry was revoked, in ms; undefined when it is not. */
@@ -173,7 +168,6 @@ export class Revocations {
     if (!entry) return;
     const t = this.clock.now().getTime();
     this.revokedIds.set(entry, Math.max(this.revokedIds.get(entry) ?? 0, revokedAtMs + this.ttlS * 1000));
-    this.listener.revoked(entry);
     // Ids past the lifetime of any access token can go; sweeping on growth keeps the cost amortised.
     if (this.revokedIds.size % 1024 === 0) for (const [id, until] of this.revokedIds) if (until <= t) this.revokedIds.delete(id);
   }

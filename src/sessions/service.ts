@@ -89,14 +89,12 @@ export class Sessions {
     this.tokens = deps.tokens;
     this.queries = prepareQueries(db);
     this.revocations = new Revocations(db, kv, clock, deps.logger, Math.max(config.ACCESS_TOKEN_TTL_S, config.IMPERSONATION_TTL_S), {
-      revoked: (entry) => this.currentCopies.dropSession(entry),
       userChanged: (userId) => this.currentCopies.dropUser(userId),
       resynced: () => this.currentCopies.dropAllUsers(),
     });
     this.currentCopies = new CurrentSessions(
       this.queries.current,
       clock,
-      (sid) => this.revocations.heardOf(sid),
       () => this.revocations.live,
     );
     this.verified = new VerifiedTokens(deps.tokens, clock);
@@ -226,11 +224,11 @@ export class Sessions {
   async authenticate(authorization: string | null | undefined): Promise<AuthInfo> {
     if (!authorization) throw coreError("UNAUTHORIZED");
     const entry = await this.verified.verify(authorization);
-    if ((await this.revocations.revokedAt(entry.info.sessionId)) !== undefined) throw errors.sessionRevoked();
-    if (entry.info.team && (await this.teamClaims.isRevoked(entry.info.sessionId, entry.info.team, entry.issuedAtS))) {
+    if ((await this.revocations.revokedAt(entry.sessionId)) !== undefined) throw errors.sessionRevoked();
+    if (entry.team && (await this.teamClaims.isRevoked(entry.sessionId, entry.team, entry.issuedAtS))) {
       throw coreError("TEAM_CLAIM_REVOKED");
     }
-    return entry.info;
+    return entry;
   }
 
   /**
@@ -323,7 +321,7 @@ export class Sessions {
 
   /** The current session with its user, for GET /auth/session: copies kept exact by the announcements, or one query. */
   current(auth: AuthInfo): Promise<CurrentSession> {
-    return this.currentCopies.get(auth.sessionId, auth.userId);
+    return this.currentCopies.get(auth);
   }
 
   /**

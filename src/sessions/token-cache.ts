@@ -17,12 +17,62 @@ export type AuthInfo = {
   act?: ActorClaim;
 };
 
-export type VerifiedToken = { info: Readonly<AuthInfo>; expiresAtMs: number; issuedAtS: number };
+/** What GET /auth/session answers of the session itself, which never changes while the session lives. */
+export type SessionPart = { createdAt: Date; expiresAt: Date; amr: string[] };
+
+/**
+ * A verified token: the caller as the routes see it (frozen: every request presenting the token shares it), when the
+ * token ends, and, once GET /auth/session has read it, its session's part of the answer. That part lives in the
+ * token's own entry, in private fields a freeze leaves writable, so a session costs one entry and one object, not an
+ * entry in a second map: it goes when the token does, and a revoked session never reaches it (revocation is checked
+ * first on every request).
+ */
+export class VerifiedToken implements AuthInfo {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly roles: string[];
+  readonly amr: string[];
+  readonly team?: TeamClaim;
+  readonly authTime: number;
+  readonly act?: ActorClaim;
+  readonly expiresAtMs: number;
+  readonly issuedAtS: number;
+  // Times as numbers: a Date each would be two more objects per session.
+  #sessionCreatedAtMs = 0;
+  #sessionExpiresAtMs = 0;
+  #sessionAmr: string[] | undefined;
+
+  constructor(claims: AccessClaims) {
+    this.userId = claims.sub;
+    this.sessionId = claims.sid;
+    // Frozen and shared by every entry with the same list (intern.ts); typed as the claims are.
+    this.roles = internList(claims.roles) as string[];
+    this.amr = internList(claims.amr) as string[];
+    if (claims.team) this.team = Object.freeze(claims.team);
+    this.authTime = claims.auth_time;
+    if (claims.act) this.act = Object.freeze({ sub: claims.act.sub });
+    this.expiresAtMs = claims.exp * 1000;
+    this.issuedAtS = claims.iat;
+    Object.freeze(this);
+  }
+
+  /** The session's part of GET /auth/session, if kept (a fresh object each time: callers own what they get). */
+  session(): SessionPart | undefined {
+    if (!this.#sessionAmr) return undefined;
+    return { createdAt: new Date(this.#sessionCreatedAtMs), expiresAt: new Date(this.#sessionExpiresAtMs), amr: this.#sessionAmr };
+  }
+
+  keepSession(part: SessionPart): void {
+    this.#sessionCreatedAtMs = part.createdAt.getTime();
+    this.#sessionExpiresAtMs = part.expiresAt.getTime();
+    this.#sessionAmr = internList(part.amr) as string[];
+  }
+}
 
 /**
  * Verified tokens kept in memory. An entry is keyed by the SHA-256 of its header (44 bytes, not the ~450 of the token
- * itself) and holds the claims, ~300 bytes in all: 200,000 live tokens, more than one per live session of a busy
- * instance, take ~60 MB. An Ed25519 verification costs ~50-120 us, a digest and a lookup under 1 us.
+ * itself) and holds the claims and its session's part of GET /auth/session: 200,000 live tokens, more than one per
+ * live session of a busy instance, take ~60 MB. An Ed25519 verification costs ~50-120 us, a digest and a lookup under 1 us.
  */
 const VERIFIED_CACHE_MAX = 200_000;
 // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` name it too.
@@ -57,20 +107,6 @@ export class VerifiedTokens {
   private async verifyHeader(authorization: string): Promise<VerifiedToken> {
     const match = BEARER.exec(authorization);
     if (!match?.[1]) throw coreError("INVALID_TOKEN");
-    const token = match[1];
-    const claims: AccessClaims = await this.tokens.verify(token);
-    const info: AuthInfo = {
-      userId: claims.sub,
-      sessionId: claims.sid,
-      // Frozen and shared by every entry with the same list (intern.ts); typed as the claims are.
-      roles: internList(claims.roles) as string[],
-      amr: internList(claims.amr) as string[],
-      team: claims.team,
-      authTime: claims.auth_time,
-    };
-    if (claims.act) info.act = Object.freeze({ sub: claims.act.sub });
-    // Shared by every request presenting this token, so nobody may change it.
-    if (info.team) Object.freeze(info.team);
-    return { info: Object.freeze(info), expiresAtMs: claims.exp * 1000, issuedAtS: claims.iat };
+    return new VerifiedToken(await this.tokens.verify(match[1]));
   }
 }
