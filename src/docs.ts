@@ -1,5 +1,6 @@
 import { dirname, join } from "node:path";
-import { openapi } from "@elysiajs/openapi";
+import type { ElysiaOpenAPIConfig } from "@elysiajs/openapi";
+import type { toOpenAPISchema } from "@elysiajs/openapi/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { errors } from "./errors";
@@ -18,9 +19,11 @@ function scalarScriptPath(): string | undefined {
   }
 }
 
-type ScalarOptions = NonNullable<NonNullable<Parameters<typeof openapi>[0]>["scalar"]>;
+type ScalarOptions = NonNullable<ElysiaOpenAPIConfig["scalar"]>;
 
 const SCALAR_SCRIPT_ROUTE = "/docs/assets/api-reference.js";
+/** The version the spec declares: @elysiajs/openapi's default. */
+const OPENAPI_VERSION = "3.1.2";
 
 type Operation = {
   security?: unknown[];
@@ -74,66 +77,94 @@ function completeSpec(spec: Spec, basePath: string, owns: (url: string) => boole
   }
 }
 
+/** The spec's own parts; info's keys in the order the plugin wrote them. */
+const documentation = {
+  info: {
+    title: "Auth server",
+    description:
+      "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`. Routes marked with the bearer scheme take `Authorization: Bearer <accessToken>` or the `auth_at` cookie.\n\n" +
+      BROWSER_SESSIONS_DOC,
+    version: "0.1.0",
+  },
+  components: {
+    securitySchemes: {
+      bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+      cookie: {
+        type: "apiKey",
+        in: "cookie",
+        name: "auth_at",
+        description:
+          "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
+      },
+    },
+  },
+};
+
+/** The spec as @elysiajs/openapi's plugin assembled it, key for key: the documentation around the routes' paths. */
+function assembleSpec({ paths, components }: ReturnType<typeof toOpenAPISchema>): Spec {
+  return { ...documentation, openapi: OPENAPI_VERSION, paths, components: { ...documentation.components, schemas: components.schemas } } as Spec;
+}
+
 /**
  * `/docs` (the reference UI, served from our own assets) and `/docs/json` (the OpenAPI spec, completed, then handed
  * to `listCodes`, which names each error status's codes).
+ *
+ * Not the package's `openapi()` plugin: its entry loads about 2.5 MB (type generators, validator adapters) at start,
+ * which a server whose docs nobody reads never needs. Its two small parts that make the spec and the page are loaded
+ * on the first request for them instead, and both answers are the plugin's, byte for byte.
  */
 export function docs(seed: string, basePath: string, owns: (url: string) => boolean, listCodes: (spec: Spec) => void) {
   const scriptPath = scalarScriptPath();
-  const completed = new WeakSet<object>();
-  return (
-    new Elysia({ name: "auth.docs", seed })
-      .get(
-        SCALAR_SCRIPT_ROUTE,
-        ({ set }) => {
-          if (!scriptPath) throw errors.notFound();
-          set.headers["cache-control"] = "public, max-age=3600";
-          set.headers["content-type"] = "text/javascript; charset=utf-8";
-          return Bun.file(scriptPath);
-        },
-        { detail: { hide: true } },
-      )
-      // The plugin builds the spec from the routes and caches it: this completes it in place, once per spec it makes.
-      // Nothing is returned, so the hook adds nothing to any route's answer type.
-      .onAfterHandle(({ path, responseValue }) => {
-        if (path !== "/docs/json" || responseValue === null || typeof responseValue !== "object" || completed.has(responseValue)) return;
-        completeSpec(responseValue as Spec, basePath, owns);
-        listCodes(responseValue as Spec);
-        completed.add(responseValue);
-      })
-      .use(
-        openapi({
-          path: "/docs",
-          // The plugin's type asks for every option of Scalar's; the others keep their defaults. No default fonts: they
-          // come from Scalar's servers.
-          scalar: { cdn: SCALAR_SCRIPT_ROUTE, withDefaultFonts: false } as ScalarOptions,
-          // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a 204's
-          // void) becomes an open schema instead of a console warning and a route missing from the spec.
-          mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
-          // /.well-known/jwks.json has a dot in its path, which the plugin would otherwise take for a static file.
-          exclude: { staticFile: false },
-          documentation: {
-            info: {
-              title: "Auth server",
-              version: "0.1.0",
-              description:
-                "Sign-up, sign-in, sessions, MFA, social login, teams and invitations. Errors are `{code, message, details?}`; bodies are JSON or form-encoded, 64 KiB at most; U+0000 in any path segment, query value or body field is `400 VALIDATION_ERROR`. Routes marked with the bearer scheme take `Authorization: Bearer <accessToken>` or the `auth_at` cookie.\n\n" +
-                BROWSER_SESSIONS_DOC,
-            },
-            components: {
-              securitySchemes: {
-                bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
-                cookie: {
-                  type: "apiKey",
-                  in: "cookie",
-                  name: "auth_at",
-                  description:
-                    "The browser session's access cookie (`__Host-auth_at` when PUBLIC_URL is not http://localhost, 127.0.0.1 or [::1]); an Authorization header, when sent, is used instead.",
-                },
-              },
-            },
-          },
-        }),
-      )
-  );
+  // Each made once, on its first request, as the plugin made the spec: every route is registered by then.
+  let page: string | undefined;
+  let spec: Spec | undefined;
+  const app = new Elysia({ name: "auth.docs", seed })
+    .get(
+      SCALAR_SCRIPT_ROUTE,
+      ({ set }) => {
+        if (!scriptPath) throw errors.notFound();
+        set.headers["cache-control"] = "public, max-age=3600";
+        set.headers["content-type"] = "text/javascript; charset=utf-8";
+        return Bun.file(scriptPath);
+      },
+      { detail: { hide: true } },
+    )
+    .get(
+      "/docs",
+      async () => {
+        const { ScalarRender } = await import("@elysiajs/openapi/scalar");
+        // The plugin's configuration, field for field: the spec by a path relative to the page, our copy of the
+        // script, and no default fonts (they come from Scalar's servers).
+        const scalar = { url: "docs/json", version: "latest", cdn: SCALAR_SCRIPT_ROUTE, withDefaultFonts: false, _integration: "elysiajs" };
+        page ??= ScalarRender(documentation.info, scalar as ScalarOptions);
+        return new Response(page, { headers: { "content-type": "text/html; charset=utf8" } });
+      },
+      { detail: { hide: true } },
+    )
+    .get(
+      "/docs/json",
+      async (): Promise<Spec> => {
+        const { toOpenAPISchema } = await import("@elysiajs/openapi/openapi");
+        if (spec) return spec;
+        // Any instance of the tree reads every route of the app, and of a host app that mounts this server.
+        const built = assembleSpec(
+          toOpenAPISchema(
+            app,
+            // /.well-known/jwks.json has a dot in its path, which would otherwise be taken for a static file.
+            { staticFile: false },
+            undefined,
+            // Bodies as clients send them (before transforms such as form booleans); what JSON Schema cannot say (a
+            // 204's void) becomes an open schema instead of a console warning and a route missing from the spec.
+            { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
+            OPENAPI_VERSION,
+          ),
+        );
+        completeSpec(built, basePath, owns);
+        listCodes(built);
+        spec = built;
+        return spec;
+      },
+      { detail: { hide: true } },
+    );
+  return app;
 }
