@@ -11,10 +11,12 @@ const SIMPLE_QUERY = 0x51; // 'Q'
 /**
  * Counts, from the bytes that pass, how many answers a Postgres connection still waits for: each Sync or simple Query
  * the client sends is answered by one ReadyForQuery. Frames are a type byte and a 4-byte length; only the first
- * message of a connection (startup, or an SSL request) has no type byte.
+ * message of a connection (startup, or an SSL request) has no type byte. Exported for its test.
  */
-class FrameCounter {
-  private header = Buffer.alloc(0);
+export class FrameCounter {
+  /** A header split across chunks, gathered here; a header whole in its chunk is read in place. */
+  private readonly header = new Uint8Array(8);
+  private have = 0;
   private skip = 0;
 
   constructor(private typed: boolean) {}
@@ -30,21 +32,31 @@ class FrameCounter {
         continue;
       }
       const want = this.typed ? 5 : 8;
-      const take = Math.min(want - this.header.length, chunk.length - at);
-      this.header = Buffer.concat([this.header, chunk.subarray(at, at + take)]);
-      at += take;
-      if (this.header.length < want) return;
-      const type = this.typed ? (this.header[0] as number) : 0;
-      const length = this.typed ? this.header.readUInt32BE(1) : this.header.readUInt32BE(0);
-      const word = this.typed ? 0 : this.header.readUInt32BE(4);
+      let bytes: Uint8Array = chunk;
+      let base = at;
+      if (this.have === 0 && chunk.length - at >= want) {
+        at += want;
+      } else {
+        while (this.have < want && at < chunk.length) this.header[this.have++] = chunk[at++] as number;
+        if (this.have < want) return;
+        bytes = this.header;
+        base = 0;
+        this.have = 0;
+      }
+      const type = this.typed ? (bytes[base] as number) : 0;
+      const length = this.typed ? word32(bytes, base + 1) : word32(bytes, base);
+      const word = this.typed ? 0 : word32(bytes, base + 4);
       this.skip = Math.max(0, length - (this.typed ? 4 : 8));
-      this.header = Buffer.alloc(0);
       // Only the very first outgoing message is untyped; everything after it has a type byte.
       this.typed = true;
       onFrame(type, word);
     }
   }
 }
+
+/** A big-endian unsigned 32-bit word at `at`. */
+const word32 = (bytes: Uint8Array, at: number) =>
+  (((bytes[at] as number) << 24) | ((bytes[at + 1] as number) << 16) | ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number)) >>> 0;
 
 /**
  * A socket for postgres-js that is dropped when the server stops answering: once the client has sent a query, the
@@ -98,18 +110,46 @@ function watch(socket: Socket, timeoutMs: number): void {
   let awaited: number | null = 0;
   let started = false;
   const openedAt = performance.now();
-  let deadline: ReturnType<typeof setTimeout> | undefined;
+  /** While something is due: the connection must show progress every timeoutMs, counted from `progressAt`. */
+  let watching = false;
+  let progressAt = 0;
+  // One timer per deadline, not one per chunk: progress only moves `progressAt`, and the timer, when it fires early,
+  // waits out the rest.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    timer = undefined;
+    if (!watching) return;
+    const quiet = performance.now() - progressAt;
+    if (quiet >= timeoutMs) socket.destroy();
+    else timer = setTimeout(check, timeoutMs - quiet);
+  };
   const disarm = () => {
-    clearTimeout(deadline);
-    deadline = undefined;
+    watching = false;
   };
   // Armed (again) on progress while something is due. The start-up exchange is left to connect_timeout, which fails
   // the waiting query; dropping the socket then would only make postgres-js reconnect for it.
   const arm = () => {
-    disarm();
+    const now = performance.now();
     // Encrypted, the end of start-up cannot be seen: by connect_timeout's end it is over, one way or the other.
-    const pastStartUp = started || (awaited === null && performance.now() - openedAt > timeoutMs);
-    if (pastStartUp) deadline = setTimeout(() => socket.destroy(), timeoutMs);
+    watching = started || (awaited === null && now - openedAt > timeoutMs);
+    if (!watching) return;
+    progressAt = now;
+    timer ??= setTimeout(check, timeoutMs);
+  };
+  const sent = (type: number, word: number) => {
+    if (type === 0) {
+      if (word === SSL_REQUEST_CODE) awaited = null;
+      else if (awaited !== null) awaited += 1;
+    } else if ((type === SYNC || type === SIMPLE_QUERY) && awaited !== null) {
+      awaited += 1;
+      if (!watching) arm();
+    }
+  };
+  const received = (type: number) => {
+    if (type === READY_FOR_QUERY && awaited !== null) {
+      awaited = Math.max(0, awaited - 1);
+      started = true;
+    }
   };
 
   const write = socket.write.bind(socket) as (chunk: Uint8Array, ...rest: unknown[]) => boolean;
@@ -117,17 +157,9 @@ function watch(socket: Socket, timeoutMs: number): void {
     const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
     if (awaited === null) {
       // Encrypted: a write after the last read is taken as a question still unanswered.
-      if (!deadline) arm();
+      if (!watching) arm();
     } else {
-      outgoing.feed(bytes, (type, word) => {
-        if (type === 0) {
-          if (word === SSL_REQUEST_CODE) awaited = null;
-          else if (awaited !== null) awaited += 1;
-        } else if ((type === SYNC || type === SIMPLE_QUERY) && awaited !== null) {
-          awaited += 1;
-          if (!deadline) arm();
-        }
-      });
+      outgoing.feed(bytes, sent);
     }
     return write(bytes, ...rest);
   }) as typeof socket.write;
@@ -137,14 +169,12 @@ function watch(socket: Socket, timeoutMs: number): void {
       disarm();
       return;
     }
-    incoming.feed(chunk, (type) => {
-      if (type === READY_FOR_QUERY && awaited !== null) {
-        awaited = Math.max(0, awaited - 1);
-        started = true;
-      }
-    });
+    incoming.feed(chunk, received);
     if (awaited !== null && awaited > 0) arm();
     else disarm();
   });
-  socket.once("close", disarm);
+  socket.once("close", () => {
+    disarm();
+    clearTimeout(timer);
+  });
 }
