@@ -5,9 +5,18 @@
  */
 export function ownedPaths(basePath: string): (url: string) => boolean {
   const roots = ["/health", "/docs", "/metrics", "/.well-known/jwks.json", basePath];
+  const prefixes = roots.map((root) => `${root}/`);
+  // Each hook of a request asks with the same URL in turn: the last answer is kept (the answer is the URL's alone).
+  let lastUrl = "";
+  let lastOwned = false;
   return (url) => {
+    if (url === lastUrl) return lastOwned;
     const path = pathOf(url);
-    return roots.some((root) => path === root || path.startsWith(`${root}/`));
+    let owned = false;
+    for (let i = 0; i < roots.length && !owned; i++) owned = path === roots[i] || path.startsWith(prefixes[i] as string);
+    lastUrl = url;
+    lastOwned = owned;
+    return owned;
   };
 }
 
@@ -15,6 +24,8 @@ export function ownedPaths(basePath: string): (url: string) => boolean {
 function pathOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start === -1) return "/";
-  const end = url.slice(start).search(/[?#]/);
-  return end === -1 ? url.slice(start) : url.slice(start, start + end);
+  let end = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  if (hash !== -1 && (end === -1 || hash < end)) end = hash;
+  return end === -1 ? url.slice(start) : url.slice(start, end);
 }
