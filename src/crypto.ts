@@ -6,7 +6,8 @@ export function randomToken(bytes = 32): string {
 }
 
 export function sha256(value: string): string {
-  return createHash("sha256").update(value).digest("base64url");
+  // Bun's one-shot digest: about half the cost of a node:crypto Hash object, and it runs on every request with a token.
+  return Bun.SHA256.hash(value, "base64url") as string;
 }
 
 /** Constant-time comparison of two strings (length leaks only through the hash, which is fixed). */
