@@ -100,6 +100,9 @@ const banBody = z.object({
 });
 
 const guarded = { 401: errorSchema, 403: errorSchema };
+const LAST_ADMIN_NOTE =
+  "A change that would leave no admin who can act (a banned one cannot) is `409 LAST_ADMIN`, whoever it is done to: such changes are " +
+  "counted one after the other, so two admins removing each other at once leave one.";
 const CHANGES_NOTE = `Admins only (\`403 FORBIDDEN\` otherwise, impersonation tokens included); audited on the target with \`data.adminId\`. ${STEP_UP_NOTE}`;
 
 /** Users' management over HTTP for holders of the global `admin` role (stored, or from ADMIN_EMAILS). */
@@ -188,7 +191,7 @@ export function adminPlugin(ctx: AuthContext, peers: AdminPeers) {
         description:
           "A change of `roles` or `email` ends every session of the user at once, on every instance; a new email is unverified unless " +
           "`emailVerified` says otherwise, and spends reset links sent to the old one. Removing your own `admin` role: `409 LAST_ADMIN` when " +
-          `you are the last admin, else \`400 VALIDATION_ERROR\`; removing a role given by ADMIN_EMAILS: \`409 ADMIN_FROM_SETTINGS\`. ${CHANGES_NOTE} (\`admin_user_updated\`)`,
+          `you are the last admin, else \`400 VALIDATION_ERROR\`; removing a role given by ADMIN_EMAILS: \`409 ADMIN_FROM_SETTINGS\`. ${LAST_ADMIN_NOTE} ${CHANGES_NOTE} (\`admin_user_updated\`)`,
       },
     })
     .post("/users/:id/ban", ({ admin, params, body, meta }) => banUser(ctx, admin, params.id, body ?? {}, meta), {
@@ -201,7 +204,7 @@ export function adminPlugin(ctx: AuthContext, peers: AdminPeers) {
         description:
           "`until` (ISO date, in the future) ends the ban by itself; without it the ban lasts until an unban. Every session of the user dies at " +
           "once on every instance; until the end every sign-in path answers `403 USER_BANNED` and mails nothing (a refresh answers 401: the " +
-          `session is gone). Banning yourself: \`409 LAST_ADMIN\` or \`400 VALIDATION_ERROR\`. ${CHANGES_NOTE} (\`admin_user_banned\`)`,
+          `session is gone). Banning yourself: \`409 LAST_ADMIN\` or \`400 VALIDATION_ERROR\`. ${LAST_ADMIN_NOTE} ${CHANGES_NOTE} (\`admin_user_banned\`)`,
       },
     })
     .post("/users/:id/unban", ({ admin, params, meta }) => unbanUser(ctx, admin, params.id, meta), {
@@ -222,10 +225,10 @@ export function adminPlugin(ctx: AuthContext, peers: AdminPeers) {
       {
         admin: "step-up",
         params: idParams,
-        response: { 204: z.void(), 404: errorSchema, ...guarded },
+        response: { 204: z.void(), 400: errorSchema, 404: errorSchema, 409: errorSchema, ...guarded },
         detail: {
           summary: "Delete a user",
-          description: `As DELETE /auth/me: the user and all their data go, their tokens die at once. Deleting yourself: \`409 LAST_ADMIN\` or \`400 VALIDATION_ERROR\`. ${CHANGES_NOTE} (\`admin_user_deleted\`)`,
+          description: `As DELETE /auth/me: the user and all their data go, their tokens die at once. Deleting yourself: \`409 LAST_ADMIN\` or \`400 VALIDATION_ERROR\`. ${LAST_ADMIN_NOTE} ${CHANGES_NOTE} (\`admin_user_deleted\`)`,
         },
       },
     )

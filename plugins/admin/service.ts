@@ -21,7 +21,7 @@ export const ADMIN_USES = ["password", "mfa", "oauth", "teams"] as const;
 export type AdminPeers = OptionalApis<typeof ADMIN_USES>;
 /** The set-password link of an account made without a password: a reset link that waits a week for its owner. */
 export const SET_PASSWORD_TTL_DAYS = 7;
-/** Serialises changes to who is an admin, so two admins cannot both step down and leave none. */
+/** Serialises the changes that take the admin role from someone, so two admins removing each other cannot leave none. */
 const ADMIN_SET_LOCK = 7_202_622;
 
 export type AdminUser = PublicUser & {
@@ -68,8 +68,15 @@ export async function requireAdmin(ctx: AuthContext, auth: AuthInfo): Promise<Us
   return caller;
 }
 
-async function findTarget(ctx: AuthContext, id: string, db: Db = ctx.db): Promise<UserRow> {
-  const row = isUuid(id) ? await ctx.users.findById(id, db) : undefined;
+async function findTarget(ctx: AuthContext, id: string): Promise<UserRow> {
+  const row = isUuid(id) ? await ctx.users.findById(id) : undefined;
+  if (!row) throw userNotFound();
+  return row;
+}
+
+/** The target of a change, read and locked in its transaction: changes of the same user wait for each other. */
+async function lockTarget(tx: Db, id: string): Promise<UserRow> {
+  const [row] = isUuid(id) ? await tx.select().from(users).where(eq(users.id, id)).for("update") : [];
   if (!row) throw userNotFound();
   return row;
 }
@@ -87,21 +94,30 @@ function adminFromSettings(ctx: AuthContext, row: Pick<UserRow, "email" | "email
   return ctx.users.rolesOf({ ...row, roles: [] }).includes(ADMIN_ROLE);
 }
 
+/** Users banned at `now`: a ban past its end is none. */
+const bannedAt = (now: Date) => and(eq(users.banned, true), or(isNull(users.bannedUntil), sql`${users.bannedUntil} > ${now.toISOString()}`)) as SQL;
+
 /**
- * The guard rail of an admin who would stop being one (by a ban, a deletion or a change of roles) of their own hand:
- * 409 LAST_ADMIN when nobody else is an admin, else 400 VALIDATION_ERROR. Run inside the admin-set lock.
+ * The guard rail of a change that takes the admin role from `target` (a ban, a deletion or a change of roles): 409
+ * LAST_ADMIN when no other admin who can act (a banned one cannot) would be left; an admin doing it to themselves is
+ * 400 VALIDATION_ERROR otherwise. Called in the change's transaction, after `lockTarget`, and before anything is written.
+ * The admin-set lock makes the count and the change one step: two admins removing each other at once are counted one
+ * after the other, and the second counts after the first has committed (each statement of a transaction sees what was
+ * committed before it began), so it finds nobody left but its target. Every path takes the target's row before this
+ * lock, never after it, so two such changes cannot deadlock.
  */
-async function refuseSelfRemoval(ctx: AuthContext, tx: Db, adminId: string, field: string): Promise<never> {
+async function keepAnAdmin(ctx: AuthContext, tx: Db, admin: UserRow, target: UserRow, field: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
   const [other] = await tx
     .select({ id: users.id })
     .from(users)
-    .where(and(isAdminCondition(ctx), sql`${users.id} <> ${adminId}`))
+    .where(and(isAdminCondition(ctx), not(bannedAt(ctx.clock.now())), sql`${users.id} <> ${target.id}`))
     .limit(1);
   if (!other) throw adminError("LAST_ADMIN");
-  throw invalid(field, "an admin cannot do this to their own account");
+  if (target.id === admin.id) throw invalid(field, "an admin cannot do this to their own account");
 }
 
-const lockAdminSet = (tx: Db) => tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
+const isAdmin = (ctx: AuthContext, row: UserRow) => ctx.users.rolesOf(row).includes(ADMIN_ROLE);
 
 const userEvent = (ctx: AuthContext, type: "user.created" | "user.updated", row: UserRow) => ({ type, data: { user: ctx.users.toPublic(row) } });
 
@@ -139,10 +155,7 @@ export async function listUsers(ctx: AuthContext, input: ListUsersInput): Promis
   const query = input.query?.trim();
   if (query) conditions.push(sql`${userSearchText(users)} like lower(${`%${escapeLike(query)}%`})`);
   if (input.role) conditions.push(input.role === ADMIN_ROLE ? isAdminCondition(ctx) : sql`${users.roles} @> ARRAY[${input.role}]::text[]`);
-  if (input.banned !== undefined) {
-    const bannedNow = and(eq(users.banned, true), or(isNull(users.bannedUntil), sql`${users.bannedUntil} > ${now.toISOString()}`)) as SQL;
-    conditions.push(input.banned ? bannedNow : not(bannedNow));
-  }
+  if (input.banned !== undefined) conditions.push(input.banned ? bannedAt(now) : not(bannedAt(now)));
   if (input.cursor) {
     const cursor = decodeCursor(input.cursor);
     conditions.push(sql`(${users.createdAt}, ${users.id}) < (${cursor.createdAt}::timestamptz, ${cursor.id}::uuid)`);
@@ -242,8 +255,7 @@ export async function updateUser(
 ): Promise<AdminUser> {
   const email = input.email !== undefined ? requireEmail(input.email) : undefined;
   const { row, ended } = await ctx.sessions.transaction(async (tx) => {
-    await lockAdminSet(tx);
-    const before = await findTarget(ctx, id, tx);
+    const before = await lockTarget(tx, id);
     const emailChanges = email !== undefined && email !== before.email;
     const roles = input.roles !== undefined ? uniqueRoles(input.roles) : undefined;
     const after = {
@@ -251,11 +263,10 @@ export async function updateUser(
       emailVerified: input.emailVerified ?? (emailChanges ? false : before.emailVerified),
       roles: roles ?? before.roles,
     };
-    const wasAdmin = ctx.users.rolesOf(before).includes(ADMIN_ROLE);
     // Asking for roles without `admin` asks to remove it, even where ADMIN_EMAILS would still grant it.
-    const losesAdmin = wasAdmin && (!ctx.users.rolesOf(after).includes(ADMIN_ROLE) || (roles !== undefined && !roles.includes(ADMIN_ROLE)));
-    if (losesAdmin && before.id === admin.id) await refuseSelfRemoval(ctx, tx, admin.id, "roles");
-    if (losesAdmin && adminFromSettings(ctx, before)) throw adminError("ADMIN_FROM_SETTINGS");
+    const losesAdmin = isAdmin(ctx, before) && (!ctx.users.rolesOf(after).includes(ADMIN_ROLE) || (roles !== undefined && !roles.includes(ADMIN_ROLE)));
+    if (losesAdmin && before.id !== admin.id && adminFromSettings(ctx, before)) throw adminError("ADMIN_FROM_SETTINGS");
+    if (losesAdmin) await keepAnAdmin(ctx, tx, admin, before, "roles");
 
     const fields: Partial<typeof users.$inferInsert> = {};
     if (input.firstName !== undefined) fields.firstName = input.firstName;
@@ -298,10 +309,8 @@ export async function banUser(
   const until = input.until ?? null;
   if (until && until <= ctx.clock.now()) throw invalid("until", "must be in the future");
   const { row, ended } = await ctx.sessions.transaction(async (tx) => {
-    await lockAdminSet(tx);
-    const target = await findTarget(ctx, id, tx);
-    if (target.id === admin.id) await refuseSelfRemoval(ctx, tx, admin.id, "id");
-    await tx.select({ id: users.id }).from(users).where(eq(users.id, target.id)).for("update");
+    const target = await lockTarget(tx, id);
+    if (isAdmin(ctx, target)) await keepAnAdmin(ctx, tx, admin, target, "id");
     const banned = await ctx.users.update(target.id, { banned: true, banReason: input.reason ?? null, bannedUntil: until }, tx);
     await ctx.events.emit(tx, {
       type: "user.banned",
@@ -330,16 +339,22 @@ export async function unbanUser(ctx: AuthContext, admin: UserRow, id: string, me
   return toAdminUser(ctx, row);
 }
 
-/** As DELETE /auth/me: the user and everything of theirs go, and their tokens die on every instance. */
+/**
+ * As DELETE /auth/me: the user and everything of theirs go (by cascade), and their tokens die on every instance. Done
+ * here rather than by Sessions.deleteUser, whose transaction nothing can join, because deleting an admin must count the
+ * admins left in the deletion's own transaction (keepAnAdmin); so it does what that does, in Sessions.transaction: the
+ * row locked first (a racing sign-in made its session before, and it is revoked here, or breaks the foreign key), every
+ * live session revoked (their revocations announced once this commits), then `user.deleted`.
+ */
 export async function deleteUser(ctx: AuthContext, admin: UserRow, id: string, meta: RequestMeta): Promise<void> {
-  const target = await findTarget(ctx, id);
-  if (target.id === admin.id) {
-    await ctx.db.transaction(async (tx) => {
-      await lockAdminSet(tx);
-      await refuseSelfRemoval(ctx, tx, admin.id, "id");
-    });
-  }
-  await ctx.sessions.deleteUser(target.id);
+  const target = await ctx.sessions.transaction(async (tx) => {
+    const row = await lockTarget(tx, id);
+    if (isAdmin(ctx, row)) await keepAnAdmin(ctx, tx, admin, row, "id");
+    await ctx.sessions.revokeAll(row.id, undefined, "account_deleted", tx);
+    await tx.delete(users).where(eq(users.id, row.id));
+    await ctx.events.emit(tx, { type: "user.deleted", data: { user: { id: row.id, email: row.email } } });
+    return row;
+  });
   await ctx.audit.record({ type: "admin_user_deleted", userId: target.id, meta, data: { adminId: admin.id, email: target.email } });
 }
 
