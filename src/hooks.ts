@@ -14,7 +14,10 @@ export type AuthHooks = {
   beforeSignUp?(attempt: SignUpAttempt): unknown;
   /** Runs after every new session (not a refresh or an impersonation); a throw revokes that session. */
   afterSignIn?(user: PublicUser, session: SessionInfo): unknown;
-  /** Extra claims merged into every access token issued; reserved names are refused. */
+  /**
+   * Extra claims merged into every access token issued; reserved names are refused. Asked before anything the token
+   * stands for is written (a session, a rotation, a team switch, a reauth), so a throw leaves the session as it was.
+   */
   accessTokenClaims?(user: PublicUser, session: SessionInfo): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
 };
 

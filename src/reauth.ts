@@ -38,7 +38,8 @@ const CHECK_ORDER: ReauthFactor["field"][] = ["password", "passkeyResponse", "to
 /**
  * Renews the session's proof of a factor (`auth_time`) after checking every factor the body carries, and rotates its
  * refresh token as a refresh does. An account with MFA on needs a second factor: its password or its mailbox alone is
- * what a phisher is most likely to have.
+ * what a phisher is most likely to have. The factors are checked after the app's claims hook, so a hook that fails
+ * spends no one-time code.
  */
 export async function reauthenticate(ctx: AuthContext, auth: AuthInfo, proof: ReauthProof, meta: RequestMeta): Promise<TokenResponse> {
   const user = await signedInUser(ctx, auth);
@@ -57,8 +58,12 @@ export async function reauthenticate(ctx: AuthContext, auth: AuthInfo, proof: Re
   if (user.mfaEnabled && !given.some((factor) => factor.strong)) {
     throw errors.validation([{ path: "totpCode", message: "MFA is on: a TOTP code, a recovery code or a passkey is required" }]);
   }
-  for (const factor of given) await factor.verify(user, proof, meta);
-  const renewed = await ctx.sessions.reissue(auth.sessionId, { reauthenticated: true });
+  const renewed = await ctx.sessions.reissue(auth.sessionId, {
+    reauthenticated: true,
+    check: async () => {
+      for (const factor of given) await factor.verify(user, proof, meta);
+    },
+  });
   await ctx.audit.record({
     type: "reauthenticated",
     userId: user.id,

@@ -201,22 +201,24 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
 /**
  * Makes the caller's session act for a team: the next access token (and every refresh after it) carries
  * `team: {id, role}`. The member row is locked while the session is updated, so a concurrent removal either
- * happens first (403) or after, and then clears the session again.
+ * happens first (403) or after, and then clears the session again. The team is set in the transaction of the
+ * refresh token's rotation, after the app's claims hook: a failure of either leaves the session as it was.
  */
 export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: string): Promise<TokenResponse> {
   if (ctx.config.DEMO_MODE) throw teamsError("DEMO_MODE");
-  await ctx.db.transaction(async (tx) => {
-    const [row] = isUuid(teamId)
-      ? await tx
-          .select({ role: teamMembers.role })
-          .from(teamMembers)
-          .where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, auth.userId)))
-          .for("share")
-      : [];
-    if (!row) throw teamsError("NOT_A_MEMBER");
-    await ctx.sessions.teamClaims.set(auth.sessionId, { id: teamId, role: asRole(row.role) }, tx);
+  return ctx.sessions.reissue(auth.sessionId, {
+    inTransaction: async (tx) => {
+      const [row] = isUuid(teamId)
+        ? await tx
+            .select({ role: teamMembers.role })
+            .from(teamMembers)
+            .where(and(eq(teamMembers.teamId, teamId), eq(teamMembers.userId, auth.userId)))
+            .for("share")
+        : [];
+      if (!row) throw teamsError("NOT_A_MEMBER");
+      await ctx.sessions.teamClaims.set(auth.sessionId, { id: teamId, role: asRole(row.role) }, tx);
+    },
   });
-  return ctx.sessions.reissue(auth.sessionId);
 }
 
 /** Adds a membership unless one exists (an existing role is kept); true when it was added. */

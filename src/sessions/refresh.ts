@@ -1,45 +1,72 @@
-import { eq } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { AuditLog } from "../audit";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
-import { type SessionRow, sessions } from "../db/schema";
+import { type SessionRow, sessions, users } from "../db/schema";
 import { coreError } from "../errors";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
-import type { PublicUserRow, Users } from "../users";
+import { type PublicUserRow, publicUserColumns, type Users } from "../users";
 import { type prepareQueries, teamOf } from "./queries";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
 /** What an access token says of its session. */
-export type SessionClaims = { sid: string; amr: string[]; team?: TeamClaim; authTime: Date; ip?: string | null; userAgent?: string | null };
+export type SessionClaims = { sid: string; amr: string[]; team?: TeamClaim; authTime: Date };
 
-export const claimsOf = (
-  session: Pick<SessionRow, "id" | "amr" | "teamId" | "teamRole" | "ip" | "userAgent" | "authTime">,
-): SessionClaims => ({
+export const claimsOf = (session: Pick<SessionRow, "id" | "amr" | "teamId" | "teamRole" | "authTime">): SessionClaims => ({
   sid: session.id,
   amr: session.amr,
   team: teamOf(session),
-  ip: session.ip,
-  userAgent: session.userAgent,
   authTime: session.authTime,
 });
 
+/**
+ * The app's extra claims for an access token of this session (the `accessTokenClaims` hook, over the rows); given only
+ * when a hook is configured. It may throw: whoever calls it does so before anything it would answer is written.
+ */
+export type ExtraClaimsOf = (user: PublicUserRow, session: Pick<SessionRow, "id" | "amr" | "ip" | "userAgent">) => Promise<Record<string, unknown> | undefined>;
+
+/** What the claims hook is asked about, read before a write: a session as hooks see it, and its user. */
+export const hookSubjectColumns = {
+  session: { id: sessions.id, amr: sessions.amr, ip: sessions.ip, userAgent: sessions.userAgent },
+  user: publicUserColumns,
+};
+
 /** A refresh that went through: the new refresh token, and what the access token that goes with it says. */
-export type Rotated = { user: PublicUserRow; claims: SessionClaims; refreshToken: string; issuedAt: Date };
+export type Rotated = { user: PublicUserRow; claims: SessionClaims; refreshToken: string; issuedAt: Date; extra?: Record<string, unknown> };
 
 const invalidRefresh = () => coreError("INVALID_REFRESH_TOKEN");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
 const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
+
+/** The session a presented token is live for, with its user: what the claims hook is asked about before a rotation. */
+const prepareLiveSession = (db: Db) =>
+  db
+    .select(hookSubjectColumns)
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(
+      and(
+        eq(sessions.id, sql.placeholder("sid")),
+        eq(sessions.refreshGen, sql.placeholder("gen")),
+        eq(sessions.refreshHash, sql.placeholder("hash")),
+        isNull(sessions.revokedAt),
+      ),
+    )
+    .limit(1)
+    .prepare("sessions_refresh_live");
 
 /**
  * Each session's chain of refresh tokens: one live generation, rotated by one single-row update; the generation just
  * replaced is answered again within the grace window (concurrent tabs); an older one coming back is theft.
  */
 export class RefreshChains {
+  private readonly liveSession: ReturnType<typeof prepareLiveSession>;
+
   constructor(
     private readonly deps: {
       db: Db;
@@ -53,7 +80,9 @@ export class RefreshChains {
       /** Ends a session whose chain was broken (theft) or that went idle. */
       revoke(sessionId: string, reason: string): Promise<void>;
     },
-  ) {}
+  ) {
+    this.liveSession = prepareLiveSession(deps.db);
+  }
 
   /** The token of a chain's generation. */
   async format(token: RefreshToken): Promise<string> {
@@ -70,13 +99,24 @@ export class RefreshChains {
     };
   }
 
-  /** Rotates a presented refresh token; throws INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED when it may not. */
-  async rotate(refreshToken: string, meta: RequestMeta): Promise<Rotated> {
+  /**
+   * Rotates a presented refresh token; throws INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED when it may not. With
+   * `extraClaimsOf`, the claims are made before the rotation commits, so a hook that throws leaves the presented token
+   * live, to be presented again at any time; without, the rotation is the one prepared update.
+   */
+  async rotate(refreshToken: string, meta: RequestMeta, extraClaimsOf?: ExtraClaimsOf): Promise<Rotated> {
     const { config, clock, queries } = this.deps;
     const presented = parseRefreshToken(await this.key(), refreshToken);
     if (!presented) throw invalidRefresh();
     // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
     await this.deps.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", presented.sessionId);
+    let extra: Record<string, unknown> | undefined;
+    if (extraClaimsOf) {
+      const [live] = await this.liveSession.execute({ sid: presented.sessionId, gen: presented.gen, hash: sha256(presented.secret) });
+      // Not the live token of a live session: it cannot rotate, whatever the hook says.
+      if (!live) return this.refused(presented, meta, extraClaimsOf);
+      extra = await extraClaimsOf(live.user, live.session);
+    }
     const now = clock.now();
     const successor = randomToken(32);
     const link = this.link(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
@@ -90,14 +130,17 @@ export class RefreshChains {
       nextExpiresAt: link.refreshExpiresAt.toISOString(),
       sealedNext: link.refreshSealedNext,
     });
-    if (!rotated) return this.refused(presented, meta);
+    if (!rotated) return this.refused(presented, meta, extraClaimsOf);
     const { session, user } = rotated;
     const token = await this.format({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-    return { user, claims: claimsOf(session), refreshToken: token, issuedAt: now };
+    return { user, claims: claimsOf(session), refreshToken: token, issuedAt: now, extra };
   }
 
-  /** Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. */
-  private async refused(presented: RefreshToken, meta: RequestMeta): Promise<Rotated> {
+  /**
+   * Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. A
+   * replay writes nothing, so a claims hook that throws on it leaves the successor pair to be reissued again.
+   */
+  private async refused(presented: RefreshToken, meta: RequestMeta, extraClaimsOf?: ExtraClaimsOf): Promise<Rotated> {
     const { db, config, clock } = this.deps;
     const [session] = await db.select().from(sessions).where(eq(sessions.id, presented.sessionId)).limit(1);
     const now = clock.now();
@@ -123,7 +166,8 @@ export class RefreshChains {
       const user = await this.deps.users.findById(session.userId);
       if (!user) throw invalidRefresh();
       const token = await this.format({ sessionId: session.id, gen: session.refreshGen, secret: successor });
-      return { user, claims: claimsOf(session), refreshToken: token, issuedAt: session.refreshIssuedAt };
+      const extra = await extraClaimsOf?.(user, session);
+      return { user, claims: claimsOf(session), refreshToken: token, issuedAt: session.refreshIssuedAt, extra };
     }
     // An older generation of this session's own chain (the tag says so) came back after its successor was used: one
     // of the two holders is a thief, and which one cannot be told, so the session ends for both.

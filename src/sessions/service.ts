@@ -4,7 +4,7 @@ import type { Clock } from "../clock";
 import type { Config } from "../config";
 import { newId, randomToken } from "../crypto";
 import type { Db } from "../db";
-import { sessions, type UserRow } from "../db/schema";
+import { sessions, type UserRow, users as usersTable } from "../db/schema";
 import { coreError, errors } from "../errors";
 import type { AuthEvent, Events } from "../events";
 import type { SessionInfo } from "../hooks";
@@ -18,7 +18,7 @@ import { type PublicUser, type PublicUserRow, type Users, violatedForeignKey } f
 import { isUuid } from "../validation";
 import { CurrentSessions } from "./current";
 import { type CurrentSession, prepareQueries } from "./queries";
-import { claimsOf, RefreshChains, type SessionClaims } from "./refresh";
+import { claimsOf, type ExtraClaimsOf, hookSubjectColumns, RefreshChains, type SessionClaims } from "./refresh";
 import { Revocations } from "./revocations";
 import { TeamClaims } from "./team-claims";
 import { type AuthInfo, VerifiedTokens } from "./token-cache";
@@ -79,6 +79,16 @@ export class Sessions {
   /** Extra claims for every access token (the library's `accessTokenClaims` hook), checked by src/hooks.ts. */
   extraClaims?: (user: PublicUser, session: SessionInfo) => Promise<Record<string, unknown> | undefined>;
 
+  /**
+   * The hook over a session's rows, or undefined when there is none. Every caller asks it before it writes what the
+   * token stands for, so a hook that throws leaves the session (or its absence) as it was.
+   */
+  private get extraClaimsOf(): ExtraClaimsOf | undefined {
+    const hook = this.extraClaims;
+    if (!hook) return undefined;
+    return (user, session) => hook(this.users.toPublic(user), { id: session.id, amr: session.amr, ip: session.ip, userAgent: session.userAgent });
+  }
+
   constructor(deps: SessionsDeps) {
     const { db, kv, config, users, clock } = deps;
     this.db = db;
@@ -127,7 +137,8 @@ export class Sessions {
     // The tokens are made before the insert: they may read the database (the refresh key, once) and run the app's
     // claims hook, neither of which belongs in the transaction, and a hook that fails then leaves nothing written.
     const refreshToken = await this.chains.format({ sessionId, gen: 0, secret });
-    const made = await this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, authTime: now, ip: opts.meta.ip, userAgent: opts.meta.userAgent }, refreshToken, now);
+    const extra = await this.extraClaimsOf?.(user, { id: sessionId, amr: opts.amr, ip: opts.meta.ip, userAgent: opts.meta.userAgent });
+    const made = await this.tokenResponse(user, { sid: sessionId, amr: opts.amr, team: opts.team, authTime: now }, refreshToken, now, extra);
     const row = {
       id: sessionId,
       userId: user.id,
@@ -184,12 +195,16 @@ export class Sessions {
     return { user: this.users.toPublic(user), accessToken, tokenType: "Bearer", expiresIn: lifetimeS, mfaEnabled: user.mfaEnabled };
   }
 
-  private async tokenResponse(user: PublicUserRow, claims: SessionClaims, refreshToken: string, issuedAt: Date): Promise<TokenResponse> {
+  /** The pair for a session, its access token carrying `extra`: the claims hook's, asked before anything was written. */
+  private async tokenResponse(
+    user: PublicUserRow,
+    claims: SessionClaims,
+    refreshToken: string,
+    issuedAt: Date,
+    extra: Record<string, unknown> | undefined,
+  ): Promise<TokenResponse> {
     const roles = this.users.rolesOf(user);
     const publicUser = this.users.toPublic(user);
-    const extra = this.extraClaims
-      ? await this.extraClaims(publicUser, { id: claims.sid, amr: claims.amr, ip: claims.ip ?? null, userAgent: claims.userAgent ?? null })
-      : undefined;
     const authTime = Math.floor(claims.authTime.getTime() / 1000);
     const accessToken = await this.tokens.sign(
       { sub: user.id, sid: claims.sid, roles, amr: claims.amr, team: claims.team, auth_time: authTime },
@@ -212,8 +227,8 @@ export class Sessions {
    * window (concurrent tabs); after it, the presentation is treated as theft and the whole session dies.
    */
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenResponse> {
-    const rotated = await this.chains.rotate(refreshToken, meta);
-    return this.tokenResponse(rotated.user, rotated.claims, rotated.refreshToken, rotated.issuedAt);
+    const rotated = await this.chains.rotate(refreshToken, meta, this.extraClaimsOf);
+    return this.tokenResponse(rotated.user, rotated.claims, rotated.refreshToken, rotated.issuedAt, rotated.extra);
   }
 
   /**
@@ -325,21 +340,51 @@ export class Sessions {
   }
 
   /**
-   * Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. `reauthenticated`:
-   * the session just proved a factor again (POST /auth/reauth), so its `auth_time` becomes now.
+   * Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. In order, each
+   * step only once the one before it passed: the claims hook (asked about the session as it is), `check` (what must
+   * hold before anything is spent or written: reauth's factors), then one write, the rotation, in the transaction of
+   * `inTransaction` when given (a team switch's). `reauthenticated`: the session just proved a factor again (POST
+   * /auth/reauth), so its `auth_time` becomes now.
    */
-  async reissue(sessionId: string, opts: { reauthenticated?: boolean } = {}): Promise<TokenResponse> {
+  async reissue(
+    sessionId: string,
+    opts: { reauthenticated?: boolean; check?: () => Promise<void>; inTransaction?: (tx: Db) => Promise<void> } = {},
+  ): Promise<TokenResponse> {
+    const extraClaimsOf = this.extraClaimsOf;
+    let extra: Record<string, unknown> | undefined;
+    if (extraClaimsOf) {
+      const [live] = await this.db
+        .select(hookSubjectColumns)
+        .from(sessions)
+        .innerJoin(usersTable, eq(usersTable.id, sessions.userId))
+        .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+        .limit(1);
+      if (!live) throw errors.sessionRevoked();
+      extra = await extraClaimsOf(live.user, live.session);
+    }
+    await opts.check?.();
     const now = this.clock.now();
     const secret = randomToken(32);
-    const [session] = await this.db
-      .update(sessions)
-      .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chains.link(secret, now), ...(opts.reauthenticated ? { authTime: now } : {}) })
-      .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
-      .returning();
+    const rotate = (db: Db) =>
+      db
+        .update(sessions)
+        .set({ refreshGen: sql`${sessions.refreshGen} + 1`, ...this.chains.link(secret, now), ...(opts.reauthenticated ? { authTime: now } : {}) })
+        .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+        .returning();
+    const inTransaction = opts.inTransaction;
+    const [session] = inTransaction
+      ? await this.db.transaction(async (tx) => {
+          await inTransaction(tx);
+          const rotated = await rotate(tx);
+          // A session revoked meanwhile: the change it came with is undone too.
+          if (rotated.length === 0) throw errors.sessionRevoked();
+          return rotated;
+        })
+      : await rotate(this.db);
     if (!session) throw errors.sessionRevoked();
     const user = await this.users.findById(session.userId);
     if (!user) throw errors.sessionRevoked();
     const token = await this.chains.format({ sessionId, gen: session.refreshGen, secret });
-    return this.tokenResponse(user, claimsOf(session), token, now);
+    return this.tokenResponse(user, claimsOf(session), token, now, extra);
   }
 }
