@@ -223,12 +223,18 @@ export class Users {
    * which `inTransaction` gets too, inside the deletion's transaction (Sessions.deleteUser records their revocations
    * there, and announces them once it commits; those revoked earlier were announced then). The row is locked first, so a
    * sign-in racing this either made its session before (and it is in the answer) or finds no user to make one for
-   * (the insert breaks its foreign key).
+   * (the insert breaks its foreign key). `before` runs once the row is locked and may refuse the deletion by throwing
+   * (the admin API's last-admin rule counts the admins left there); nothing is deleted then.
    */
-  async delete(id: string, inTransaction?: (tx: Db, endedSessionIds: string[]) => Promise<void>): Promise<string[]> {
+  async delete(
+    id: string,
+    inTransaction?: (tx: Db, endedSessionIds: string[]) => Promise<void>,
+    before?: (tx: Db) => Promise<void>,
+  ): Promise<string[]> {
     const ended = await this.db.transaction(async (txn) => {
       const tx = txn as unknown as Db;
       const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(eq(users.id, id)).for("update");
+      await before?.(tx);
       const gone = await tx.delete(sessions).where(eq(sessions.userId, id)).returning({ id: sessions.id, revokedAt: sessions.revokedAt });
       await tx.delete(users).where(eq(users.id, id));
       const live = gone.filter((s) => s.revokedAt === null).map((s) => s.id);

@@ -340,21 +340,17 @@ export async function unbanUser(ctx: AuthContext, admin: UserRow, id: string, me
 }
 
 /**
- * As DELETE /auth/me: the user and everything of theirs go (by cascade), and their tokens die on every instance. Done
- * here rather than by Sessions.deleteUser, whose transaction nothing can join, because deleting an admin must count the
- * admins left in the deletion's own transaction (keepAnAdmin); so it does what that does, in Sessions.transaction: the
- * row locked first (a racing sign-in made its session before, and it is revoked here, or breaks the foreign key), every
- * live session revoked (their revocations announced once this commits), then `user.deleted`.
+ * Deletes a user as `DELETE /auth/me` does (Sessions.deleteUser), with the last-admin rule checked in the deletion's
+ * own transaction once the row is locked, so two admins deleting each other at once leave one (keepAnAdmin).
  */
 export async function deleteUser(ctx: AuthContext, admin: UserRow, id: string, meta: RequestMeta): Promise<void> {
-  const target = await ctx.sessions.transaction(async (tx) => {
-    const row = await lockTarget(tx, id);
-    if (isAdmin(ctx, row)) await keepAnAdmin(ctx, tx, admin, row, "id");
-    await ctx.sessions.revokeAll(row.id, undefined, "account_deleted", tx);
-    await tx.delete(users).where(eq(users.id, row.id));
-    await ctx.events.emit(tx, { type: "user.deleted", data: { user: { id: row.id, email: row.email } } });
-    return row;
+  if (!isUuid(id)) throw userNotFound();
+  let target: UserRow | undefined;
+  await ctx.sessions.deleteUser(id, async (tx) => {
+    target = await lockTarget(tx, id);
+    if (isAdmin(ctx, target)) await keepAnAdmin(ctx, tx, admin, target, "id");
   });
+  if (!target) throw userNotFound();
   await ctx.audit.record({ type: "admin_user_deleted", userId: target.id, meta, data: { adminId: admin.id, email: target.email } });
 }
 

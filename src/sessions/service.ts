@@ -255,13 +255,20 @@ export class Sessions {
     return this.revocations.transaction((work) => this.events.transaction(work), change);
   }
 
-  /** Deletes a user (its sessions go with it) and refuses their sessions' access tokens on every instance. */
-  async deleteUser(userId: string): Promise<void> {
+  /**
+   * Deletes a user (its sessions go with it) and refuses their sessions' access tokens on every instance. `before`
+   * runs in the deletion's transaction once the user's row is locked, and may refuse it by throwing (Users.delete).
+   */
+  async deleteUser(userId: string, before?: (tx: Db) => Promise<void>): Promise<void> {
     let ended: string[] = [];
-    await this.users.delete(userId, async (tx, sessionIds) => {
-      ended = sessionIds;
-      await this.revocations.write(tx, sessionIds);
-    });
+    await this.users.delete(
+      userId,
+      async (tx, sessionIds) => {
+        ended = sessionIds;
+        await this.revocations.write(tx, sessionIds);
+      },
+      before,
+    );
     await this.revocations.announce(ended);
   }
 
