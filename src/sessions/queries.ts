@@ -86,8 +86,6 @@ export function prepareQueries(db: Db) {
           teamId: sessions.teamId,
           teamRole: sessions.teamRole,
           refreshGen: sessions.refreshGen,
-          ip: sessions.ip,
-          userAgent: sessions.userAgent,
           authTime: sessions.authTime,
         },
         user: publicUserColumns,
