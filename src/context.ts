@@ -24,6 +24,13 @@ export type SignInOptions = {
   method: string;
   /** Asked once the session exists: false (the credential changed meanwhile) ends it and refuses the sign-in. */
   stillValid?: () => Promise<boolean>;
+  /**
+   * The account was made by this very request (a guest upgraded was not): a sign-in that fails deletes it again, as
+   * DELETE /auth/me does, so the client that was told its sign-up failed can simply retry it.
+   */
+  madeNow?: boolean;
+  /** With `madeNow`: restores what else the sign-up spent (an invitation's token), once the account is deleted. */
+  giveBack?: () => Promise<void>;
 };
 
 export type { Clock } from "./clock";

@@ -5,11 +5,12 @@ import { bodyParser } from "./body";
 import { OneTimeCodes } from "./codes";
 import { type AuthServerOptions, type Config, loadConfig } from "./config";
 import { type Clock, systemClock } from "./clock";
-import type { AuthContext, Hooks } from "./context";
+import type { AuthContext, Hooks, SignInOptions } from "./context";
 import { coreRoutes } from "./core-routes";
 import { corsPolicy } from "./cors";
 import { newId } from "./crypto";
 import { type Database, openDatabase } from "./db";
+import type { UserRow } from "./db/schema";
 import { docs } from "./docs";
 import { KnownDevices } from "./devices";
 import { describeError, errorHandler, errors, isConnectionError } from "./errors";
@@ -130,7 +131,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     reseal: [],
   };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S, now);
-  const startSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+  const openSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
     const newDevice = user.email !== null && (await devices.isNewFor(user, meta));
     const sessionId = newId();
@@ -161,6 +162,26 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     await audit.record({ type: "sign_in", userId: user.id, meta, data: factor ? { method, factor } : { method } });
     if (newDevice) await sendEmailDetached({ mailer, logger, config }, user.email, "new-sign-in", { ip: meta.ip, userAgent: meta.userAgent, at: now().toISOString() });
     return response;
+  };
+  const undoSignUp = async (user: UserRow, { meta, method, giveBack }: SignInOptions) => {
+    try {
+      await sessions.deleteUser(user.id);
+      await giveBack?.();
+      await audit.record({ type: "account_deleted", userId: user.id, meta, data: { method, reason: "sign_in_failed" } });
+    } catch (error) {
+      // The client is answered with the sign-in's own error; this one is the operator's, who may have an account to remove.
+      logger.error("sign-up not undone after its sign-in failed", { userId: user.id, method, error: describeError(error) });
+    }
+  };
+  // A sign-up whose sign-in fails (a hook threw) is undone: a kept account would answer the client's retry 409, or linger.
+  const startSession: AuthContext["startSession"] = async (user, opts) => {
+    if (!opts.madeNow) return openSession(user, opts);
+    try {
+      return await openSession(user, opts);
+    } catch (error) {
+      await undoSignUp(user, opts);
+      throw error;
+    }
   };
   const ctx: AuthContext = {
     id: crypto.randomUUID(),

@@ -23,7 +23,7 @@ export async function signInAsGuest(ctx: AuthContext, meta: RequestMeta): Promis
     return row;
   });
   await ctx.audit.record({ type: "sign_up", userId: guest.id, meta, data: { method: "anonymous" } });
-  const result = await ctx.signIn(guest, { amr: ANONYMOUS_AMR, meta, method: "anonymous" });
+  const result = await ctx.signIn(guest, { amr: ANONYMOUS_AMR, meta, method: "anonymous", madeNow: true });
   // A guest made a moment ago cannot have turned MFA on, so signIn always answers with tokens here.
   if ("mfaRequired" in result) throw new Error("a new guest cannot have MFA on");
   return result;

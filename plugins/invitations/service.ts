@@ -220,8 +220,14 @@ export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input:
     data: { invitationId: invitation.id, teamId: invitation.teamId },
   });
   // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail; a ban (also one landing
-  // meanwhile) answers 403 there.
-  return ctx.startSession(user, { amr: INVITATION_AMR, meta: input.meta, method: "invitation" });
+  // meanwhile) answers 403 there. A new account whose sign-in fails is deleted there, and its token can be used again.
+  return ctx.startSession(user, {
+    amr: INVITATION_AMR,
+    meta: input.meta,
+    method: "invitation",
+    madeNow: !input.auth,
+    giveBack: () => reopen(ctx.db, invitation.id),
+  });
 }
 
 /** Adds the membership of an invitation spent in `tx`, announcing the acceptance and the new member. */
@@ -288,6 +294,11 @@ async function consume(tx: Db, tokenHash: string, now: Date): Promise<void> {
     .where(and(eq(invitations.tokenHash, tokenHash), pending(now)))
     .returning({ id: invitations.id });
   if (!won) throw invalidToken();
+}
+
+/** Makes a spent invitation pending again, for a sign-up through it that was undone. */
+async function reopen(db: Db, invitationId: string): Promise<void> {
+  await db.update(invitations).set({ acceptedAt: null }).where(eq(invitations.id, invitationId));
 }
 
 /**

@@ -66,8 +66,8 @@ export async function verifyCode(
     return ctx.signIn(user, { amr: MAGIC_CODE_AMR, meta, method: "magic-code" });
   }
 
-  const user = await findOrCreateVerified(ctx, email, meta);
-  return ctx.signIn(user, { amr: MAGIC_CODE_AMR, meta, method: "magic-code" });
+  const { user, madeNow } = await findOrCreateVerified(ctx, email, meta);
+  return ctx.signIn(user, { amr: MAGIC_CODE_AMR, meta, method: "magic-code", madeNow });
 }
 
 async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, meta: RequestMeta): Promise<UserRow> {
@@ -83,9 +83,10 @@ async function upgradeGuest(ctx: AuthContext, guest: UserRow, email: string, met
   return user;
 }
 
-async function findOrCreateVerified(ctx: AuthContext, email: string, meta: RequestMeta): Promise<UserRow> {
+/** The verified account of `email`, and whether this call made it. */
+async function findOrCreateVerified(ctx: AuthContext, email: string, meta: RequestMeta): Promise<{ user: UserRow; madeNow: boolean }> {
   const existing = await ctx.users.findByEmail(email);
-  if (existing) return existing.emailVerified ? existing : claimUnverifiedAccount(ctx, existing, meta);
+  if (existing) return { user: existing.emailVerified ? existing : await claimUnverifiedAccount(ctx, existing, meta), madeNow: false };
   await ctx.beforeSignUp({ email, method: "magic-code", ip: meta.ip, userAgent: meta.userAgent });
   try {
     const user = await ctx.events.atomic(async (tx) => {
@@ -94,12 +95,12 @@ async function findOrCreateVerified(ctx: AuthContext, email: string, meta: Reque
       return row;
     });
     await ctx.audit.record({ type: "sign_up", userId: user.id, meta, data: { method: "magic-code" } });
-    return user;
+    return { user, madeNow: true };
   } catch (error) {
     // Someone registered this email between our lookup and insert; the code proves the address, so sign that account in.
     if (!(error instanceof AuthError && error.code === "EMAIL_TAKEN")) throw error;
     const raced = await ctx.users.findByEmail(email);
     if (!raced) throw error;
-    return raced.emailVerified ? raced : claimUnverifiedAccount(ctx, raced, meta);
+    return { user: raced.emailVerified ? raced : await claimUnverifiedAccount(ctx, raced, meta), madeNow: false };
   }
 }

@@ -176,7 +176,8 @@ async function finishedFlowLocation(
       await linkIdentity(ctx, flow.linkUserId, provider.id, profile, meta);
       return withParams(flow.redirectTo, { linked: provider.id });
     }
-    const user = await resolveUser(ctx, provider.id, profile, { mode: "auto", guestUserId: flow.guestUserId, meta });
+    // An account made here stays if the exchange's sign-in fails: that is a later request, and the next flow signs in to it.
+    const { user } = await resolveUser(ctx, provider.id, profile, { mode: "auto", guestUserId: flow.guestUserId, meta });
     // The guest is upgraded only because this browser proved it started the flow the guest's token opened. Its
     // earlier sessions still end (a token copied elsewhere keeps nothing); the exchange code hands the upgraded
     // account (same id, same data, same credentials) a fresh session.
@@ -214,12 +215,12 @@ export async function signInWithCredential(
   const provider = providerOf(providers, input.providerId);
   const profile = await provider.profileFromCredential(input.credential);
   const caller = input.auth ? await ctx.users.findById(input.auth.userId) : undefined;
-  const user = await resolveUser(ctx, provider.id, profile, {
+  const { user, madeNow } = await resolveUser(ctx, provider.id, profile, {
     mode: input.mode,
     guestUserId: caller?.isAnonymous ? caller.id : undefined,
     meta: input.meta,
   });
-  return ctx.signIn(user, { amr: OAUTH_AMR, meta: input.meta, method: "oauth" });
+  return ctx.signIn(user, { amr: OAUTH_AMR, meta: input.meta, method: "oauth", madeNow });
 }
 
 async function findLink(db: Db, provider: string, providerAccountId: string) {
@@ -257,18 +258,18 @@ async function resolveUser(
   providerId: string,
   profile: OAuthProfile,
   opts: { mode: SignInMode; guestUserId?: string; meta: RequestMeta },
-): Promise<UserRow> {
+): Promise<{ user: UserRow; madeNow: boolean }> {
   const linked = await findLink(ctx.db, providerId, profile.providerAccountId);
   const linkedUser = linked ? await ctx.users.findById(linked.userId) : undefined;
   if (linkedUser) {
     if (opts.mode === "signup") throw oauthFlowErrors.accountExists();
-    return linkedUser;
+    return { user: linkedUser, madeNow: false };
   }
   const local = profile.email ? await ctx.users.findByEmail(profile.email) : undefined;
   if (local) {
     if (opts.mode === "signup" || !(profile.emailVerified && local.emailVerified)) throw oauthFlowErrors.accountExists();
     await linkIdentity(ctx, local.id, providerId, profile, opts.meta);
-    return local;
+    return { user: local, madeNow: false };
   }
   if (opts.mode === "signin") throw oauthFlowErrors.signupRequired();
 
@@ -300,7 +301,8 @@ async function resolveUser(
       meta: opts.meta,
       data: { method: "oauth", provider: providerId },
     });
-    return user;
+    // A guest upgraded in place existed before: it is never made now.
+    return { user, madeNow: !guestUserId };
   } catch (error) {
     const conflict = linkConflict(error);
     if (!conflict) throw error;
@@ -309,7 +311,7 @@ async function resolveUser(
     const racedUser = raced ? await ctx.users.findById(raced.userId) : undefined;
     if (!racedUser) throw conflict;
     if (opts.mode === "signup") throw oauthFlowErrors.accountExists();
-    return racedUser;
+    return { user: racedUser, madeNow: false };
   }
 }
 

@@ -119,7 +119,7 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     await sendVerificationCode(ctx, { ...user, email });
     return { status: 202, body: pendingConfirmation() };
   }
-  return { status: 201, body: await ctx.signIn(user, { amr: ["pwd"], meta, method: "password" }) };
+  return { status: 201, body: await ctx.signIn(user, { amr: ["pwd"], meta, method: "password", madeNow: !upgraded }) };
 }
 
 export type LoginInput = { email?: string; username?: string; password: string; captchaToken?: string };
