@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { connect, type Socket } from "node:net";
 import { FrameCounter, watchedSocketFactory } from "../src/db/watched-socket";
@@ -12,18 +12,18 @@ const DATABASE_URL = process.env.DATABASE_URL;
 const TIMEOUT_MS = 400;
 
 describe.if(Boolean(DATABASE_URL))("the watched Postgres socket", () => {
-  const proxy = new CuttableProxy((() => {
-    const u = new URL(DATABASE_URL as string);
-    return { hostname: u.hostname, port: Number(u.port || 5432) };
-  })());
-  const port = proxy.start();
-  const url = (() => {
-    const u = new URL(DATABASE_URL as string);
-    u.hostname = "127.0.0.1";
-    u.port = String(port);
-    return u.toString();
-  })();
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2, ...({ socket: watchedSocketFactory(TIMEOUT_MS) } as object) });
+  // Made in beforeAll: Bun runs a describe's body even when `.if` skips its tests, and there is no URL then.
+  let proxy: CuttableProxy;
+  let sql: ReturnType<typeof postgres>;
+
+  beforeAll(() => {
+    const target = new URL(DATABASE_URL as string);
+    proxy = new CuttableProxy({ hostname: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(DATABASE_URL as string);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.start());
+    sql = postgres(viaProxy.toString(), { max: 1, onnotice: () => {}, connect_timeout: 2, ...({ socket: watchedSocketFactory(TIMEOUT_MS) } as object) });
+  });
 
   afterAll(async () => {
     await sql.end({ timeout: 1 });
