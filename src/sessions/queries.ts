@@ -18,6 +18,14 @@ export type CurrentSession = {
 export const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | undefined =>
   session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
 
+/** The row a presented refresh token names, while that token is its live generation (placeholders sid, gen, hash). */
+export const presentedGeneration = () => [
+  eq(sessions.id, sql.placeholder("sid")),
+  eq(sessions.refreshGen, sql.placeholder("gen")),
+  eq(sessions.refreshHash, sql.placeholder("hash")),
+  isNull(sessions.revokedAt),
+];
+
 export function prepareQueries(db: Db) {
   return {
     current: db
@@ -69,10 +77,7 @@ export function prepareQueries(db: Db) {
       .from(users)
       .where(
         and(
-          eq(sessions.id, sql.placeholder("sid")),
-          eq(sessions.refreshGen, sql.placeholder("gen")),
-          eq(sessions.refreshHash, sql.placeholder("hash")),
-          isNull(sessions.revokedAt),
+          ...presentedGeneration(),
           gt(sessions.expiresAt, sql.placeholder("now")),
           gt(sessions.refreshExpiresAt, sql.placeholder("now")),
           gt(sessions.lastUsedAt, sql.placeholder("idleCutoff")),

@@ -1,4 +1,4 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { AuditLog } from "../audit";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
@@ -11,7 +11,7 @@ import type { RequestMeta } from "../request";
 import type { TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUserRow, publicUserColumns, type Users } from "../users";
-import { type prepareQueries, teamOf } from "./queries";
+import { type prepareQueries, presentedGeneration, teamOf } from "./queries";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
 /** What an access token says of its session. */
@@ -49,14 +49,7 @@ const prepareLiveSession = (db: Db) =>
     .select(hookSubjectColumns)
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
-    .where(
-      and(
-        eq(sessions.id, sql.placeholder("sid")),
-        eq(sessions.refreshGen, sql.placeholder("gen")),
-        eq(sessions.refreshHash, sql.placeholder("hash")),
-        isNull(sessions.revokedAt),
-      ),
-    )
+    .where(and(...presentedGeneration()))
     .limit(1)
     .prepare("sessions_refresh_live");
 
