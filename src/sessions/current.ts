@@ -47,7 +47,7 @@ export class CurrentSessions {
     const nowMs = this.clock.now().getTime();
     const part = token?.session();
     const user = this.users.get(userId);
-    if (part && user && nowMs - user.cachedAtMs < this.ttl(user)) return { session: { id: sessionId, userId, ...part }, user: user.row };
+    if (part && user && nowMs - user.cachedAtMs < this.ttl(user)) return { session: part, user: user.row };
     const [row] = await this.query.execute({ sid: sessionId });
     if (!row || row.session.userId !== userId) throw errors.sessionRevoked();
     // Kept even if the session is revoked meanwhile: every request checks revocation before it gets here.

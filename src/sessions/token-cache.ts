@@ -56,10 +56,16 @@ export class VerifiedToken implements AuthInfo {
     Object.freeze(this);
   }
 
-  /** The session's part of GET /auth/session, if kept (a fresh object each time: callers own what they get). */
-  session(): SessionPart | undefined {
+  /** The session's part of GET /auth/session, if kept, named by its ids (a fresh object each time: callers own it). */
+  session(): (SessionPart & { id: string; userId: string }) | undefined {
     if (!this.#sessionAmr) return undefined;
-    return { createdAt: new Date(this.#sessionCreatedAtMs), expiresAt: new Date(this.#sessionExpiresAtMs), amr: this.#sessionAmr };
+    return {
+      id: this.sessionId,
+      userId: this.userId,
+      createdAt: new Date(this.#sessionCreatedAtMs),
+      expiresAt: new Date(this.#sessionExpiresAtMs),
+      amr: this.#sessionAmr,
+    };
   }
 
   keepSession(part: SessionPart): void {
