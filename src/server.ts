@@ -13,7 +13,7 @@ import { type Database, openDatabase } from "./db";
 import type { UserRow } from "./db/schema";
 import { docs } from "./docs";
 import { KnownDevices } from "./devices";
-import { describeError, errorHandler, errors, isConnectionError } from "./errors";
+import { AuthError, describeError, errorHandler, errors, isConnectionError } from "./errors";
 import { Events } from "./events";
 import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
@@ -179,7 +179,8 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     try {
       return await openSession(user, opts);
     } catch (error) {
-      await undoSignUp(user, opts);
+      // Not a ban that landed meanwhile: that account is an admin's decision, and deleting it would free its address.
+      if (!(error instanceof AuthError && error.code === "USER_BANNED")) await undoSignUp(user, opts);
       throw error;
     }
   };

@@ -45,9 +45,13 @@ function actOut(hook: Failure["hook"], userId: string) {
   throw failing.error();
 }
 
+/** An address whose account an admin bans while its sign-up's sign-in runs (set by the test that needs it). */
+let bannedMeanwhile: string | undefined;
+
 const hooks: AuthHooks = {
   async accessTokenClaims(user) {
     await Bun.sleep(1);
+    if (user.email === bannedMeanwhile) await server.ctx.db.update(users).set({ banned: true }).where(eq(users.id, user.id));
     actOut("accessTokenClaims", user.id);
     return { plan: "pro" };
   },
@@ -60,6 +64,9 @@ const hooks: AuthHooks = {
 const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
 const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => lines.push({ level, msg, fields });
 const logger: Logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+
+// Unique per run: the Postgres pass shares its database with earlier runs.
+const ADMIN_EMAIL = uniqueEmail("rollback-admin");
 
 let idp: TestIdp;
 let server: TestServer;
@@ -74,11 +81,11 @@ beforeAll(async () => {
       OIDC_ISSUER: idp.issuer,
       OIDC_CLIENT_ID: idp.clientId,
       OIDC_CLIENT_SECRET: idp.clientSecret,
-      ADMIN_EMAILS: "rollback-admin@example.com",
+      ADMIN_EMAILS: ADMIN_EMAIL,
     },
     { hooks, logger },
   );
-  const { tokens } = await createSignedInUser(server, { email: "rollback-admin@example.com" });
+  const { tokens } = await createSignedInUser(server, { email: ADMIN_EMAIL });
   inviterToken = tokens.accessToken;
 }, 60_000);
 afterAll(async () => {
@@ -273,5 +280,24 @@ describe("a sign-up that cannot be undone", () => {
     const undo = lines.find((line) => line.level === "error" && JSON.stringify(line.fields).includes("database went away"));
     expect(undo?.fields).toMatchObject({ userId: failedFor.at(-1) });
     expect(JSON.stringify(lines)).toContain("claims service down");
+  });
+});
+
+describe("a sign-up banned while its sign-in runs", () => {
+  test("answers 403 USER_BANNED and keeps the banned account: the undo does not undo an admin's ban", async () => {
+    const email = uniqueEmail("rb-banned");
+    bannedMeanwhile = email;
+    let answer: TestResponse;
+    try {
+      answer = await server.request("POST", "/auth/register", { body: { email, password: PASSWORD } });
+    } finally {
+      bannedMeanwhile = undefined;
+    }
+    expect(answer.status).toBe(403);
+    expect(answer.body.code).toBe("USER_BANNED");
+    const [row] = await server.ctx.db.select({ banned: users.banned }).from(users).where(eq(users.email, email));
+    expect(row?.banned).toBe(true);
+    const again = await server.request("POST", "/auth/register", { body: { email, password: PASSWORD } });
+    expect(again.status).toBe(409);
   });
 });
