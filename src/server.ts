@@ -13,7 +13,7 @@ import { type Database, openDatabase } from "./db";
 import type { UserRow } from "./db/schema";
 import { docs } from "./docs";
 import { KnownDevices } from "./devices";
-import { AuthError, describeError, errorHandler, errors, isConnectionError } from "./errors";
+import { describeError, errorHandler, errors, isConnectionError } from "./errors";
 import { Events } from "./events";
 import { type AuthHooks, claimsHook } from "./hooks";
 import { type KeyValueStore, openStore } from "./kv";
@@ -34,7 +34,7 @@ import { AccessTokens } from "./tokens/access";
 import { ServerSecrets } from "./tokens/keys";
 import { rotateSigningKeys } from "./tokens/rotation";
 import { ownedPaths } from "./scope";
-import { Users } from "./users";
+import { KeptBanned, Users } from "./users";
 
 export type { AuthServerOptions } from "./config";
 export type { AuthContext } from "./context";
@@ -165,10 +165,12 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   };
   const undoSignUp = async (user: UserRow, { meta, method, giveBack }: SignInOptions) => {
     try {
-      await sessions.deleteUser(user.id);
+      await sessions.deleteUser(user.id, users.keepIfBanned(user.id));
       await giveBack?.();
       await audit.record({ type: "account_deleted", userId: user.id, meta, data: { method, reason: "sign_in_failed" } });
     } catch (error) {
+      // An admin banned it while its sign-in ran: the account stays, with what its sign-up used.
+      if (error instanceof KeptBanned) return;
       // The client is answered with the sign-in's own error; this one is the operator's, who may have an account to remove.
       logger.error("sign-up not undone after its sign-in failed", { userId: user.id, method, error: describeError(error) });
     }
@@ -179,8 +181,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     try {
       return await openSession(user, opts);
     } catch (error) {
-      // Not a ban that landed meanwhile: that account is an admin's decision, and deleting it would free its address.
-      if (!(error instanceof AuthError && error.code === "USER_BANNED")) await undoSignUp(user, opts);
+      await undoSignUp(user, opts);
       throw error;
     }
   };

@@ -123,6 +123,17 @@ export class Users {
   }
 
   /**
+   * A `before` step for `delete` that keeps a banned account: the deletion is refused with `KeptBanned` when the locked
+   * row carries a ban (in force or not, it is an admin's decision, and deleting it would free its address).
+   */
+  keepIfBanned(userId: string): (tx: Db) => Promise<void> {
+    return async (tx) => {
+      const [row] = await tx.select({ banned: users.banned }).from(users).where(eq(users.id, userId));
+      if (row?.banned) throw new KeptBanned(userId);
+    };
+  }
+
+  /**
    * Records a sign-in and answers whether the user is banned now. Run once the new session's row exists: a ban
    * locks the user row, so it either committed before this update (which then sees it) or revokes that session.
    */
@@ -261,6 +272,13 @@ export class Users {
 
   private changed(userId: string): void {
     for (const listener of this.changeListeners) listener(userId);
+  }
+}
+
+/** Thrown by `keepIfBanned`'s step: the account was not deleted because an admin banned it. */
+export class KeptBanned extends Error {
+  constructor(readonly userId: string) {
+    super("account kept: it is banned");
   }
 }
 

@@ -301,3 +301,27 @@ describe("a sign-up banned while its sign-in runs", () => {
     expect(again.status).toBe(409);
   });
 });
+
+describe("a sign-up banned while its sign-in runs, whose sign-in then fails otherwise", () => {
+  test("keeps the banned account although the hook's error is not USER_BANNED: the undo's delete refuses a banned row", async () => {
+    const email = uniqueEmail("rb-banned-fail");
+    const logged = lines.length;
+    bannedMeanwhile = email;
+    failing = FAILURES[0];
+    let answer: TestResponse;
+    try {
+      answer = await server.request("POST", "/auth/register", { body: { email, password: PASSWORD } });
+    } finally {
+      bannedMeanwhile = undefined;
+      failing = undefined;
+    }
+    expect(answer.status).toBe(500);
+    expect(answer.body.code).toBe("INTERNAL_ERROR");
+    const [row] = await server.ctx.db.select({ banned: users.banned }).from(users).where(eq(users.email, email));
+    expect(row?.banned).toBe(true);
+    expect(lines.slice(logged).some((line) => line.msg.includes("not undone"))).toBe(false);
+    const again = await server.request("POST", "/auth/register", { body: { email, password: PASSWORD } });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe("EMAIL_TAKEN");
+  });
+});
