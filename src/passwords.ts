@@ -58,18 +58,27 @@ export class Gate {
 }
 
 /**
+ * Verified against for unknown accounts, so a miss costs what a hit does: a hash in Bun.password's own form (salt
+ * and output of its lengths) with the configured cost, made of random bytes rather than computed. No password
+ * matches it, and a start spends no argon2 run (and its PASSWORD_HASH_MEMORY_KIB) on it.
+ */
+function dummyHash(memoryCost: number, timeCost: number): string {
+  const b64 = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64").replace(/=+$/, "");
+  return `$argon2id$v=19$m=${memoryCost},t=${timeCost},p=1$${b64(32)}$${b64(32)}`;
+}
+
+/**
  * argon2id via Bun.password, with the configured cost, at most PASSWORD_HASH_CONCURRENCY at once (by default one per
  * CPU the process may use). Each computation fills PASSWORD_HASH_MEMORY_KIB and keeps a core busy, so more at once
  * only share the cores and the caches: a burst of sign-ins queues here, and memory stays bounded whatever the load.
  */
 export class PasswordHasher {
-  private readonly dummy: Promise<string>;
+  private readonly dummy: string;
   private readonly gate: Gate;
 
   constructor(private readonly config: Config) {
     this.gate = new Gate(config.PASSWORD_HASH_CONCURRENCY);
-    // Verified against for unknown accounts, so a miss costs the same time as a hit.
-    this.dummy = this.hash("dummy-password-for-timing");
+    this.dummy = dummyHash(this.params.memoryCost, this.params.timeCost);
   }
 
   private get params() {
@@ -86,7 +95,7 @@ export class PasswordHasher {
 
   /** Verifies against `hash`, or against a dummy hash when there is none, so timing says nothing. */
   async verify(password: string, hash: string | null | undefined): Promise<boolean> {
-    const against = hash || (await this.dummy);
+    const against = hash || this.dummy;
     const ok = await this.gate.run(() => Bun.password.verify(normalisePassword(password), against).catch(() => false));
     return Boolean(hash) && ok;
   }
