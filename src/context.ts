@@ -22,8 +22,11 @@ export type SignInOptions = {
   amr: string[];
   meta: RequestMeta;
   method: string;
-  /** Asked once the session exists: false (the credential changed meanwhile) ends it and refuses the sign-in. */
-  stillValid?: () => Promise<boolean>;
+  /**
+   * Asked of the user's row as it is once the session exists: false (the credential changed meanwhile) ends it and
+   * refuses the sign-in.
+   */
+  stillValid?: (current: { passwordHash: string | null }) => boolean;
   /**
    * The account was made by this very request (a guest upgraded was not): a sign-in that fails deletes it again, as
    * DELETE /auth/me does, so the client that was told its sign-up failed can simply retry it.

@@ -142,14 +142,15 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
       sessionId,
       inTransaction: (tx, made) => events.emit(tx, { type: "user.signed_in", data: { user: made.user, session } }),
     });
+    const current = await users.markSignedIn(user.id, now());
     // A ban that landed while this sign-in ran: the session it revoked did not exist yet, so end this one here.
-    if ((await users.markSignedIn(user.id, now())).banned) {
+    if (current.banned) {
       await sessions.revoke(sessionId, "banned");
       throw errors.userBanned();
     }
-    // Asked after the session exists: a change that lands before this answer is seen here, one that lands after it
-    // (a password reset revoking every session) already finds this session to revoke.
-    if (stillValid && !(await stillValid())) {
+    // Asked of the row as it is once the session exists: a change that landed before is seen here, one that lands
+    // after it (a password reset revoking every session) already finds this session to revoke.
+    if (stillValid && !stillValid(current)) {
       await sessions.revoke(sessionId, "credential_changed");
       throw errors.invalidCredentials();
     }

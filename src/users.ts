@@ -134,16 +134,17 @@ export class Users {
   }
 
   /**
-   * Records a sign-in and answers whether the user is banned now. Run once the new session's row exists: a ban
-   * locks the user row, so it either committed before this update (which then sees it) or revokes that session.
+   * Records a sign-in and answers whether the user is banned now, and the password hash it holds now. Run once the
+   * new session's row exists: a ban (or a password change) locks the user row, so it either committed before this
+   * update (which then sees it) or revokes that session.
    */
-  async markSignedIn(userId: string, now: Date): Promise<{ banned: boolean }> {
+  async markSignedIn(userId: string, now: Date): Promise<{ banned: boolean; passwordHash: string | null }> {
     const [row] = await this.db
       .update(users)
       .set({ lastSignInAt: now })
       .where(eq(users.id, userId))
-      .returning({ banned: users.banned, bannedUntil: users.bannedUntil });
-    return { banned: row ? this.isBanned(row, now) : false };
+      .returning({ banned: users.banned, bannedUntil: users.bannedUntil, passwordHash: users.passwordHash });
+    return { banned: row ? this.isBanned(row, now) : false, passwordHash: row?.passwordHash ?? null };
   }
 
   toPublic(row: PublicUserRow): PublicUser {

@@ -155,7 +155,7 @@ export async function login(ctx: AuthContext, input: LoginInput, meta: RequestMe
     ? await ctx.users.update(user.id, { passwordHash: await ctx.passwords.hash(input.password) })
     : user;
   // A reset or change landing while this sign-in runs must not leave it a session made with the old password.
-  const stillValid = async () => (await ctx.users.findById(user.id))?.passwordHash === current.passwordHash;
+  const stillValid = (now: { passwordHash: string | null }) => now.passwordHash === current.passwordHash;
   return ctx.signIn(current, { amr: ["pwd"], meta, method: "password", stillValid });
 }
 
