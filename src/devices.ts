@@ -21,11 +21,14 @@ export class KnownDevices {
    * Records this sign-in's device; true when it is new to a user who has signed in before (an account's very first
    * sign-in is not news to anyone). Asks the database only for a device the store has not seen: the store forgets (an
    * in-memory one at each restart, Redis when flushed), and the sessions kept in the database still tell a device
-   * used lately from a new one, so a restart does not make every next sign-in news.
+   * used lately from a new one, so a restart does not make every next sign-in news. `madeNow`: the sign-in of a
+   * sign-up (SignInOptions.madeNow).
    */
-  async isNewFor(user: Pick<UserRow, "id" | "lastSignInAt">, meta: RequestMeta): Promise<boolean> {
+  async isNewFor(user: Pick<UserRow, "id" | "lastSignInAt">, meta: RequestMeta, madeNow = false): Promise<boolean> {
     const device = sha256(`${meta.ip ?? ""}\0${meta.userAgent ?? ""}`);
     if (!(await this.kv.setIfAbsent(`device:${user.id}:${device}`, "1", this.rememberS))) return false;
+    // An account this very request made has signed in nowhere before: its device is recorded, and no news.
+    if (madeNow) return false;
     // Whether the account signed in before: its last sign-in, or (for sessions made without one, by an invitation or
     // the library) any session of it. Not the sessions alone: retention deletes sessions that ended.
     if (user.lastSignInAt === null && !(await this.hasAnySession(user.id))) return false;

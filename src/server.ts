@@ -131,9 +131,9 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     reseal: [],
   };
   const devices = new KnownDevices(kv, db, config.SESSION_MAX_AGE_S, now);
-  const openSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid }) => {
+  const openSession: AuthContext["startSession"] = async (user, { amr, meta, method, factor, stillValid, madeNow }) => {
     if (users.isBanned(user, now())) throw errors.userBanned();
-    const newDevice = user.email !== null && (await devices.isNewFor(user, meta));
+    const newDevice = user.email !== null && (await devices.isNewFor(user, meta, madeNow));
     const sessionId = newId();
     const session = { id: sessionId, amr, ip: meta.ip, userAgent: meta.userAgent };
     const response = await sessions.create(user, {
