@@ -1,4 +1,4 @@
-import { Text } from "@react-email/components";
+import { Text } from "@react-email/text";
 import Layout, { styles } from "./layout";
 
 export type EmailChangedProps = { newEmail: string };

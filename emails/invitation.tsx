@@ -1,4 +1,4 @@
-import { Text } from "@react-email/components";
+import { Text } from "@react-email/text";
 import Layout, { ActionLink, styles } from "./layout";
 
 export type InvitationProps = { link: string; teamName: string | null; inviterEmail: string | null };

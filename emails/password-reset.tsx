@@ -1,4 +1,4 @@
-import { Text } from "@react-email/components";
+import { Text } from "@react-email/text";
 import Layout, { ActionLink, styles } from "./layout";
 
 /** `newAccount`: an admin made the account without a password, and this link (valid `days` days) sets the first one. */

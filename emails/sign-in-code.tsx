@@ -1,4 +1,4 @@
-import { Text } from "@react-email/components";
+import { Text } from "@react-email/text";
 import { CODE_TTL_S } from "../src/codes";
 import Layout, { styles } from "./layout";
 
