@@ -83,6 +83,13 @@ function prepareQueries(db: Db) {
   return {
     byId: db.select().from(users).where(eq(users.id, sql.placeholder("id"))).limit(1).prepare("users_by_id"),
     byEmail: db.select().from(users).where(eq(users.email, sql.placeholder("email"))).limit(1).prepare("users_by_email"),
+    /** The time is an ISO string: a placeholder skips the column's encoding. */
+    signedIn: db
+      .update(users)
+      .set({ lastSignInAt: sql`${sql.placeholder("now")}` })
+      .where(eq(users.id, sql.placeholder("id")))
+      .returning({ banned: users.banned, bannedUntil: users.bannedUntil, passwordHash: users.passwordHash })
+      .prepare("users_signed_in"),
   };
 }
 
@@ -139,11 +146,7 @@ export class Users {
    * update (which then sees it) or revokes that session.
    */
   async markSignedIn(userId: string, now: Date): Promise<{ banned: boolean; passwordHash: string | null }> {
-    const [row] = await this.db
-      .update(users)
-      .set({ lastSignInAt: now })
-      .where(eq(users.id, userId))
-      .returning({ banned: users.banned, bannedUntil: users.bannedUntil, passwordHash: users.passwordHash });
+    const [row] = await this.queries.signedIn.execute({ id: userId, now: now.toISOString() });
     return { banned: row ? this.isBanned(row, now) : false, passwordHash: row?.passwordHash ?? null };
   }
 
