@@ -132,12 +132,15 @@ export function passwordPlugin(ctx: AuthContext) {
         set.status = 204;
       },
       {
-        auth: true,
+        // The right current password is the proof; an impersonation token never passes (403 REAUTH_REQUIRED).
+        stepUp: "password",
         body: z.object({ currentPassword: passwordField, newPassword: newPasswordField, confirmPassword: newPasswordField.optional() }),
-        response: { 204: z.void(), ...errorResponses(400, 401, 429) },
+        response: { 204: z.void(), ...errorResponses(400, 401, 403, 429) },
         detail: {
           summary: "Change the password",
-          description: "`204`; every other session is revoked. `401 INVALID_CREDENTIALS`, `400 WEAK_PASSWORD` / `PASSWORD_MISMATCH`.",
+          description:
+            "`204`; every other session is revoked. `401 INVALID_CREDENTIALS`, `400 WEAK_PASSWORD` / `PASSWORD_MISMATCH`. " +
+            "Step-up: the right current password is the proof; an impersonation token gets `403 REAUTH_REQUIRED`.",
         },
       },
     )

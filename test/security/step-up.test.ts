@@ -193,6 +193,32 @@ describe("a stolen access token alone cannot add, change or remove a way in", ()
 });
 
 describe("routes that take the current password count a right one as proof", () => {
+  test("an impersonation token with the user's right password changes neither the password nor the email: 403 REAUTH_REQUIRED", async () => {
+    const account = await signedIn();
+    const admin = await newAdmin(server);
+    const impersonation: string = (await server.request("POST", `/auth/admin/users/${account.user.id}/impersonate`, { token: admin.token })).body.accessToken;
+    const password = await server.request("POST", "/auth/password/change", {
+      token: impersonation,
+      body: { currentPassword: PASSWORD, newPassword: "an admin's choice of password 7" },
+    });
+    expect(password.status).toBe(403);
+    expect(password.body.code).toBe("REAUTH_REQUIRED");
+    const email = await server.request("POST", "/auth/email/change", { token: impersonation, body: { newEmail: uniqueEmail("taken-over"), password: PASSWORD } });
+    expect(email.status).toBe(403);
+    expect(email.body.code).toBe("REAUTH_REQUIRED");
+    expect((await server.request("POST", "/auth/login", { body: { email: account.email, password: PASSWORD } })).status).toBe(200);
+  });
+
+  test("password change with an old token: the right current password is enough", async () => {
+    const account = await signedIn();
+    letProofGoStale();
+    const res = await server.request("POST", "/auth/password/change", {
+      token: account.accessToken,
+      body: { currentPassword: PASSWORD, newPassword: "a stale token's new password 8" },
+    });
+    expect(res.status).toBe(204);
+  });
+
   test("email change with an old token: the right password is enough, a wrong one is 401, none is 400", async () => {
     const account = await signedIn();
     letProofGoStale();
