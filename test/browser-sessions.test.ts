@@ -327,7 +327,7 @@ describe("CSRF: a cookie-authenticated request that can change something shows w
   test("login CSRF: a sign-in that would set cookies must come from a trusted origin too, and then starts no session", async () => {
     const { user, tokens } = await createSignedInUser(server, { passwordHash: await server.ctx.passwords.hash(PASSWORD) });
     const before = await server.request("GET", "/auth/sessions", { token: tokens.accessToken });
-    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, {}, { "sec-fetch-site": "same-site" }] as Record<string, string>[]) {
+    for (const headers of [{ origin: EVIL_ORIGIN }, { origin: "null" }, { "sec-fetch-site": "same-site" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
       const res = await server.request("POST", "/auth/login", { body: { email: user.email, password: PASSWORD }, headers: { ...COOKIE_MODE, ...headers } });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe("CSRF_REJECTED");
@@ -344,6 +344,21 @@ describe("CSRF: a cookie-authenticated request that can change something shows w
       headers: { ...COOKIE_MODE, "sec-fetch-site": "same-origin" },
     });
     expect(sameOrigin.status).toBe(200);
+  });
+
+  test("a client that is no browser (neither Origin nor Sec-Fetch-Site) gets its sign-in in cookies on every sign-in route", async () => {
+    const { user } = await createSignedInUser(server, { passwordHash: await server.ctx.passwords.hash(PASSWORD) });
+    for (const [path, body, status] of [
+      ["/auth/login", { email: user.email, password: PASSWORD }, 200],
+      ["/auth/register", { email: uniqueEmail("plain-client"), password: PASSWORD }, 201],
+      ["/auth/anonymous", {}, 201],
+    ] as const) {
+      const res = await server.request("POST", path, { body, headers: COOKIE_MODE });
+      expect(res.status).toBe(status);
+      expect(res.body.accessToken).toBeUndefined();
+      const names = res.headers.getSetCookie().map((line) => line.split("=")[0]);
+      expect(names.sort()).toEqual(["auth_at", "auth_rt"]);
+    }
   });
 });
 

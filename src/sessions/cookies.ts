@@ -16,9 +16,10 @@ export const BROWSER_SESSIONS_DOC =
   "instead of in the body: `auth_at` (access token) and `auth_rt` (refresh token), `HttpOnly; SameSite=Lax; Path=/`, no `Domain`, and `Secure` with " +
   "the `__Host-` prefix on the names unless PUBLIC_URL is http://localhost, http://127.0.0.1 or http://[::1]. The body is the `TokenResponse` without " +
   "`accessToken` and `refreshToken`; an `MfaChallenge` sets no cookie. `POST /auth/refresh` with no body rotates both cookies on the same chain. Every " +
-  "authenticated route takes the `auth_at` cookie; an `Authorization` header, when sent, alone counts. A request authenticated by a cookie, or asking " +
-  "for cookies without an Authorization header, whose method is not GET, HEAD or OPTIONS must have an `Origin` equal to PUBLIC_URL's origin or one of " +
-  "CORS_ORIGINS, or no `Origin` and `Sec-Fetch-Site: same-origin`; anything else (`Origin: null` included) is `403 CSRF_REJECTED` and changes nothing. " +
+  "authenticated route takes the `auth_at` cookie; an `Authorization` header, when sent, alone counts. A request authenticated by a cookie whose method is " +
+  "not GET, HEAD or OPTIONS must have an `Origin` equal to PUBLIC_URL's origin or one of CORS_ORIGINS, or no `Origin` and `Sec-Fetch-Site: same-origin`; " +
+  "anything else (`Origin: null` included) is `403 CSRF_REJECTED` and changes nothing. A request asking for cookies without an Authorization header " +
+  "(a sign-in) follows the same rule when it carries `Origin` or `Sec-Fetch-Site`, as every browser's does; one with neither is not a browser's and is served. " +
   "`POST /auth/logout` and `DELETE /auth/me` expire both cookies.";
 
 /** The header a browser app sends to get (and keep) its session in cookies. */
@@ -105,6 +106,17 @@ export function assertTrustedOrigin(request: Request, cookies: SessionCookies): 
   if (request.headers.get("sec-fetch-site") !== "same-origin") throw csrfRejected();
 }
 
+/**
+ * The login-CSRF rule of a request that asks for session cookies without being authenticated by one: a browser
+ * page may only ask from a trusted origin. A browser always says where a POST comes from (`Origin`, or
+ * `Sec-Fetch-Site`), and another page cannot add the asking header without a CORS preflight; a request with neither
+ * header is not a browser's (a server, a script, a test client), and nobody's browser can be signed in by it.
+ */
+function assertTrustedCookieSignIn(request: Request, cookies: SessionCookies): void {
+  if (request.headers.get("origin") === null && request.headers.get("sec-fetch-site") === null) return;
+  assertTrustedOrigin(request, cookies);
+}
+
 /** Requests answered in cookies although they did not ask: a refresh that presented its refresh cookie. */
 const answeredInCookies = new WeakSet<Request>();
 
@@ -158,7 +170,7 @@ export function browserSessions(seed: string, config: Config, owns: (url: string
       // A Bearer request cannot be forged by another page; a cookie sign-in from one would sign the victim into the
       // attacker's account.
       try {
-        if (request.headers.get(COOKIE_MODE_HEADER) === "1" && !request.headers.has("authorization")) assertTrustedOrigin(request, cookies);
+        if (request.headers.get(COOKIE_MODE_HEADER) === "1" && !request.headers.has("authorization")) assertTrustedCookieSignIn(request, cookies);
       } catch (error) {
         if (error instanceof AuthError) return errorResponse(error);
         throw error;
