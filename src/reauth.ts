@@ -58,7 +58,7 @@ export async function reauthenticate(ctx: AuthContext, auth: AuthInfo, proof: Re
   if (user.mfaEnabled && !given.some((factor) => factor.strong)) {
     throw errors.validation([{ path: "totpCode", message: "MFA is on: a TOTP code, a recovery code or a passkey is required" }]);
   }
-  const renewed = await ctx.sessions.reissue(auth.sessionId, {
+  const renewed = await ctx.sessions.reissue(auth, {
     reauthenticated: true,
     check: async () => {
       for (const factor of given) await factor.verify(user, proof, meta);

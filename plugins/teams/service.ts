@@ -206,7 +206,7 @@ export async function removeMember(ctx: AuthContext, actorId: string, teamId: st
  */
 export async function switchTeam(ctx: AuthContext, auth: AuthInfo, teamId: string): Promise<TokenResponse> {
   if (ctx.config.DEMO_MODE) throw teamsError("DEMO_MODE");
-  return ctx.sessions.reissue(auth.sessionId, {
+  return ctx.sessions.reissue(auth, {
     inTransaction: async (tx) => {
       const [row] = isUuid(teamId)
         ? await tx

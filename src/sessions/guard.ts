@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { AuthContext } from "../context";
-import { AuthError } from "../errors";
+import { AuthError, errors } from "../errors";
 import { requestMeta } from "../request";
 import { assertTrustedOrigin, presentedCredential, sessionCookies } from "./cookies";
 import type { AuthInfo } from "./service";
@@ -50,21 +50,27 @@ export function authGuard(ctx: AuthContext) {
         },
       },
       optionalAuth: {
-        // Either signed in (a guest upgrading) or not.
+        // Either signed in (a guest upgrading, an invitee joining) or not. Every such route starts a session or
+        // turns the caller's account into another: an impersonation token is refused there (it would leave the
+        // admin a session of the user's without its `act`).
         detail: { security: [{ bearer: [] }, { cookie: [] }, {}] },
         transform: refuseCrossSiteCookie,
         async resolve({ request }) {
           const credential = presentedCredential(request, cookies);
           if (!credential) return { auth: null as AuthInfo | null };
-          if (!credential.viaCookie) return { auth: await ctx.sessions.authenticate(credential.authorization) as AuthInfo | null };
-          // A stale cookie (its session ended elsewhere) must not stop the browser from signing in again: unlike a
-          // header, nobody chose to send it. It proves nothing, so a guest it names is not upgraded.
-          try {
-            return { auth: await ctx.sessions.authenticate(credential.authorization) as AuthInfo | null };
-          } catch (error) {
-            if (error instanceof AuthError && error.status === 401) return { auth: null as AuthInfo | null };
-            throw error;
-          }
+          const auth = await (async () => {
+            if (!credential.viaCookie) return ctx.sessions.authenticate(credential.authorization);
+            // A stale cookie (its session ended elsewhere) must not stop the browser from signing in again: unlike a
+            // header, nobody chose to send it. It proves nothing, so a guest it names is not upgraded.
+            try {
+              return await ctx.sessions.authenticate(credential.authorization);
+            } catch (error) {
+              if (error instanceof AuthError && error.status === 401) return null;
+              throw error;
+            }
+          })();
+          if (auth?.act) throw errors.forbidden("An impersonation token cannot sign in, sign up or join as the user");
+          return { auth: auth as AuthInfo | null };
         },
       },
       stepUp: (mode: StepUpMode) => ({

@@ -243,7 +243,18 @@ export class Sessions {
     if (entry.team && (await this.teamClaims.isRevoked(entry.sessionId, entry.team, entry.issuedAtS))) {
       throw coreError("TEAM_CLAIM_REVOKED");
     }
+    if (entry.act && !(await this.mayStillAct(entry.act.sub))) throw errors.sessionRevoked();
     return entry;
+  }
+
+  /**
+   * An impersonation acts with its admin's power, so it holds while the admin still has it: an admin banned, deleted
+   * or no longer holding the role (by either source) ends every impersonation they started, on every instance. Read
+   * on each request of such a token (they are few, and short-lived), never cached.
+   */
+  private async mayStillAct(adminId: string): Promise<boolean> {
+    const admin = await this.users.findById(adminId);
+    return admin !== undefined && !this.users.isBanned(admin, this.clock.now()) && this.users.rolesOf(admin).includes("admin");
   }
 
   /**
@@ -347,16 +358,20 @@ export class Sessions {
   }
 
   /**
-   * Issues a fresh pair for an existing session (e.g. after a team switch), rotating its refresh token. In order, each
+   * Issues a fresh pair for the caller's session (e.g. after a team switch), rotating its refresh token. In order, each
    * step only once the one before it passed: the claims hook (asked about the session as it is), `check` (what must
    * hold before anything is spent or written: reauth's factors), then one write, the rotation, in the transaction of
    * `inTransaction` when given (a team switch's). `reauthenticated`: the session just proved a factor again (POST
    * /auth/reauth), so its `auth_time` becomes now.
    */
   async reissue(
-    sessionId: string,
+    auth: Pick<AuthInfo, "sessionId" | "act">,
     opts: { reauthenticated?: boolean; check?: () => Promise<void>; inTransaction?: (tx: Db) => Promise<void> } = {},
   ): Promise<TokenResponse> {
+    // An impersonation session holds one access token, with its `act`: a fresh pair would carry neither the claim
+    // nor its limits (a refresh token, a token that passes step-up).
+    if (auth.act) throw errors.forbidden("An impersonation token cannot be exchanged for new tokens");
+    const { sessionId } = auth;
     const extraClaimsOf = this.extraClaimsOf;
     let extra: Record<string, unknown> | undefined;
     if (extraClaimsOf) {

@@ -100,6 +100,66 @@ describe("impersonation cannot be stretched", () => {
     const again = await server.request("POST", `/auth/admin/users/${member.id}/impersonate`, { token: imp.body.accessToken });
     expect(again.status).toBe(403);
   });
+
+  test("a team switch mints no pair from it: 403, and no token without `act` (one that would pass step-up) comes out", async () => {
+    const boss = await newAdmin(server);
+    const member = await registerUser(server);
+    const team = await server.request("POST", "/auth/teams", { token: member.token, body: { name: "Imp Co" } });
+    expect(team.status).toBe(201);
+    const imp = await server.request("POST", `/auth/admin/users/${member.id}/impersonate`, { token: boss.token });
+    const switched = await server.request("POST", "/auth/teams/switch", { token: imp.body.accessToken, body: { teamId: team.body.id } });
+    expect(switched.status).toBe(403);
+    expect(switched.body.accessToken).toBeUndefined();
+    expect(switched.body.refreshToken).toBeUndefined();
+    // The session still acts for no team: the refused switch changed nothing.
+    expect(claimsOf((await server.request("POST", "/auth/teams/switch", { token: member.token, body: { teamId: team.body.id } })).body.accessToken).team).toBeDefined();
+    expect((await server.request("GET", "/auth/session", { token: imp.body.accessToken })).body.session.teamId).toBeNull();
+  });
+
+  test("no route that signs in, signs up or joins as the caller takes it: 403, nothing made or upgraded", async () => {
+    const boss = await newAdmin(server);
+    const guest = await server.request("POST", "/auth/anonymous", {});
+    const imp = await server.request("POST", `/auth/admin/users/${guest.body.user.id}/impersonate`, { token: boss.token });
+    const token = imp.body.accessToken as string;
+    const email = uniqueEmail("imp-upgrade");
+    const attempts = [
+      await server.request("POST", "/auth/register", { token, body: { email, password: PASSWORD } }),
+      await server.request("POST", "/auth/code/verify", { token, body: { email, code: "123456" } }),
+      await server.request("POST", "/auth/invitations/accept", { token, body: { token: "x".repeat(43) } }),
+      await server.request("POST", "/auth/oauth/oidc/token", {
+        token,
+        body: { idToken: await idp.signIdToken({ sub: `imp-${crypto.randomUUID()}`, email, email_verified: true, iss: idp.issuer, aud: idp.clientId }) },
+      }),
+    ];
+    for (const res of attempts) {
+      expect(res.status).toBe(403);
+      expect(res.body.accessToken).toBeUndefined();
+    }
+    expect(await server.ctx.users.findByEmail(email)).toBeUndefined();
+    expect((await server.ctx.users.findById(guest.body.user.id))?.isAnonymous).toBe(true);
+  });
+});
+
+describe("an impersonation lasts while its admin may impersonate", () => {
+  for (const [name, end] of [
+    ["banned", (s: TestServer, adminId: string, by: string) => s.request("POST", `/auth/admin/users/${adminId}/ban`, { body: {}, token: by })],
+    ["deleted", (s: TestServer, adminId: string, by: string) => s.request("DELETE", `/auth/admin/users/${adminId}`, { token: by })],
+    ["no longer an admin", (s: TestServer, adminId: string, by: string) => s.request("PATCH", `/auth/admin/users/${adminId}`, { body: { roles: ["user"] }, token: by })],
+  ] as const) {
+    test(`its admin ${name} by another: the impersonation token is refused at once (401), the user's own token is not`, async () => {
+      const first = await newAdmin(server);
+      const second = await newAdmin(server);
+      const member = await registerUser(server);
+      const imp = await server.request("POST", `/auth/admin/users/${member.id}/impersonate`, { token: first.token });
+      expect((await server.request("GET", "/auth/me", { token: imp.body.accessToken })).status).toBe(200);
+      const ended = await end(server, first.user.id, second.token);
+      expect(ended.status).toBeLessThan(300);
+      const me = await server.request("GET", "/auth/me", { token: imp.body.accessToken });
+      expect(me.status).toBe(401);
+      expect((await server.request("PATCH", "/auth/me", { token: imp.body.accessToken, body: { firstName: "Mallory" } })).status).toBe(401);
+      expect((await server.request("GET", "/auth/me", { token: member.token })).body.firstName).not.toBe("Mallory");
+    });
+  }
 });
 
 describe("a ban closes every door", () => {
