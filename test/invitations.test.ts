@@ -289,6 +289,22 @@ describe("POST /auth/invitations/accept", () => {
     expect((await accept({ token }, existing.token)).body.code).toBe("INVALID_INVITATION_TOKEN");
   });
 
+  test("accepted with a Bearer token: the caller's own session gets the pair, with its auth_time and amr; no session starts", async () => {
+    const { owner, teamId } = await teamWithEveryRole();
+    const existing = await makeUser();
+    const { token } = await invite(owner, { email: existing.email, teamId });
+    const before = await server.request("GET", "/auth/sessions", { token: existing.token });
+    const res = await accept({ token }, existing.token);
+    expect(res.status).toBe(200);
+    const [was, now] = [decodeJwt(existing.token), decodeJwt(res.body.accessToken)];
+    expect(now.sid).toBe(was.sid);
+    expect(now.auth_time).toBe(was.auth_time);
+    expect(now.amr).toEqual(was.amr);
+    const after = await server.request("GET", "/auth/sessions", { token: res.body.accessToken });
+    expect(after.body).toHaveLength(before.body.length);
+    expect(await roleOf(teamId, existing)).toBe("member");
+  });
+
   test("another signed-in user gets 403 FORBIDDEN and the token stays usable", async () => {
     const { owner, outsider, teamId } = await teamWithEveryRole();
     const invitee = await makeUser();

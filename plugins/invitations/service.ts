@@ -202,7 +202,8 @@ export type AcceptInput = {
 };
 
 /**
- * Accepts an invitation. Signed in as the invited email: the membership is added to that account. Not signed in:
+ * Accepts an invitation. Signed in as the invited email: the membership is added to that account, and the caller's
+ * session (not a new one: the mailed token is no second factor) gets a fresh pair. Not signed in:
  * a new, verified account with the given password. Either way the token is consumed in the same transaction that
  * makes the account and the membership, by an UPDATE that only one of two concurrent requests can win.
  * Nothing is consumed when the answer is 403 (another user's token) or 409 (the email already has an account).
@@ -210,22 +211,24 @@ export type AcceptInput = {
 export async function acceptInvitation(ctx: AuthContext, teams: TeamsApi, input: AcceptInput): Promise<TokenResponse> {
   const invitation = await findPending(ctx, input.token);
   if (!invitation) throw invalidToken();
-  const user = input.auth
-    ? await joinAsSignedInUser(ctx, teams, invitation, input.auth)
-    : await joinWithNewAccount(ctx, teams, invitation, input);
-  await ctx.audit.record({
-    type: "invitation_accepted",
-    userId: user.id,
-    meta: input.meta,
-    data: { invitationId: invitation.id, teamId: invitation.teamId },
-  });
+  const accepted = (userId: string) =>
+    ctx.audit.record({ type: "invitation_accepted", userId, meta: input.meta, data: { invitationId: invitation.id, teamId: invitation.teamId } });
+  if (input.auth) {
+    // Signed in: the caller's own session gets the fresh pair, as a team switch does. A new session here would be
+    // a sign-in by the mailed token alone, with a fresh auth_time: a second factor and step-up skipped.
+    const answer = await joinAsSignedInUser(ctx, teams, invitation, input.auth);
+    await accepted(input.auth.userId);
+    return answer;
+  }
+  const user = await joinWithNewAccount(ctx, teams, invitation, input);
+  await accepted(user.id);
   // The one way a sign-in ends: the session, the sign_in audit row and the new-device mail; a ban (also one landing
   // meanwhile) answers 403 there. A new account whose sign-in fails is deleted there, and its token can be used again.
   return ctx.startSession(user, {
     amr: INVITATION_AMR,
     meta: input.meta,
     method: "invitation",
-    madeNow: !input.auth,
+    madeNow: true,
     giveBack: () => reopen(ctx.db, invitation.id),
   });
 }
@@ -241,19 +244,21 @@ async function join(ctx: AuthContext, teams: TeamsApi, tx: Db, invitation: Invit
   );
 }
 
-async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, auth: AuthInfo): Promise<UserRow> {
+async function joinAsSignedInUser(ctx: AuthContext, teams: TeamsApi, invitation: InvitationRow, auth: AuthInfo): Promise<TokenResponse> {
   const caller = await ctx.users.findById(auth.userId);
   if (!caller) throw errors.sessionRevoked();
   if (caller.email !== invitation.email) throw errors.forbidden("This invitation was sent to another email address");
-  return ctx.db.transaction(async (tx) => {
-    const now = ctx.clock.now();
-    await consume(tx, invitation.tokenHash, now);
-    await join(ctx, teams, tx, invitation, caller.id, now);
-    // The token came by mail to this address, which proves it.
-    if (caller.emailVerified) return caller;
-    const verified = await ctx.users.update(caller.id, { emailVerified: true }, tx);
-    await ctx.events.emit(tx, { type: "user.updated", data: { user: ctx.users.toPublic(verified) } });
-    return verified;
+  // Spent, joined and verified in the transaction of the session's rotation: a failure of either leaves all as it was.
+  return ctx.sessions.reissue(auth, {
+    inTransaction: async (tx) => {
+      const now = ctx.clock.now();
+      await consume(tx, invitation.tokenHash, now);
+      await join(ctx, teams, tx, invitation, caller.id, now);
+      // The token came by mail to this address, which proves it.
+      if (caller.emailVerified) return;
+      const verified = await ctx.users.update(caller.id, { emailVerified: true }, tx);
+      await ctx.events.emit(tx, { type: "user.updated", data: { user: ctx.users.toPublic(verified) } });
+    },
   });
 }
 

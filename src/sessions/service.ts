@@ -395,7 +395,7 @@ export class Sessions {
         .returning();
     const inTransaction = opts.inTransaction;
     const [session] = inTransaction
-      ? await this.db.transaction(async (tx) => {
+      ? await this.events.transaction(async (tx) => {
           await inTransaction(tx);
           const rotated = await rotate(tx);
           // A session revoked meanwhile: the change it came with is undone too.
