@@ -79,7 +79,7 @@ describe("the contract", () => {
   });
 });
 
-describe("accepting an invitation ends in the one startSession", () => {
+describe("accepting an invitation ends in the one startSession (a new account) or in none (signed in)", () => {
   let server: TestServer;
   const ADMIN_EMAIL = uniqueEmail("global-admin");
   let adminToken: string;
@@ -115,7 +115,7 @@ describe("accepting an invitation ends in the one startSession", () => {
     expect(rows[0]?.userAgent).toBe("invitee-browser");
   });
 
-  test("a signed-in user from a device the account has not used: the sign_in row, and the new-device mail", async () => {
+  test("a signed-in user is not signed in again: no sign_in row, no new-device mail, the caller's session gets the pair", async () => {
     const email = uniqueEmail("member");
     const user = await server.ctx.users.create({ email, emailVerified: true });
     const own = await server.ctx.sessions.create(user, { amr: ["pwd"], meta: { ip: null, userAgent: "usual-laptop" } });
@@ -127,9 +127,10 @@ describe("accepting an invitation ends in the one startSession", () => {
       headers: { "user-agent": "a-new-phone" },
     });
     expect(res.status).toBe(200);
-    const rows = await signInRows(user.id);
-    expect(rows.map((r) => r.data)).toEqual([{ method: "invitation" }]);
-    const notice = await server.mailTo(email, /a-new-phone/, after);
-    expect(notice.subject.toLowerCase()).toContain("sign-in");
+    expect(await signInRows(user.id)).toEqual([]);
+    const claims = JSON.parse(Buffer.from(res.body.accessToken.split(".")[1], "base64url").toString("utf8"));
+    expect(claims.sid).toBe(JSON.parse(Buffer.from(own.accessToken.split(".")[1] ?? "", "base64url").toString("utf8")).sid);
+    await Bun.sleep(50);
+    expect(server.mailer.outbox.slice(after).filter((m) => m.to === email)).toEqual([]);
   });
 });
