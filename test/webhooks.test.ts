@@ -7,7 +7,7 @@ import { decodeJwt } from "jose";
 import { Secret, TOTP } from "otpauth";
 import { webhookDeliveries } from "../plugins/webhooks/schema";
 import { retryDelayMs } from "../plugins/webhooks/service";
-import { auditEvents } from "../src/db/schema";
+import { auditEvents, users } from "../src/db/schema";
 import { ConfigError, loadConfig } from "../src/config";
 import type { Database } from "../src/db";
 import { EVENT_TYPES } from "../src/events";
@@ -510,6 +510,50 @@ describe("admin routes", () => {
     const retry = await server.request("POST", `/auth/admin/webhooks/deliveries/${rows[0]?.id}/retry`, { token: user.accessToken });
     expect(retry.status).toBe(403);
     expect((await server.request("GET", "/auth/admin/webhooks/deliveries")).status).toBe(401);
+  });
+
+  test("the caller is judged before the input: a member with a bad query, status or id gets 403, not 400", async () => {
+    const user = await register(server);
+    for (const [method, path] of [
+      ["GET", "/auth/admin/webhooks/deliveries?limit=0"],
+      ["GET", "/auth/admin/webhooks/deliveries?status=lost"],
+      ["POST", `/auth/admin/webhooks/deliveries/${"x".repeat(80)}/retry`],
+    ] as const) {
+      const res = await server.request(method, path, { token: user.accessToken });
+      expect(res.status).toBe(403);
+      expect(res.body.code).toBe("FORBIDDEN");
+    }
+  });
+
+  test("the role is read from the database: a token still claiming admin for a user who no longer is one gets 403", async () => {
+    const email = uniqueEmail("ex-admin");
+    const user = await server.ctx.users.create({ email, emailVerified: true, roles: ["user", "admin"] });
+    const token = (await server.ctx.sessions.create(user, { amr: ["pwd"], meta: { ip: null, userAgent: null } })).accessToken;
+    expect(decodeJwt(token).roles).toContain("admin");
+    expect((await server.request("GET", "/auth/admin/webhooks/deliveries", { token })).status).toBe(200);
+    // Behind the service's back, as a second instance started without the role's source would see it.
+    await server.ctx.db.update(users).set({ roles: ["user"] }).where(eq(users.id, user.id));
+    const res = await server.request("GET", "/auth/admin/webhooks/deliveries", { token });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe("FORBIDDEN");
+  });
+});
+
+describe("admin routes with the admin plugin off", () => {
+  test("are not there: 404 NOT_FOUND, even for a token whose user holds the admin role", async () => {
+    const hooks = startReceiver("ok");
+    const server = await createTestServer({ AUTH_PLUGINS: "password,webhooks", WEBHOOK_URLS: hooks.url, WEBHOOK_SECRET: newSecret() });
+    try {
+      const user = await server.ctx.users.create({ email: uniqueEmail("no-admin-plugin"), emailVerified: true, roles: ["user", "admin"] });
+      const token = (await server.ctx.sessions.create(user, { amr: ["pwd"], meta: { ip: null, userAgent: null } })).accessToken;
+      const res = await server.request("GET", "/auth/admin/webhooks/deliveries", { token });
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe("NOT_FOUND");
+      expect((await server.request("POST", "/auth/admin/webhooks/deliveries/x/retry", { token })).status).toBe(404);
+    } finally {
+      await server.close();
+      await hooks.stop();
+    }
   });
 });
 

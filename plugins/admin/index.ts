@@ -2,12 +2,11 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "../../src/context";
 import { errorSchema, userSchema, usernameField } from "../../src/core-routes";
-import type { UserRow } from "../../src/db/schema";
-import { errors } from "../../src/errors";
-import { authenticateRequest, authGuard } from "../../src/sessions/guard";
-import { assertRecentProof, STEP_UP_NOTE } from "../../src/sessions/step-up";
+import { authGuard } from "../../src/sessions/guard";
+import { STEP_UP_NOTE } from "../../src/sessions/step-up";
 import { definePlugin } from "../../src/plugin";
 import { emailField, formBoolean, nameField, newPasswordField } from "../../src/validation";
+import { adminApi, adminGuard } from "./api";
 import { ADMIN_ERRORS } from "./errors";
 import {
   ADMIN_USES,
@@ -19,7 +18,6 @@ import {
   impersonate,
   listAudit,
   listUsers,
-  requireAdmin,
   resetMfa,
   revokeSessions,
   unbanUser,
@@ -107,30 +105,9 @@ const CHANGES_NOTE = `Admins only (\`403 FORBIDDEN\` otherwise, impersonation to
 
 /** Users' management over HTTP for holders of the global `admin` role (stored, or from ADMIN_EMAILS). */
 export function adminPlugin(ctx: AuthContext, peers: AdminPeers) {
-  // The admin row found for a request before its body is validated, handed to its handler by `resolve`.
-  const admins = new WeakMap<Request, UserRow>();
   return new Elysia({ name: "plugin.admin", seed: ctx.id, prefix: "/admin", detail: { tags: ["admin"], security: [{ bearer: [] }] } })
     .use(authGuard(ctx))
-    .macro({
-      /**
-       * `admin: true` for a route that reads, `admin: "step-up"` for one that changes something: it also needs a recent
-       * proof of a factor (403 REAUTH_REQUIRED), asked after the admin check so that a member still learns FORBIDDEN.
-       */
-      admin: (level: true | "step-up") => ({
-        // Checked before the body is validated: someone who may not call the route learns nothing about its input.
-        async transform({ request }) {
-          const auth = await authenticateRequest(ctx, request);
-          const admin = await requireAdmin(ctx, auth);
-          if (level === "step-up") await assertRecentProof(ctx, auth, true);
-          admins.set(request, admin);
-        },
-        resolve({ request }) {
-          const admin = admins.get(request);
-          if (!admin) throw errors.unauthorized();
-          return { admin };
-        },
-      }),
-    })
+    .use(adminGuard(ctx))
     .get(
       "/users",
       ({ query }) => listUsers(ctx, { ...query, banned: query.banned === undefined ? undefined : query.banned === "true" }),
@@ -294,5 +271,6 @@ export default definePlugin({
   id: "admin",
   errors: ADMIN_ERRORS,
   uses: ADMIN_USES,
+  api: adminApi,
   routes: adminPlugin,
 });

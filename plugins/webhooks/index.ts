@@ -1,16 +1,14 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import type { AuthContext } from "../../src/context";
-import type { AuthInfo } from "../../src/sessions/service";
 import { errorSchema } from "../../src/core-routes";
-import { errors } from "../../src/errors";
-import { definePlugin } from "../../src/plugin";
+import { definePlugin, type OptionalApis } from "../../src/plugin";
+import type { AdminApi } from "../admin/api";
 import { authGuard } from "../../src/sessions/guard";
 import { webhookErrors } from "./errors";
 import { webhookDeliveries } from "./schema";
 import { deliveryWorker, listDeliveries, outboxSink, retryDelivery, sweepDeliveries } from "./service";
 import { webhookSettings } from "./settings";
-import { assertRecentProof } from "../../src/sessions/step-up";
 
 const deliverySchema = z.object({
   id: z.string(),
@@ -58,26 +56,29 @@ function installOutbox(ctx: AuthContext) {
   return { maintenance: [sweep], shutdown: [() => worker.stop()] };
 }
 
-/** The global `admin` role, as the token carries it (a role change ends the user's sessions); impersonators never. */
-function requireAdmin(auth: AuthInfo) {
-  if (auth.act || !auth.roles.includes("admin")) throw errors.forbidden();
-}
-
 /**
  * Events out as Standard Webhooks: the core's events land in an outbox table in the transaction of their change, and a
- * worker on every instance sends them, signed, with retries. Admins list deliveries and retry one by hand.
+ * worker on every instance sends them, signed, with retries. With the admin plugin on, admins list deliveries and
+ * retry one by hand, behind its guard (the role read from the database, checked before the input); with it off, the
+ * routes are not there (404).
  */
-function webhookRoutes(ctx: AuthContext) {
+function webhookRoutes(ctx: AuthContext, { admin }: OptionalApis<typeof WEBHOOKS_USES>) {
+  // The type is the routes' whatever is on: the Eden client sees them, and a server without the admin plugin answers 404.
+  if (!admin) return new Elysia({ name: "plugin.webhooks", seed: ctx.id }) as unknown as ReturnType<typeof deliveryRoutes>;
+  return deliveryRoutes(ctx, admin);
+}
+
+const WEBHOOKS_USES = ["admin"] as const;
+
+function deliveryRoutes(ctx: AuthContext, admin: AdminApi) {
   return new Elysia({ name: "plugin.webhooks", seed: ctx.id, prefix: "/admin/webhooks", detail: { tags: ["webhooks"] } })
     .use(authGuard(ctx))
+    .use(admin.guard)
     .get(
       "/deliveries",
-      ({ auth, query }) => {
-        requireAdmin(auth);
-        return listDeliveries(ctx, query);
-      },
+      ({ query }) => listDeliveries(ctx, query),
       {
-        auth: true,
+        admin: true,
         query: z.object({
           status: z.enum(["pending", "delivered", "failed"]).optional(),
           type: z.string().max(64).optional(),
@@ -99,17 +100,15 @@ function webhookRoutes(ctx: AuthContext) {
     )
     .post(
       "/deliveries/:id/retry",
-      async ({ auth, params, meta, set }) => {
-        requireAdmin(auth);
-        // It changes something, so like every such admin route it needs a recent proof of a factor (API.md "Step-up").
-        await assertRecentProof(ctx, auth, true);
+      async ({ admin, params, meta, set }) => {
         if (!(await retryDelivery(ctx, params.id))) throw webhookErrors.deliveryNotFound();
-        await ctx.audit.record({ type: "webhook_retried", userId: auth.userId, meta, data: { adminId: auth.userId, deliveryId: params.id } });
+        await ctx.audit.record({ type: "webhook_retried", userId: admin.id, meta, data: { adminId: admin.id, deliveryId: params.id } });
         workers.get(ctx)?.wake();
         set.status = 202;
       },
       {
-        auth: true,
+        // It changes something, so like every such admin route it needs a recent proof of a factor (API.md "Step-up").
+        admin: "step-up",
         // The route takes no body; not parsing one lets an empty JSON or form body through.
         parse: "none",
         params: z.object({ id: z.string().max(64) }),
@@ -131,5 +130,6 @@ export default definePlugin({
   settings: webhookSettings,
   tables: { webhookDeliveries },
   hooks: installOutbox,
+  uses: WEBHOOKS_USES,
   routes: webhookRoutes,
 });
