@@ -191,6 +191,17 @@ describe("POST /auth/register", () => {
     expect(login.body.user.id).toBe(guest.id);
   });
 
+  test("a guest keeps the profile it set on itself; only the fields the registration gives replace it", async () => {
+    const { user: guest, tokens } = await createSignedInUser(server, { email: null, emailVerified: false, isAnonymous: true });
+    const token = tokens.accessToken;
+    const username = `guest_${crypto.randomUUID().slice(0, 8)}`;
+    const patched = await server.request("PATCH", "/auth/me", { token, body: { firstName: "Guesty", lastName: "McGuest", username } });
+    expect(patched.status).toBe(200);
+    const res = await server.request("POST", "/auth/register", { token, body: { email: uniqueEmail("kept"), password: PASSWORD, lastName: "Given" } });
+    expect(res.status).toBe(201);
+    expect(res.body.user).toMatchObject({ id: guest.id, isAnonymous: false, firstName: "Guesty", lastName: "Given", username });
+  });
+
   test("a guest upgrading to someone else's email gets 409 EMAIL_TAKEN; both accounts stay intact", async () => {
     const { email, res: owner } = await registerUser(server);
     const { user: guest, tokens } = await createSignedInUser(server, { email: null, emailVerified: false, isAnonymous: true });

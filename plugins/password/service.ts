@@ -83,13 +83,13 @@ export async function register(ctx: AuthContext, input: RegisterInput, caller: A
     await limitMailFromIp(ctx, meta);
   }
   await ctx.beforeSignUp({ email, method: "password", ip: meta.ip, userAgent: meta.userAgent });
+  const profile = { firstName: input.firstName || null, lastName: input.lastName || null, username: input.username || null };
   const fields = {
     email,
     emailVerified: false,
     passwordHash: await ctx.passwords.hash(input.password),
-    firstName: input.firstName || null,
-    lastName: input.lastName || null,
-    username: input.username || null,
+    // A guest keeps what it set on itself: only what this registration gives replaces it.
+    ...(upgraded ? Object.fromEntries(Object.entries(profile).filter(([, value]) => value !== null)) : profile),
   };
   let user: UserRow;
   try {
