@@ -236,7 +236,12 @@ function allRoutes(ctx: AuthContext) {
  * the type holds them all (a route of a plugin that is off answers 404 NOT_FOUND): Eden clients see the whole API.
  */
 function authRoutes(ctx: AuthContext): ReturnType<typeof allRoutes> {
-  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH }).use(coreRoutes(ctx));
+  const auth = new Elysia({ name: "auth.routes", seed: ctx.id, prefix: ctx.config.AUTH_BASE_PATH })
+    // A query parameter sent blank (`?cursor=&limit=`, as the contract writes them) is one not sent: its default holds.
+    .onTransform(({ query }) => {
+      for (const key of Object.keys(query)) if (query[key] === "") delete query[key];
+    })
+    .use(coreRoutes(ctx));
   // Hooks are installed before any route exists, and called only at request time, so plugin order is free.
   for (const routes of installPlugins(ctx, PLUGINS, ctx.config.plugins)) auth.use(routes);
   if (ctx.config.HOSTED_UI) auth.use(HOSTED_PAGES.routes(ctx));

@@ -57,6 +57,22 @@ async function pageThrough(query: string, limit: number, between?: () => Promise
   return seen;
 }
 
+describe("blank query parameters, as the contract writes them, count as not sent", () => {
+  test("the users and audit listings (and the caller's own activity) answer 200 with their defaults", async () => {
+    const users = await get("/users?query=&role=&banned=&limit=&cursor=");
+    expect(users.status).toBe(200);
+    expect(users.body.users.length).toBeLessThanOrEqual(20);
+    expect(users.body.users.length).toBeGreaterThan(0);
+    const audit = await get("/audit?userId=&type=&limit=&cursor=");
+    expect(audit.status).toBe(200);
+    expect(Array.isArray(audit.body.events)).toBe(true);
+    const own = await server.request("GET", "/auth/me/activity?limit=&before=", { token: admin.token });
+    expect(own.status).toBe(200);
+    // A value that is there is still checked.
+    expect((await get("/users?limit=0")).status).toBe(400);
+  });
+});
+
 describe("GET /auth/admin/users", () => {
   test("newest first, limit default 20, bounds 1..100, nextCursor null on the last page", async () => {
     const { tag, made } = await taggedUsers(23);
