@@ -74,13 +74,12 @@ export function invitationsPlugin(ctx: AuthContext, { teams }: { teams: TeamsApi
     .get("/invitations", async ({ auth, query }) => listInvitations(ctx, teams, auth, query.teamId), {
       auth: true,
       query: listQuery,
-      response: { 200: z.array(pendingInvitationSchema), 400: errorSchema, 401: errorSchema, 403: errorSchema },
+      response: { 200: z.array(pendingInvitationSchema), 400: errorSchema, 401: errorSchema },
       detail: {
         summary: "Pending invitations",
         description:
-          "Invitations not accepted, revoked or expired. With `teamId`: that team's, for its admins and owners and for global " +
-          "admins (`403 FORBIDDEN` otherwise). Without: every one the caller may see (global admins: all; others: those of " +
-          "the teams they administer).",
+          "Invitations not accepted, revoked or expired, those the caller may see. With `teamId`: that team's, for its admins and " +
+          "owners and for global admins (anyone else sees none: `[]`). Without: global admins all; others those of the teams they administer.",
       },
     })
     .delete(

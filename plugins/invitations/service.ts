@@ -134,8 +134,9 @@ export async function listInvitations(ctx: AuthContext, teams: TeamsApi, auth: A
   let scope: SQL | undefined;
   if (teamId) {
     if (!isGlobalAdmin(auth)) {
+      // Only its admins and owners see a team's invitations; anyone else sees none (as without `teamId`), not an error.
       const role = await teams.roleIn(ctx.db, teamId, auth.userId);
-      if (role !== "owner" && role !== "admin") throw errors.forbidden("Only team admins and owners can see its invitations");
+      if (role !== "owner" && role !== "admin") return [];
     }
     scope = eq(invitations.teamId, teamId);
   } else if (!isGlobalAdmin(auth)) {
