@@ -85,6 +85,11 @@ export type Hooks = {
   /** Run by `close()` before the database goes (e.g. a worker handing back the rows it holds). */
   shutdown: Array<() => Promise<void>>;
   /**
+   * Asked in the transaction of a user's own deletion (`DELETE /auth/me`), once the user's row is locked; throwing
+   * refuses it and nothing is deleted (the admin plugin keeps the last admin).
+   */
+  selfDeletion: Array<(userId: string, tx: Db) => Promise<void>>;
+  /**
    * Registered by each plugin that keeps data sealed with `secrets.seal` (TOTP secrets): seals again with the first key
    * of ENCRYPTION_KEYS what an older key sealed, and answers how many (`auth-server keys reencrypt`).
    */

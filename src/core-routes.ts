@@ -142,17 +142,19 @@ export function coreRoutes(ctx: AuthContext) {
       "/me",
       async ({ auth, meta, set, cookie }) => {
         // The sessions go with the user, a racing sign-in's included; their tokens are refused on every instance.
-        await sessions.deleteUser(auth.userId);
+        await sessions.deleteUser(auth.userId, async (tx) => {
+          for (const refuse of ctx.hooks.selfDeletion) await refuse(auth.userId, tx);
+        });
         await audit.record({ type: "account_deleted", userId: auth.userId, meta });
         clearSessionCookies(cookie, ctx.config);
         set.status = 204;
       },
       {
         stepUp: true,
-        response: { 204: z.void(), ...unauthorized, 403: errorSchema },
+        response: { 204: z.void(), ...unauthorized, 403: errorSchema, 409: errorSchema },
         detail: {
           summary: "Delete the account and all its data; its tokens die at once",
-          description: STEP_UP_NOTE,
+          description: `With the admin plugin on, the last admin who can act gets \`409 LAST_ADMIN\` and keeps the account. ${STEP_UP_NOTE}`,
         },
       },
     )

@@ -53,6 +53,7 @@ export type PluginHooks = {
   rightsChanged?: Hooks["rightsChanged"];
   /** Run by `close()` before the database goes (a worker handing back what it holds). */
   shutdown?: Array<() => Promise<void>>;
+  selfDeletion?: Hooks["selfDeletion"];
   reauthFactors?: Hooks["reauthFactors"];
   reseal?: Hooks["reseal"];
 };
@@ -116,6 +117,7 @@ export function installPlugins(ctx: AuthContext, plugins: readonly AnyPlugin[], 
     ctx.hooks.maintenance.push(...(hooks?.maintenance ?? []));
     ctx.hooks.rightsChanged.push(...(hooks?.rightsChanged ?? []));
     ctx.hooks.shutdown.push(...(hooks?.shutdown ?? []));
+    ctx.hooks.selfDeletion.push(...(hooks?.selfDeletion ?? []));
     ctx.hooks.reauthFactors.push(...(hooks?.reauthFactors ?? []));
     ctx.hooks.reseal.push(...(hooks?.reseal ?? []));
     if (plugin.api) apis[plugin.id] = plugin.api(ctx);

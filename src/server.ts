@@ -127,6 +127,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
     credentials: [],
     rightsChanged: [],
     shutdown: [],
+    selfDeletion: [],
     reauthFactors: [],
     reseal: [],
   };

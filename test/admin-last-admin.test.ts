@@ -3,6 +3,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import { auditEvents, sessions, users } from "../src/db/schema";
 import { isolatedDatabase, newAdmin } from "./support/admin";
 import { createTestServer, type TestResponse, type TestServer } from "./support/server";
+import { createSignedInUser } from "./support/users";
 
 // Rounds of racing requests on a loaded shared machine; Postgres rounds each make a pair of admins.
 setDefaultTimeout(120_000);
@@ -179,5 +180,29 @@ describe("one after the other: once B is no admin, A is the last one", () => {
     const [a, b] = await onlyTwoAdmins();
     expect((await act("delete", a, b.user.id)).status).toBe(204);
     await expectLastAdmin(a);
+  });
+});
+
+describe("DELETE /auth/me of an admin", () => {
+  test("the last admin who can act keeps the account: 409 LAST_ADMIN, nothing deleted; with another admin left, 204", async () => {
+    const [a, b] = await onlyTwoAdmins();
+    expect((await act("delete", a, b.user.id)).status).toBe(204);
+    const refused = await server.request("DELETE", "/auth/me", { token: a.token });
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe("LAST_ADMIN");
+    expect(await server.ctx.users.findById(a.user.id)).toBeDefined();
+    expect((await server.request("GET", "/auth/me", { token: a.token })).status).toBe(200);
+
+    const [c, d] = await onlyTwoAdmins();
+    expect((await server.request("DELETE", "/auth/me", { token: c.token })).status).toBe(204);
+    expect(await server.ctx.users.findById(c.user.id)).toBeUndefined();
+    expect(await usableAdminIds()).toEqual([d.user.id]);
+  });
+
+  test("a user who is no admin deletes their account whatever the admins", async () => {
+    await onlyTwoAdmins();
+    const { tokens, user } = await createSignedInUser(server);
+    expect((await server.request("DELETE", "/auth/me", { token: tokens.accessToken })).status).toBe(204);
+    expect(await server.ctx.users.findById(user.id)).toBeUndefined();
   });
 });

@@ -16,6 +16,7 @@ import {
   deleteUser,
   getUser,
   impersonate,
+  keepLastAdminOnSelfDeletion,
   listAudit,
   listUsers,
   resetMfa,
@@ -271,6 +272,7 @@ export default definePlugin({
   id: "admin",
   errors: ADMIN_ERRORS,
   uses: ADMIN_USES,
+  hooks: (ctx) => ({ selfDeletion: [(userId, tx) => keepLastAdminOnSelfDeletion(ctx, userId, tx)] }),
   api: adminApi,
   routes: adminPlugin,
 });

@@ -107,6 +107,12 @@ const bannedAt = (now: Date) => and(eq(users.banned, true), or(isNull(users.bann
  * lock, never after it, so two such changes cannot deadlock.
  */
 async function keepAnAdmin(ctx: AuthContext, tx: Db, admin: UserRow, target: UserRow, field: string): Promise<void> {
+  await keepAnotherAdmin(ctx, tx, target);
+  if (target.id === admin.id) throw invalid(field, "an admin cannot do this to their own account");
+}
+
+/** 409 LAST_ADMIN unless an admin who can act other than `target` is left, counted under the admin-set lock. */
+async function keepAnotherAdmin(ctx: AuthContext, tx: Db, target: UserRow): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
   const [other] = await tx
     .select({ id: users.id })
@@ -114,7 +120,15 @@ async function keepAnAdmin(ctx: AuthContext, tx: Db, admin: UserRow, target: Use
     .where(and(isAdminCondition(ctx), not(bannedAt(ctx.clock.now())), sql`${users.id} <> ${target.id}`))
     .limit(1);
   if (!other) throw adminError("LAST_ADMIN");
-  if (target.id === admin.id) throw invalid(field, "an admin cannot do this to their own account");
+}
+
+/**
+ * `DELETE /auth/me` of an admin: the account is theirs to delete, unless no other admin who can act would be left
+ * (409 LAST_ADMIN), which would leave the server with nobody to manage it.
+ */
+export async function keepLastAdminOnSelfDeletion(ctx: AuthContext, userId: string, tx: Db): Promise<void> {
+  const target = await lockTarget(tx, userId);
+  if (isAdmin(ctx, target)) await keepAnotherAdmin(ctx, tx, target);
 }
 
 const isAdmin = (ctx: AuthContext, row: UserRow) => ctx.users.rolesOf(row).includes(ADMIN_ROLE);
