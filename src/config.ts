@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { AnyPlugin } from "./plugin";
 import { PLUGINS } from "./plugins";
 import type { RateLimits } from "./rate-limit";
-import { bool, int, isUrl, limit, list, optionalString, originList, urlOf } from "./settings-fields";
+import { bool, emailList, int, isUrl, limit, list, mailbox, optionalString, originList, urlOf } from "./settings-fields";
 
 const HOST_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 const HOST_NAME = new RegExp(`^(?=.{1,253}$)${HOST_LABEL}(\\.${HOST_LABEL})*$`);
@@ -37,11 +37,12 @@ const coreSettingsShape = {
     JWT_AUDIENCE: optionalString,
     /** Rotate the EdDSA signing key once it is this many days old (the maintenance job, every instance); 0: by hand only. */
     JWT_KEY_ROTATION_DAYS: int(0, 3650),
-    ACCESS_TOKEN_TTL_S: int(900),
-    REFRESH_TOKEN_TTL_S: int(2592000),
+    // A lifetime of 0 would make every token or session dead on arrival.
+    ACCESS_TOKEN_TTL_S: int(900, Number.MAX_SAFE_INTEGER, 1),
+    REFRESH_TOKEN_TTL_S: int(2592000, Number.MAX_SAFE_INTEGER, 1),
     REFRESH_REUSE_GRACE_S: int(10),
-    SESSION_MAX_AGE_S: int(7776000),
-    SESSION_IDLE_TIMEOUT_S: int(2592000),
+    SESSION_MAX_AGE_S: int(7776000, Number.MAX_SAFE_INTEGER, 1),
+    SESSION_IDLE_TIMEOUT_S: int(2592000, Number.MAX_SAFE_INTEGER, 1),
     /** How recent a session's last proof of a factor must be for step-up routes (credentials, email, deletion). */
     REAUTH_MAX_AGE_S: int(300),
     PASSWORD_MIN_LENGTH: z.coerce.number().int().min(1).max(128).default(8),
@@ -51,7 +52,7 @@ const coreSettingsShape = {
     /** How many argon2 computations run at once; the rest wait their turn. Default: the CPUs this process may use. */
     PASSWORD_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(() => availableParallelism()),
     SMTP_URL: urlOf("smtp:", "smtps:"),
-    MAIL_FROM: z.string().default("Auth <no-reply@localhost>"),
+    MAIL_FROM: mailbox("Auth <no-reply@localhost>"),
     // Shown in every email (its heading and signature); a line of plain text, so no control characters.
     APP_NAME: z
       .string()
@@ -71,7 +72,7 @@ const coreSettingsShape = {
     CAPTCHA_PROVIDER: z.enum(["turnstile", "hcaptcha", "recaptcha"]).optional(),
     CAPTCHA_SECRET: optionalString,
     CAPTCHA_VERIFY_URL: urlOf("https:", "http:"),
-    ADMIN_EMAILS: list,
+    ADMIN_EMAILS: emailList,
     RATE_LIMIT_LOGIN_IP: limit("20/60"),
     RATE_LIMIT_LOGIN_EMAIL: limit("5/60"),
     RATE_LIMIT_CODE_EMAIL: limit("3/600"),

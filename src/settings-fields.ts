@@ -28,8 +28,9 @@ export const limit = (def: string) =>
     .default(def)
     .transform((v, ctx): Limit => {
       const m = /^(\d+)\/(\d+)$/.exec(v.trim());
-      if (!m || Number(m[2]) === 0) {
-        ctx.addIssue({ code: "custom", message: "must be COUNT/SECONDS, e.g. 20/60" });
+      // A count of 0 would refuse every attempt for ever: a lock-out, not a limit.
+      if (!m || Number(m[1]) === 0 || Number(m[2]) === 0) {
+        ctx.addIssue({ code: "custom", message: "must be COUNT/SECONDS with both at least 1, e.g. 20/60" });
         return z.NEVER;
       }
       return { count: Number(m[1]), windowS: Number(m[2]) };
@@ -44,6 +45,23 @@ export const list = z
       .map((s) => s.trim())
       .filter(Boolean),
   );
+
+/** An address as the mail headers hold it (`local@domain`, `localhost` allowed), without a display name. */
+const MAIL_ADDRESS = /^[^\s@<>(),;:"]+@[^\s@<>(),;:"]+$/;
+
+/** Comma-separated email addresses. */
+export const emailList = list.refine((emails) => emails.every((e) => MAIL_ADDRESS.test(e)), "must be comma-separated email addresses");
+
+/** `Name <address>` or a bare address. */
+export const mailbox = (def: string) =>
+  z
+    .string()
+    .trim()
+    .default(def)
+    .refine((v) => {
+      const m = /^(?:[^<>\r\n]*<([^<>]+)>|([^<>\s]+))$/.exec(v);
+      return m !== null && MAIL_ADDRESS.test(m[1] ?? m[2] ?? "");
+    }, "must be an address, or Name <address>, e.g. Auth <no-reply@example.com>");
 
 export const optionalString = z
   .string()

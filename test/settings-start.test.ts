@@ -30,7 +30,16 @@ describe("settings that must not start", () => {
     [{ PORT: "abc" }, "PORT", "whole number from 0 to 65535"],
     [{ PORT: "70000" }, "PORT", "whole number from 0 to 65535"],
     [{ PORT: "80.5" }, "PORT", "whole number from 0 to 65535"],
-    [{ ACCESS_TOKEN_TTL_S: "-1" }, "ACCESS_TOKEN_TTL_S", "whole number, 0 or more"],
+    [{ ACCESS_TOKEN_TTL_S: "-1" }, "ACCESS_TOKEN_TTL_S", "whole number, 1 or more"],
+    [{ ACCESS_TOKEN_TTL_S: "0" }, "ACCESS_TOKEN_TTL_S", "whole number, 1 or more"],
+    [{ SESSION_MAX_AGE_S: "0" }, "SESSION_MAX_AGE_S", "whole number, 1 or more"],
+    [{ ADMIN_EMAILS: "notanemail" }, "ADMIN_EMAILS", "comma-separated email addresses"],
+    [{ ADMIN_EMAILS: "a@example.com, b" }, "ADMIN_EMAILS", "comma-separated email addresses"],
+    [{ MAIL_FROM: "not an address" }, "MAIL_FROM", "Name <address>"],
+    [{ MAIL_FROM: "Auth <nobody>" }, "MAIL_FROM", "Name <address>"],
+    [{ RATE_LIMIT_SIGNUP_IP: "0/10" }, "RATE_LIMIT_SIGNUP_IP", "both at least 1"],
+    [{ WEBAUTHN_RP_ID: "evil.com" }, "WEBAUTHN_RP_ID", "host of APP_URL"],
+    [{ WEBAUTHN_RP_ID: "example.com", WEBAUTHN_ORIGIN: "https://example.org" }, "WEBAUTHN_RP_ID", "host of WEBAUTHN_ORIGIN"],
     [{ BACKEND_TIMEOUT_MS: "0" }, "BACKEND_TIMEOUT_MS", "whole number from 100"],
     [{ AUDIT_RETENTION_DAYS: "a year" }, "AUDIT_RETENTION_DAYS", "whole number, 0 or more"],
   ])("%p is refused naming %s", (input, variable, takes) => {
@@ -54,6 +63,11 @@ describe("settings that must not start", () => {
     expect(loadConfig({ ENCRYPTION_KEY: "k".repeat(32) }).ENCRYPTION_KEY).toBe("k".repeat(32));
     expect(loadConfig({}).AUDIT_RETENTION_DAYS).toBe(365);
     expect(loadConfig({ AUDIT_RETENTION_DAYS: "0" }).AUDIT_RETENTION_DAYS).toBe(0);
+    expect(loadConfig({ MAIL_FROM: "no-reply@example.com" }).MAIL_FROM).toBe("no-reply@example.com");
+    expect(loadConfig({ MAIL_FROM: "Acme Auth <auth@acme.test>" }).MAIL_FROM).toBe("Acme Auth <auth@acme.test>");
+    expect(loadConfig({ ADMIN_EMAILS: "a@example.com, root@localhost" }).ADMIN_EMAILS).toEqual(["a@example.com", "root@localhost"]);
+    expect(loadConfig({ APP_URL: "https://app.example.com", WEBAUTHN_RP_ID: "example.com" }).webauthn.rpId).toBe("example.com");
+    expect(loadConfig({ REFRESH_REUSE_GRACE_S: "0" }).REFRESH_REUSE_GRACE_S).toBe(0);
   });
 
   test("an unreachable REDIS_URL stops the start with an error naming REDIS_URL", async () => {
