@@ -371,6 +371,16 @@ export function hostedUiPlugin(ctx: AuthContext) {
       },
       { params: z.object({ provider: z.string().max(32) }), query, ...hidden },
     )
+    .get(
+      "/mfa",
+      // The second step is the answer to the first (its challenge travels in the form, never in a URL): opened on its
+      // own, it starts from the first step, or from where a signed-in browser goes.
+      async ({ request, cookie, meta, query }) => {
+        if (await pageSession(ctx, request, cookie, meta)) return seeOther(afterSignIn(config, query.redirectTo));
+        return seeOther(`${base}/sign-in${query.redirectTo ? `?${new URLSearchParams({ redirectTo: query.redirectTo })}` : ""}`);
+      },
+      { query, ...hidden },
+    )
     .post(
       "/mfa",
       async ({ cookie, meta, body }) => {

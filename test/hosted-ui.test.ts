@@ -19,6 +19,17 @@ afterAll(() => server.close());
 const signUpForm = (email: string) => ({ email, password: PASSWORD, confirmPassword: PASSWORD });
 
 describe("pages", () => {
+  test("the second step opened on its own (GET /auth/ui/mfa) starts from the first, keeping where to go after", async () => {
+    const res = await server.request("GET", `/auth/ui/mfa?redirectTo=${encodeURIComponent(`${ORIGIN}/after`)}`);
+    expect(res.status).toBe(303);
+    const location = new URL(res.headers.get("location") ?? "", "http://x");
+    expect(location.pathname).toBe("/auth/ui/sign-in");
+    expect(location.searchParams.get("redirectTo")).toBe(`${ORIGIN}/after`);
+    const bare = await server.request("GET", "/auth/ui/mfa");
+    expect(bare.status).toBe(303);
+    expect(bare.headers.get("location")).toBe("/auth/ui/sign-in");
+  });
+
   test("HTML with a strict CSP, no framing, a same-origin referrer policy and a stylesheet from this server", async () => {
     const res = await server.request("GET", "/auth/ui/sign-in");
     expect(res.status).toBe(200);
