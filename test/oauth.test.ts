@@ -405,6 +405,17 @@ describe("POST /auth/oauth/oidc/token", () => {
     expect(auto.body.user.id).toBe(signup.body.user.id);
   });
 
+  test("a second identity of the provider with the email of an account linked to a first: 409 ACCOUNT_EXISTS, nothing linked", async () => {
+    const email = uniqueEmail("two-ids");
+    const first = await server.request("POST", "/auth/oauth/oidc/token", { body: { idToken: await idp.signIdToken(claimsFor(`one-${newId()}`, email)) } });
+    expect(first.status).toBe(200);
+    const second = await server.request("POST", "/auth/oauth/oidc/token", { body: { idToken: await idp.signIdToken(claimsFor(`two-${newId()}`, email)) } });
+    expect(second.status).toBe(409);
+    expect(second.body.code).toBe("ACCOUNT_EXISTS");
+    const accounts = await server.request("GET", "/auth/accounts", { token: first.body.accessToken });
+    expect(accounts.body).toHaveLength(1);
+  });
+
   test("ID tokens with a wrong audience, issuer, key, expiry or nonce are 401 INVALID_ID_TOKEN", async () => {
     const base = claimsFor(`bad-${newId()}`, uniqueEmail("bad"));
     const past = Math.floor(Date.now() / 1000) - 3600;

@@ -268,7 +268,11 @@ async function resolveUser(
   const local = profile.email ? await ctx.users.findByEmail(profile.email) : undefined;
   if (local) {
     if (opts.mode === "signup" || !(profile.emailVerified && local.emailVerified)) throw oauthFlowErrors.accountExists();
-    await linkIdentity(ctx, local.id, providerId, profile, opts.meta);
+    await linkIdentity(ctx, local.id, providerId, profile, opts.meta).catch((error: unknown) => {
+      // The account holds another identity of this provider: a sign-in with this one is refused as any other account
+      // of the email is (409 ACCOUNT_EXISTS), not with the link flows' code.
+      throw error instanceof AuthError && error.code === "PROVIDER_ALREADY_LINKED" ? oauthFlowErrors.accountExists() : error;
+    });
     return { user: local, madeNow: false };
   }
   if (opts.mode === "signin") throw oauthFlowErrors.signupRequired();
