@@ -95,8 +95,11 @@ describe("another user's ids", () => {
     expect(res.status).toBe(403);
   });
 
-  test("GET /invitations?teamId= of the victim's team -> 403/404", async () => {
-    refused(await server.request("GET", `/auth/invitations?teamId=${victim.teamId}`, { token: attacker }));
+  test("GET /invitations?teamId= of the victim's team -> none of them (200 [])", async () => {
+    const res = await server.request("GET", `/auth/invitations?teamId=${victim.teamId}`, { token: attacker });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual([]);
+    expect(res.text).not.toContain(victim.invitationId);
   });
 
   test("POST /invitations to the victim's team -> 403/404", async () => {
