@@ -115,7 +115,7 @@ const CONNECTION_ERROR_CODES = new Set([
  */
 const RACE_LOST_CODES = new Set(["23503", "40P01", "40001"]);
 
-function lostRace(error: unknown): boolean {
+export function lostRace(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; current && depth < 5; depth++) {
     const e = current as { code?: unknown; cause?: unknown };

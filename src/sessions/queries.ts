@@ -60,31 +60,40 @@ export function prepareQueries(db: Db) {
       })
       .prepare("sessions_create"),
     /**
-     * Rotates a session's live refresh token: one prepared single-row update, which also hands back the user. Only
-     * the live generation of a live session rotates; concurrent presentations queue on the row, the first wins and
-     * the others find the generation moved on. Times are ISO strings (placeholders skip the column's encoding).
+     * Rotates the live refresh tokens of a batch of sessions (`batch`: a JSON array of RotationInput, see
+     * RefreshChains): one prepared update of one row each, which also hands back each one's user, with `i`, the index
+     * of the presentation that rotated it. Only the live generation of a live session rotates; concurrent
+     * presentations queue on the row (or, within one batch, one of them is used), the first wins and the others find
+     * the generation moved on. The batch comes sorted by session id, so that two batches sharing rows usually lock them
+     * in the same order; a deadlock the plan still allows fails the batch, and RefreshChains retries each alone.
      */
     rotate: db
       .update(sessions)
       .set({
         refreshGen: sql`${sessions.refreshGen} + 1`,
-        refreshHash: sql`${sql.placeholder("nextHash")}`,
-        refreshIssuedAt: sql`${sql.placeholder("now")}`,
-        refreshExpiresAt: sql`${sql.placeholder("nextExpiresAt")}`,
-        refreshSealedNext: sql`${sql.placeholder("sealedNext")}`,
-        lastUsedAt: sql`${sql.placeholder("now")}`,
+        refreshHash: sql`v.next_hash`,
+        refreshIssuedAt: sql`v.now`,
+        refreshExpiresAt: sql`v.next_expires_at`,
+        refreshSealedNext: sql`v.sealed_next`,
+        lastUsedAt: sql`v.now`,
       })
-      .from(users)
+      .from(
+        sql`${users}, jsonb_to_recordset(${sql.placeholder("batch")}::jsonb) AS v(i int, sid uuid, gen int, hash text, next_hash text, next_expires_at timestamptz, sealed_next text, now timestamptz, idle_cutoff timestamptz)`,
+      )
       .where(
         and(
-          ...presentedGeneration(),
-          gt(sessions.expiresAt, sql.placeholder("now")),
-          gt(sessions.refreshExpiresAt, sql.placeholder("now")),
-          gt(sessions.lastUsedAt, sql.placeholder("idleCutoff")),
+          eq(sessions.id, sql`v.sid`),
           eq(users.id, sessions.userId),
+          eq(sessions.refreshGen, sql`v.gen`),
+          eq(sessions.refreshHash, sql`v.hash`),
+          isNull(sessions.revokedAt),
+          gt(sessions.expiresAt, sql`v.now`),
+          gt(sessions.refreshExpiresAt, sql`v.now`),
+          gt(sessions.lastUsedAt, sql`v.idle_cutoff`),
         ),
       )
       .returning({
+        i: sql<number>`v.i`,
         session: {
           id: sessions.id,
           amr: sessions.amr,

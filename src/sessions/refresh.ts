@@ -5,7 +5,8 @@ import type { Config } from "../config";
 import { decrypt, encrypt, keyFromSecret, randomToken, sha256 } from "../crypto";
 import type { Db } from "../db";
 import { type SessionRow, sessions, users } from "../db/schema";
-import { coreError } from "../errors";
+import { Batcher } from "../batch";
+import { coreError, lostRace } from "../errors";
 import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { TeamClaim } from "../tokens/access";
@@ -36,6 +37,19 @@ export const hookSubjectColumns = {
   user: publicUserColumns,
 };
 
+/** One presentation to rotate, as the batched update reads it (times as ISO strings). */
+type RotationInput = {
+  sid: string;
+  gen: number;
+  hash: string;
+  now: string;
+  idle_cutoff: string;
+  next_hash: string;
+  next_expires_at: string;
+  sealed_next: string | null;
+};
+type RotatedRow = Awaited<ReturnType<ReturnType<typeof prepareQueries>["rotate"]["execute"]>>[number];
+
 /** A refresh that went through: the new refresh token, and what the access token that goes with it says. */
 export type Rotated = { user: PublicUserRow; claims: SessionClaims; refreshToken: string; issuedAt: Date; extra?: Record<string, unknown> };
 
@@ -59,6 +73,8 @@ const prepareLiveSession = (db: Db) =>
  */
 export class RefreshChains {
   private readonly liveSession: ReturnType<typeof prepareLiveSession>;
+  /** The rotations asked for during one turn of the event loop, sent as one statement (one commit). */
+  private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>((batch) => this.rotateBatch(batch));
 
   constructor(
     private readonly deps: {
@@ -98,7 +114,7 @@ export class RefreshChains {
    * live, to be presented again at any time; without, the rotation is the one prepared update.
    */
   async rotate(refreshToken: string, meta: RequestMeta, extraClaimsOf?: ExtraClaimsOf): Promise<Rotated> {
-    const { config, clock, queries } = this.deps;
+    const { config, clock } = this.deps;
     const presented = parseRefreshToken(await this.key(), refreshToken);
     if (!presented) throw invalidRefresh();
     // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
@@ -113,16 +129,24 @@ export class RefreshChains {
     const now = clock.now();
     const successor = randomToken(32);
     const link = this.link(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
-    const [rotated] = await queries.rotate.execute({
+    const presentation: RotationInput = {
       sid: presented.sessionId,
       gen: presented.gen,
       hash: sha256(presented.secret),
       now: now.toISOString(),
-      idleCutoff: new Date(now.getTime() - config.SESSION_IDLE_TIMEOUT_S * 1000).toISOString(),
-      nextHash: link.refreshHash,
-      nextExpiresAt: link.refreshExpiresAt.toISOString(),
-      sealedNext: link.refreshSealedNext,
-    });
+      idle_cutoff: new Date(now.getTime() - config.SESSION_IDLE_TIMEOUT_S * 1000).toISOString(),
+      next_hash: link.refreshHash,
+      next_expires_at: link.refreshExpiresAt.toISOString(),
+      sealed_next: link.refreshSealedNext,
+    };
+    let rotated: RotatedRow | undefined;
+    try {
+      rotated = await this.rotations.add(presentation);
+    } catch (error) {
+      // A batch locks several rows, so it can deadlock with another change of two of them; alone, this one cannot.
+      if (!lostRace(error)) throw error;
+      [rotated] = await this.rotateBatch([presentation]);
+    }
     if (!rotated) return this.refused(presented, meta, extraClaimsOf);
     const { session, user } = rotated;
     const token = await this.format({ sessionId: session.id, gen: session.refreshGen, secret: successor });
@@ -167,6 +191,16 @@ export class RefreshChains {
     await this.deps.revoke(session.id, "refresh_token_reused");
     await this.deps.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
     throw coreError("REFRESH_TOKEN_REUSED");
+  }
+
+  /** Rotates a batch of presentations in one statement: each one's row, or undefined for one that did not rotate. */
+  private async rotateBatch(batch: RotationInput[]): Promise<Array<RotatedRow | undefined>> {
+    // Sorted by session id, so two batches sharing rows lock them in the same order.
+    const indexed = batch.map((presentation, i) => ({ ...presentation, i })).sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : a.i - b.i));
+    const rows = await this.deps.queries.rotate.execute({ batch: JSON.stringify(indexed) });
+    const answers: Array<RotatedRow | undefined> = new Array(batch.length);
+    for (const row of rows) answers[row.i] = row;
+    return answers;
   }
 
   private key(): Promise<Buffer> {

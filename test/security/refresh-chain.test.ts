@@ -59,6 +59,54 @@ describe("refresh token chain", () => {
     expect(events.map((e) => e.type)).toContain("refresh_reuse");
   });
 
+  test("refreshes in flight together rotate as one batch, and each keeps its own outcome", async () => {
+    // 24 sessions refreshed at once, among them a theft (a token two generations old), a replay within the grace
+    // window, and one token presented twice in the same batch.
+    const fresh = await Promise.all(Array.from({ length: 24 }, () => createSignedInUser(server)));
+    const stolen = await createSignedInUser(server);
+    const stolenNext = await refresh(stolen.tokens.refreshToken);
+    clock.advance(1);
+    const stolenLive = await refresh(stolenNext.body.refreshToken);
+    const replayed = await createSignedInUser(server);
+    const replayedNext = await refresh(replayed.tokens.refreshToken);
+    // The odd ones first and in the middle, so that an answer matched to the wrong presentation shows.
+    const twice = fresh[0]!.tokens.refreshToken;
+    const presented = [
+      stolen.tokens.refreshToken,
+      ...fresh.slice(0, 12).map((f) => f.tokens.refreshToken),
+      replayed.tokens.refreshToken,
+      twice,
+      ...fresh.slice(12).map((f) => f.tokens.refreshToken),
+    ];
+    const answers = await Promise.all(presented.map((token) => refresh(token)));
+    const [theft, replay, again] = [answers[0]!, answers[13]!, answers[14]!];
+    const ok = [...answers.slice(1, 13), ...answers.slice(15)];
+
+    expect(ok.map((a) => a.status)).toEqual(Array(24).fill(200));
+    // Each session its own successor, bound to its own session and user.
+    expect(new Set(ok.map((a) => a.body.refreshToken)).size).toBe(24);
+    for (const [i, answer] of ok.entries()) {
+      expect(sidOf(answer.body.accessToken)).toBe(sidOf(fresh[i]!.tokens.accessToken));
+      expect(decodeJwt(answer.body.accessToken).sub).toBe(fresh[i]!.user.id);
+      expect((await sessionRow(sidOf(answer.body.accessToken))).refreshGen).toBe(1);
+    }
+    // The same token twice in one batch: one rotation, both get its successor.
+    expect(again.status).toBe(200);
+    expect(again.body.refreshToken).toBe(ok[0]!.body.refreshToken);
+    // The theft ends its own session, and only it.
+    expect(theft.status).toBe(401);
+    expect(theft.body.code).toBe("REFRESH_TOKEN_REUSED");
+    expect((await refresh(stolenLive.body.refreshToken)).status).toBe(401);
+    // The replay within the grace window gets the successor already issued, not a new one.
+    expect(replay.status).toBe(200);
+    expect(replay.body.refreshToken).toBe(replayedNext.body.refreshToken);
+
+    // Every successor works next, and rotates once more.
+    const next = await Promise.all(ok.map((a) => refresh(a.body.refreshToken)));
+    expect(next.map((a) => a.status)).toEqual(Array(24).fill(200));
+    for (const answer of next) expect((await sessionRow(sidOf(answer.body.accessToken))).refreshGen).toBe(2);
+  });
+
   test("a tampered token is refused and harms nothing: not the session, not its rate limit", async () => {
     const { tokens } = await createSignedInUser(server);
     const token = tokens.refreshToken;
