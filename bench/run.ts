@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Subprocess, spawn, spawnSync } from "bun";
 import { eq, like, or } from "drizzle-orm";
+import postgres from "postgres";
 import { teamMembers, teams } from "../plugins/teams/schema";
 import { newId } from "../src/crypto";
 import { sessions, users } from "../src/db/schema";
@@ -338,6 +339,23 @@ async function cleanup(seeded: { teamUserId: string; teamId: string; runId: stri
   }
 }
 
+/**
+ * Before each scenario that writes: a CHECKPOINT, so that the dirty pages of what ran before (the seeded rows, ours
+ * and Better Auth's, and the previous scenario's writes) are flushed now, not by a checkpoint that falls due inside
+ * whichever scenario runs at that minute. Every commit a scenario makes is still flushed to the WAL before it is
+ * answered.
+ */
+async function settle(scenario: string) {
+  const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const [vacuums] = await sql`select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`;
+    await sql`checkpoint`;
+    log(`settled before ${scenario} (checkpoint; autovacuum workers running: ${vacuums?.n ?? 0})`);
+  } finally {
+    await sql.end();
+  }
+}
+
 async function startServer(port = PORTS.server, core = SERVER_CORE) {
   const proc = pinned(core, ["bun", "src/index.ts"], { ...serverEnv, PORT: String(port), APP_URL: `http://127.0.0.1:${port}` });
   await waitFor(`http://127.0.0.1:${port}/health`);
@@ -570,6 +588,7 @@ async function measure(
   const verifies: WrkResult[] = [];
   const verifiesOneAtATime: WrkResult[] = [];
   if (runs("login")) {
+    await settle("login");
     log(`POST /auth/login, in ${LOGIN_ROUNDS} slices alternating with Bun.password.verify alone`);
     const loginProbe = await post("/auth/login", { email: seeded.loginEmail, password: PASSWORD });
     if (loginProbe.status === 404) rows.push({ name: "POST /auth/login", result: null, note: "skipped: the route answers 404 (password plugin not mounted)", comparisons: [] });
@@ -605,6 +624,7 @@ async function measure(
   }
 
   if (runs("refresh")) {
+    await settle("refresh");
     // Each rotation must be durable, so the rate is bound by Postgres commits, which Postgres groups when several
     // arrive at once: the same scenario with 16 and with 64 clients, each rotating its own session's chain.
     for (const clients of [16, 64]) {
@@ -634,6 +654,7 @@ async function measure(
   }
 
   if (runs("register")) {
+    await settle("register");
     log(`POST /auth/register, in ${LOGIN_ROUNDS} slices alternating with Bun.password.hash alone`);
     const registerProbe = await post("/auth/register", {});
     if (registerProbe.status === 404) rows.push({ name: "POST /auth/register", result: null, note: "skipped: the route answers 404", comparisons: [] });
@@ -661,6 +682,7 @@ async function measure(
   }
 
   if (runs("codes")) {
+    await settle("codes");
     log("POST /auth/code/verify");
     const codeProbe = await post("/auth/code/verify", {});
     if (codeProbe.status === 404 || !seeded.hasCodes) {
@@ -677,6 +699,7 @@ async function measure(
   }
 
   if (runs("teams")) {
+    await settle("teams");
     log("POST /auth/teams/switch");
     const switchProbe = await post("/auth/teams/switch", { teamId: seeded.teamId }, seeded.teamToken);
     if (switchProbe.status === 404) rows.push({ name: "POST /auth/teams/switch", result: null, note: "skipped: the route answers 404", comparisons: [] });
@@ -746,6 +769,7 @@ function renderReport(data: {
   out.push(`- Sessions: ${fmt(MANY)} live sessions over ${fmt(MANY_USERS)} users, inserted in bulk with tokens signed by the server's AccessTokens (bench/run.ts \`seedMany\`); the ${fmt(FEW)}- and ${fmt(MID)}-session scenarios use the first ${fmt(FEW)} and ${fmt(MID)} of them. Better Auth (bench/peer-better-auth.ts, plain and with \`session.cookieCache\`) gets ${fmt(MANY)} sessions of its own, their cookies signed as better-call signs them and, with the cache, the \`session_data\` cookie Better Auth's own get-session set.`);
   out.push(`- GET session scenarios: ${ROUNDS} interleaved rounds (bare route, Better Auth plain ${fmt(FEW)} / ${fmt(MANY)}, Better Auth cookie cache ${fmt(FEW)} / ${fmt(MANY)}, ours ${fmt(FEW)} / ${fmt(MID)} / ${fmt(MANY)}), each -d${DURATION_S}s after 2 s unmeasured; before the first round ours serves one pass over its sessions unmeasured (steady state). Figures are the medians of the rounds; ratios are between medians of the same run.`);
   out.push(`- Load: \`taskset -c ${WRK_CORE} wrk -t4 -c16 -d${DURATION_S}s --latency\` (slow routes: -d${SLOW_DURATION_S}s after ${WARMUP_S} s of unmeasured load, for ours and the peer's alike; our sign-in and sign-up each in ${LOGIN_ROUNDS} slices of -d${LOGIN_SLICE_S}s, each after a slice of its Bun.password reference (verify, hash) and 1 s of unmeasured load; stateful scripts one connection per thread: -t16 -c16, and -t64 -c64 for the second refresh row), scripts in bench/lua/.`);
+  out.push("- Before each scenario that writes (login, refresh, register, codes, teams): a Postgres `CHECKPOINT` (bench/run.ts `settle`), so that the seeded rows (ours and Better Auth's) and the previous scenario's writes are flushed before it rather than by a checkpoint falling due inside it. Every commit is still flushed to the WAL before its request is answered (synchronous_commit on).");
   out.push("- Figures are from a shared 2-vCPU machine where other work was running: absolute numbers drift, the ratios (same run) are what counts. The Bun.password references count, as wrk does, the computations completed inside their window.", "");
   out.push("## References (same run)", "");
   out.push("| reference | req/s | p50 ms | p99 ms | requests | non-2xx |", "|---|---:|---:|---:|---:|---:|");
