@@ -65,8 +65,7 @@ describe.if(Boolean(backend.databaseUrl))("a batch of refreshes that deadlocks o
       await first`commit`;
       // The batch now holds every row but the last, and waits for it; `second` asks for the ones the batch holds.
       await blockedBy(secondPid);
-      const crossing = second`update sessions set last_used_at = last_used_at where id in ${pg(batch.slice(0, -1).map((b) => b.sid))}`;
-      await crossing;
+      await second`update sessions set last_used_at = last_used_at where id in ${pg(batch.slice(0, -1).map((b) => b.sid))}`;
       await second`commit`;
 
       expect((await blocked).status).toBe(200);

@@ -73,7 +73,7 @@ const prepareLiveSession = (db: Db) =>
  */
 export class RefreshChains {
   private readonly liveSession: ReturnType<typeof prepareLiveSession>;
-  /** The rotations asked for during one turn of the event loop, sent as one statement (one commit). */
+  /** Rotations that arrive while one is in flight gather, and go together as one statement (one commit). */
   private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>((batch) => this.rotateBatch(batch));
 
   constructor(
@@ -195,7 +195,7 @@ export class RefreshChains {
 
   /** Rotates a batch of presentations in one statement: each one's row, or undefined for one that did not rotate. */
   private async rotateBatch(batch: RotationInput[]): Promise<Array<RotatedRow | undefined>> {
-    // Sorted by session id, so two batches sharing rows lock them in the same order.
+    // Sorted by session id, so that two batches sharing rows usually lock them in the same order.
     const indexed = batch.map((presentation, i) => ({ ...presentation, i })).sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : a.i - b.i));
     const rows = await this.deps.queries.rotate.execute({ batch: JSON.stringify(indexed) });
     const answers: Array<RotatedRow | undefined> = new Array(batch.length);
