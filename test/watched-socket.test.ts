@@ -55,6 +55,22 @@ describe.if(Boolean(DATABASE_URL))("the watched Postgres socket", () => {
     expect(fresh).not.toBe(pid);
   });
 
+  test("silent while a new statement is described (Parse, Describe, Flush: no Sync yet), dropped in time too", async () => {
+    const [{ pid }] = await sql`select pg_backend_pid() as pid`;
+    proxy.silence();
+    const startedAt = performance.now();
+    // A text never sent before, with a parameter: postgres-js asks for its parameter types before it binds.
+    const error = await sql`select ${crypto.randomUUID()}::text as described`.then(() => undefined, (e: unknown) => e);
+    const waited = performance.now() - startedAt;
+    proxy.restore();
+    expect(error).toBeInstanceOf(Error);
+    expect(waited).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+    expect(waited).toBeLessThan(TIMEOUT_MS * 4);
+    const [{ pid: fresh, n }] = await sql`select pg_backend_pid() as pid, ${2}::int + 1 as n`;
+    expect(fresh).not.toBe(pid);
+    expect(n).toBe(3);
+  });
+
   test("frames are counted alike however the bytes are cut: a real exchange fed in pieces of 1 to 7 bytes", async () => {
     // Records what a real connection sends and receives, then feeds it back in every cut.
     const sent: Buffer[] = [];

@@ -7,10 +7,12 @@ const SSL_REQUEST_CODE = 80877103;
 const READY_FOR_QUERY = 0x5a; // 'Z'
 const SYNC = 0x53; // 'S'
 const SIMPLE_QUERY = 0x51; // 'Q'
+const FLUSH = 0x48; // 'H'
 
 /**
  * Counts, from the bytes that pass, how many answers a Postgres connection still waits for: each Sync or simple Query
- * the client sends is answered by one ReadyForQuery. Frames are a type byte and a 4-byte length; only the first
+ * the client sends is answered by one ReadyForQuery, and a Flush (postgres-js sends Parse, Describe, Flush to learn a
+ * new statement's parameter types before it binds) by whatever comes after the answers due before it. Frames are a type byte and a 4-byte length; only the first
  * message of a connection (startup, or an SSL request) has no type byte. Exported for its test.
  */
 export class FrameCounter {
@@ -136,6 +138,8 @@ function watch(socket: Socket, timeoutMs: number): void {
     progressAt = now;
     timer ??= setTimeout(check, timeoutMs);
   };
+  /** A Flush sent and not answered yet: the answers due before it still to come (its own is the next frame after them). */
+  let flushAfter: number | null = null;
   const sent = (type: number, word: number) => {
     if (type === 0) {
       if (word === SSL_REQUEST_CODE) awaited = null;
@@ -143,9 +147,16 @@ function watch(socket: Socket, timeoutMs: number): void {
     } else if ((type === SYNC || type === SIMPLE_QUERY) && awaited !== null) {
       awaited += 1;
       if (!watching) arm();
+    } else if (type === FLUSH && awaited !== null && flushAfter === null) {
+      flushAfter = awaited;
+      if (!watching) arm();
     }
   };
   const received = (type: number) => {
+    if (flushAfter !== null) {
+      if (flushAfter === 0) flushAfter = null;
+      else if (type === READY_FOR_QUERY) flushAfter -= 1;
+    }
     if (type === READY_FOR_QUERY && awaited !== null) {
       awaited = Math.max(0, awaited - 1);
       started = true;
@@ -170,7 +181,7 @@ function watch(socket: Socket, timeoutMs: number): void {
       return;
     }
     incoming.feed(chunk, received);
-    if (awaited !== null && awaited > 0) arm();
+    if (awaited !== null && (awaited > 0 || flushAfter !== null)) arm();
     else disarm();
   });
   socket.once("close", () => {
