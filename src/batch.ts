@@ -3,7 +3,8 @@
  * once (alone it waits for nothing); while they are all busy, the calls that arrive gather and go as one batch when a
  * lane frees. Many requests in flight at once then cost one statement, one round trip and one commit between them,
  * and a quiet server answers as fast as without batching. A batch that fails rejects every call in it with the same
- * error.
+ * error, and, when `failsWaiting` says the error is the backend's (a timeout, a lost connection), the calls gathered
+ * behind it too: they would meet the same backend, and must not wait for a second timeout.
  */
 export class Batcher<In, Out> {
   private pending: Array<{ item: In; resolve(out: Out): void; reject(error: unknown): void }> = [];
@@ -16,6 +17,8 @@ export class Batcher<In, Out> {
     private readonly lanes = 1,
     /** The most calls one batch carries. */
     private readonly max = 128,
+    /** Whether a batch's error also fails the calls waiting behind it. */
+    private readonly failsWaiting: (error: unknown) => boolean = () => false,
   ) {}
 
   add(item: In): Promise<Out> {
@@ -41,7 +44,8 @@ export class Batcher<In, Out> {
           for (const [i, call] of batch.entries()) call.resolve(outs[i] as Out);
         },
         (error: unknown) => {
-          for (const call of batch) call.reject(error);
+          const failed = this.failsWaiting(error) ? batch.concat(this.pending.splice(0)) : batch;
+          for (const call of failed) call.reject(error);
         },
       )
       .finally(() => {

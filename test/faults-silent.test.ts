@@ -49,6 +49,7 @@ const options = (overrides: AuthServerOptions = {}): AuthServerOptions => ({
   PASSWORD_HASH_TIME_COST: 1,
   RATE_LIMIT_LOGIN_IP: "10000/60",
   RATE_LIMIT_LOGIN_EMAIL: "10000/60",
+  RATE_LIMIT_SIGNUP_IP: "10000/60",
   RATE_LIMIT_CODE_EMAIL: "10000/60",
   RATE_LIMIT_MAIL_IP: "10000/60",
   RATE_LIMIT_MAIL_RECIPIENT: "10000/60",
@@ -141,6 +142,31 @@ describe.if(Boolean(backend.databaseUrl && backend.redisUrl))("a silent network,
     await until(healthy, "recovery");
     expect((await call(proxied, "GET", "/auth/me", { token: user.accessToken })).status).toBe(200);
     expect((await login(proxied, user.email)).status).toBe(200);
+  }, 40_000);
+
+  test("Postgres silent: refreshes gathered behind a stuck rotation answer 503 in time too, and each token still works after", async () => {
+    const users = await Promise.all(Array.from({ length: 6 }, (_, i) => signUp(proxied, `silent-refresh-${i}`)));
+    const refresh = (refreshToken: string) => call(proxied, "POST", "/auth/refresh", { body: { refreshToken } });
+    pg.silence();
+    try {
+      // The first rotation goes alone and hangs on the silent connection; the others arrive while it is in flight and
+      // wait to go together. They must not wait for it to time out and then time out once more themselves.
+      const first = refresh(users[0]!.refreshToken);
+      await Bun.sleep(300);
+      const behind = await Promise.all(users.slice(1).map((u) => refresh(u.refreshToken)));
+      expect((await first).status).toBe(503);
+      for (const answer of behind) {
+        expect(answer.status).toBe(503);
+        expect(answer.body.code).toBe("UNAVAILABLE");
+        expect(answer.ms).toBeLessThan(BACKEND_TIMEOUT_MS + 400);
+      }
+    } finally {
+      pg.restore();
+    }
+    await until(healthy, "recovery");
+    // Each presented token still works: it did not rotate (or, had it, a retry within the grace window gets its successor).
+    const after = await Promise.all(users.map((u) => refresh(u.refreshToken)));
+    expect(after.map((a) => a.status)).toEqual(Array(users.length).fill(200));
   }, 40_000);
 
   test("Redis silent: 503 in time; a token logged out meanwhile on another instance is refused, never accepted; it recovers", async () => {

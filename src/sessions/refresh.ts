@@ -74,7 +74,13 @@ const prepareLiveSession = (db: Db) =>
 export class RefreshChains {
   private readonly liveSession: ReturnType<typeof prepareLiveSession>;
   /** Rotations that arrive while one is in flight gather, and go together as one statement (one commit). */
-  private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>((batch) => this.rotateBatch(batch));
+  private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>(
+    (batch) => this.rotateBatch(batch),
+    1,
+    128,
+    // A deadlock is this batch's alone (its calls are retried one by one); anything else is Postgres failing.
+    (error) => !lostRace(error),
+  );
 
   constructor(
     private readonly deps: {
