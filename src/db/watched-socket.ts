@@ -12,8 +12,9 @@ const FLUSH = 0x48; // 'H'
 /**
  * Counts, from the bytes that pass, how many answers a Postgres connection still waits for: each Sync or simple Query
  * the client sends is answered by one ReadyForQuery, and a Flush (postgres-js sends Parse, Describe, Flush to learn a
- * new statement's parameter types before it binds) by whatever comes after the answers due before it. Frames are a type byte and a 4-byte length; only the first
- * message of a connection (startup, or an SSL request) has no type byte. Exported for its test.
+ * new statement's parameter types before it binds) by whatever comes after the answers due before it. Frames are a
+ * type byte and a 4-byte length; only the first message of a connection (startup, or an SSL request) has no type
+ * byte. Exported for its test.
  */
 export class FrameCounter {
   /** A header split across chunks, gathered here; a header whole in its chunk is read in place. */
