@@ -139,7 +139,10 @@ function watch(socket: Socket, timeoutMs: number): void {
     progressAt = now;
     timer ??= setTimeout(check, timeoutMs);
   };
-  /** A Flush sent and not answered yet: the answers due before it still to come (its own is the next frame after them). */
+  /**
+   * A Flush sent and not answered yet: the answers due before it still to come (its own is the next frame after them).
+   * One is enough: postgres-js sends nothing more on a connection until a statement it describes first is answered.
+   */
   let flushAfter: number | null = null;
   const sent = (type: number, word: number) => {
     if (type === 0) {

@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db";
 import { type SessionRow, sessions, users } from "../db/schema";
 import type { TeamClaim } from "../tokens/access";
@@ -18,13 +18,17 @@ export type CurrentSession = {
 export const teamOf = (session: Pick<SessionRow, "teamId" | "teamRole">): TeamClaim | undefined =>
   session.teamId && session.teamRole ? { id: session.teamId, role: session.teamRole } : undefined;
 
-/** The row a presented refresh token names, while that token is its live generation (placeholders sid, gen, hash). */
-export const presentedGeneration = () => [
-  eq(sessions.id, sql.placeholder("sid")),
-  eq(sessions.refreshGen, sql.placeholder("gen")),
-  eq(sessions.refreshHash, sql.placeholder("hash")),
-  isNull(sessions.revokedAt),
-];
+/**
+ * The row a presented refresh token names, while that token is its live generation: its session id, generation and
+ * secret's hash as placeholders sid, gen, hash, or as the columns of a batch (`v.sid`, `v.gen`, `v.hash`).
+ */
+export const presentedGeneration = (
+  presented: Record<"sid" | "gen" | "hash", SQL | Placeholder> = {
+    sid: sql.placeholder("sid"),
+    gen: sql.placeholder("gen"),
+    hash: sql.placeholder("hash"),
+  },
+) => [eq(sessions.id, presented.sid), eq(sessions.refreshGen, presented.gen), eq(sessions.refreshHash, presented.hash), isNull(sessions.revokedAt)];
 
 export function prepareQueries(db: Db) {
   return {
@@ -82,11 +86,8 @@ export function prepareQueries(db: Db) {
       )
       .where(
         and(
-          eq(sessions.id, sql`v.sid`),
+          ...presentedGeneration({ sid: sql`v.sid`, gen: sql`v.gen`, hash: sql`v.hash` }),
           eq(users.id, sessions.userId),
-          eq(sessions.refreshGen, sql`v.gen`),
-          eq(sessions.refreshHash, sql`v.hash`),
-          isNull(sessions.revokedAt),
           gt(sessions.expiresAt, sql`v.now`),
           gt(sessions.refreshExpiresAt, sql`v.now`),
           gt(sessions.lastUsedAt, sql`v.idle_cutoff`),

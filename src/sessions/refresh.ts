@@ -68,19 +68,17 @@ const prepareLiveSession = (db: Db) =>
     .prepare("sessions_refresh_live");
 
 /**
- * Each session's chain of refresh tokens: one live generation, rotated by one single-row update; the generation just
- * replaced is answered again within the grace window (concurrent tabs); an older one coming back is theft.
+ * Each session's chain of refresh tokens: one live generation, rotated by one update (batched with the others in
+ * flight); the generation just replaced is answered again within the grace window (concurrent tabs); an older one
+ * coming back is theft.
  */
 export class RefreshChains {
   private readonly liveSession: ReturnType<typeof prepareLiveSession>;
   /** Rotations that arrive while one is in flight gather, and go together as one statement (one commit). */
-  private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>(
-    (batch) => this.rotateBatch(batch),
-    1,
-    128,
+  private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>((batch) => this.rotateBatch(batch), {
     // A deadlock is this batch's alone (its calls are retried one by one); anything else is Postgres failing.
-    (error) => !lostRace(error),
-  );
+    failsWaiting: (error) => !lostRace(error),
+  });
 
   constructor(
     private readonly deps: {
