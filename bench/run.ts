@@ -356,8 +356,31 @@ async function settle(scenario: string) {
   }
 }
 
+/**
+ * Diagnostics for the main server (the one the session, login and refresh scenarios load), off by default:
+ * BENCH_SERVER_ARGS are passed to its `bun` (e.g. "--cpu-prof-md --cpu-prof-dir=/tmp/prof"), and BENCH_GC_LOG names a
+ * file that gets its stderr with JavaScriptCore's collection log (`BUN_JSC_logGC=1`: each collection's kind, heap
+ * sizes and pauses).
+ */
+function diagnostics(port: number): { args: string[]; env: Record<string, string>; stderr: "inherit" | ReturnType<typeof Bun.file> } {
+  const gcLog = process.env.BENCH_GC_LOG;
+  if (port !== PORTS.server) return { args: [], env: {}, stderr: "inherit" };
+  return {
+    args: process.env.BENCH_SERVER_ARGS?.split(" ").filter(Boolean) ?? [],
+    env: gcLog ? { BUN_JSC_logGC: "1" } : {},
+    stderr: gcLog ? Bun.file(gcLog) : "inherit",
+  };
+}
+
 async function startServer(port = PORTS.server, core = SERVER_CORE) {
-  const proc = pinned(core, ["bun", "src/index.ts"], { ...serverEnv, PORT: String(port), APP_URL: `http://127.0.0.1:${port}` });
+  const { args, env, stderr } = diagnostics(port);
+  const proc = spawn(["taskset", "-c", core, "bun", ...args, "src/index.ts"], {
+    cwd: root,
+    env: { ...process.env, ...serverEnv, ...env, PORT: String(port), APP_URL: `http://127.0.0.1:${port}` },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr,
+  });
   await waitFor(`http://127.0.0.1:${port}/health`);
   return proc;
 }

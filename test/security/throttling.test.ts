@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestServer, type TestServer, uniqueEmail } from "../support/server";
+import { createSignedInUser } from "../support/users";
 
 /** Checklist: throttling that cannot be dodged by changing the client IP or by racing, and that does not lock owners out. */
 const PASSWORD = "plum-kettle-orbit-93";
@@ -170,5 +171,35 @@ describe("parallel guesses of six-digit codes", () => {
     await Bun.sleep(0);
     const second = codeIn(direct, email);
     expect((await direct.request("POST", "/auth/email/verify", { body: { email, code: second } })).status).toBe(200);
+  });
+});
+
+describe("hits counted together", () => {
+  test("concurrent hits on one counter and on others, each with its own window, are each counted once, none lost", async () => {
+    // Every hit counts against its own key, with its own window's Retry-After, however many arrive at once.
+    const server = await createTestServer({ RATE_LIMIT_REFRESH_SESSION: "3/60", RATE_LIMIT_LOGIN_EMAIL: "2/600", RATE_LIMIT_LOGIN_IP: "10000/60" });
+    servers.push(server);
+    const signedIn = await Promise.all(Array.from({ length: 4 }, () => createSignedInUser(server)));
+    const unknown = uniqueEmail("nobody");
+    const [refreshes, logins] = await Promise.all([
+      Promise.all(
+        signedIn.map(({ tokens }) =>
+          Promise.all(Array.from({ length: 6 }, () => server.request("POST", "/auth/refresh", { body: { refreshToken: tokens.refreshToken } }))),
+        ),
+      ),
+      Promise.all(Array.from({ length: 5 }, () => server.request("POST", "/auth/login", { body: { email: unknown, password: PASSWORD } }))),
+    ]);
+    for (const answers of refreshes) {
+      const limited = answers.filter((r) => r.status === 429);
+      const passed = answers.filter((r) => r.status === 200);
+      expect([limited.length, passed.length]).toEqual([3, 3]);
+      // One rotation; the others within the grace window get the same successor.
+      expect(new Set(passed.map((r) => r.body.refreshToken)).size).toBe(1);
+      for (const r of limited) expect(Number(r.headers.get("retry-after"))).toBeWithin(1, 61);
+    }
+    const refused = logins.filter((r) => r.status === 401);
+    const limitedLogins = logins.filter((r) => r.status === 429);
+    expect([refused.length, limitedLogins.length]).toEqual([2, 3]);
+    for (const r of limitedLogins) expect(Number(r.headers.get("retry-after"))).toBeWithin(540, 601);
   });
 });
