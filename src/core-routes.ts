@@ -217,6 +217,7 @@ export function coreRoutes(ctx: AuthContext) {
           summary: "Rotate a refresh token",
           description:
             "Each refresh token works once. Presenting a rotated token again within REFRESH_REUSE_GRACE_S returns the same successor pair; later, the whole session is revoked (`401 REFRESH_TOKEN_REUSED`). " +
+            "Every presentation of a session's own tokens (a rotation, a replay, a stale one) counts against RATE_LIMIT_REFRESH_SESSION for that session, on every instance; past it, `429 RATE_LIMITED` with Retry-After, and the presented token stays as it was. " +
             "A browser session sends no body: the refresh cookie (`auth_rt`, `__Host-auth_rt` outside localhost) is rotated on the same chain, with the same grace, and both cookies are set again; " +
             "that request must come from a trusted origin (`Origin` of PUBLIC_URL or CORS_ORIGINS, or `Sec-Fetch-Site: same-origin`), else `403 CSRF_REJECTED`.",
         },

@@ -13,6 +13,7 @@ export interface RateLimits {
   RATE_LIMIT_LOGIN_IP: Limit;
   RATE_LIMIT_LOGIN_EMAIL: Limit;
   RATE_LIMIT_CODE_EMAIL: Limit;
+  /** Counted on the session's row by the rotation itself (src/sessions/queries.ts `refreshWindow`), not here. */
   RATE_LIMIT_REFRESH_SESSION: Limit;
   RATE_LIMIT_SIGNUP_IP: Limit;
   RATE_LIMIT_MAIL_IP: Limit;

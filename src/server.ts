@@ -120,7 +120,7 @@ async function buildContext(config: Config, ports: AuthServerPorts, logger: Logg
   const secrets = new ServerSecrets(db, config.encryptionKeys);
   await secrets.init();
   const mailer = ports.mailer ?? mailerFromSettings(config, { db, secrets, clock, logger });
-  const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, rateLimit, clock, events, logger });
+  const sessions = new Sessions({ db, kv, config, tokens, secrets, users, audit, clock, events, logger });
   sessions.extraClaims = extraClaims;
   const hooks: Hooks = {
     maintenance: [() => sessions.deleteExpiredRevocations().then(() => {}), ...scheduledKeyRotation(config, db, clock, logger)],

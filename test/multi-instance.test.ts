@@ -42,6 +42,7 @@ describe(shared ? "two instances on one Postgres and one Redis" : "two instances
       REFRESH_REUSE_GRACE_S: 0,
       RATE_LIMIT_LOGIN_EMAIL: "3/60",
       RATE_LIMIT_LOGIN_IP: "10000/60",
+      RATE_LIMIT_REFRESH_SESSION: "4/60",
       PASSWORD_HASH_MEMORY_KIB: 4096,
       PASSWORD_HASH_TIME_COST: 1,
       LOG_LEVEL: "silent",
@@ -83,6 +84,21 @@ describe(shared ? "two instances on one Postgres and one Redis" : "two instances
     expect(limited.status).toBe(429);
     expect(limited.body.code).toBe("RATE_LIMITED");
     expect((await a.request("POST", "/auth/login", { body: { email: user.email, password: PASSWORD } })).status).toBe(429);
+  });
+
+  test("a session's refresh limit counted on one holds on the other", async () => {
+    const session = await register(a);
+    let refreshToken = session.refreshToken;
+    for (const on of [a, b, a, b]) {
+      const res = await on.request("POST", "/auth/refresh", { body: { refreshToken } });
+      expect(res.status).toBe(200);
+      refreshToken = res.body.refreshToken;
+    }
+    for (const on of [a, b]) {
+      const limited = await on.request("POST", "/auth/refresh", { body: { refreshToken } });
+      expect(limited.status).toBe(429);
+      expect(limited.body.code).toBe("RATE_LIMITED");
+    }
   });
 
   test("a refresh token rotated on one is caught as reused on the other, and the session dies on both", async () => {

@@ -77,6 +77,12 @@ export const sessions = pgTable(
     refreshIssuedAt: timestamp("refresh_issued_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     refreshExpiresAt: timestamp("refresh_expires_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
     refreshSealedNext: text("refresh_sealed_next"),
+    /**
+     * RATE_LIMIT_REFRESH_SESSION's fixed window: when it began and the presentations counted in it. Kept on the row
+     * the rotation updates anyway, so that counting a refresh costs no round trip of its own (bench/analysis.md).
+     */
+    refreshWindowAt: timestamp("refresh_window_at", { withTimezone: true, mode: "date" }),
+    refreshWindowHits: integer("refresh_window_hits").notNull().default(0),
   },
   (t) => [index("sessions_user_idx").on(t.userId)],
 );

@@ -30,6 +30,21 @@ export const presentedGeneration = (
   },
 ) => [eq(sessions.id, presented.sid), eq(sessions.refreshGen, presented.gen), eq(sessions.refreshHash, presented.hash), isNull(sessions.revokedAt)];
 
+/**
+ * RATE_LIMIT_REFRESH_SESSION, counted on the session's row: a presentation counts in the window open since after
+ * `cutoff` (now minus the window's length), or opens a new one at `now`.
+ */
+export const refreshWindow = {
+  /** This presentation is within the limit: no window open, or fewer than `max` counted in it. */
+  room: (cutoff: SQL | Placeholder, max: SQL | Placeholder) =>
+    sql`(${sessions.refreshWindowAt} IS NULL OR ${sessions.refreshWindowAt} <= ${cutoff} OR ${sessions.refreshWindowHits} < ${max})`,
+  /** The columns that count one presentation. */
+  count: (cutoff: SQL | Placeholder, now: SQL | Placeholder) => ({
+    refreshWindowHits: sql`CASE WHEN ${sessions.refreshWindowAt} > ${cutoff} THEN ${sessions.refreshWindowHits} + 1 ELSE 1 END`,
+    refreshWindowAt: sql`CASE WHEN ${sessions.refreshWindowAt} > ${cutoff} THEN ${sessions.refreshWindowAt} ELSE ${now} END`,
+  }),
+};
+
 export function prepareQueries(db: Db) {
   return {
     current: db
@@ -69,7 +84,8 @@ export function prepareQueries(db: Db) {
      * of the presentation that rotated it. Only the live generation of a live session rotates; concurrent
      * presentations queue on the row (or, within one batch, one of them is used), the first wins and the others find
      * the generation moved on. The batch comes sorted by session id, so that two batches sharing rows usually lock them
-     * in the same order; a deadlock the plan still allows fails the batch, and RefreshChains retries each alone.
+     * in the same order; a deadlock the plan still allows fails the batch, and RefreshChains retries each alone. A
+     * rotation counts against the session's refresh limit in the same write; one over the limit does not rotate.
      */
     rotate: db
       .update(sessions)
@@ -80,9 +96,10 @@ export function prepareQueries(db: Db) {
         refreshExpiresAt: sql`v.next_expires_at`,
         refreshSealedNext: sql`v.sealed_next`,
         lastUsedAt: sql`v.now`,
+        ...refreshWindow.count(sql`v.window_cutoff`, sql`v.now`),
       })
       .from(
-        sql`${users}, jsonb_to_recordset(${sql.placeholder("batch")}::jsonb) AS v(i int, sid uuid, gen int, hash text, next_hash text, next_expires_at timestamptz, sealed_next text, now timestamptz, idle_cutoff timestamptz)`,
+        sql`${users}, jsonb_to_recordset(${sql.placeholder("batch")}::jsonb) AS v(i int, sid uuid, gen int, hash text, next_hash text, next_expires_at timestamptz, sealed_next text, now timestamptz, idle_cutoff timestamptz, window_cutoff timestamptz, max_hits int)`,
       )
       .where(
         and(
@@ -91,6 +108,7 @@ export function prepareQueries(db: Db) {
           gt(sessions.expiresAt, sql`v.now`),
           gt(sessions.refreshExpiresAt, sql`v.now`),
           gt(sessions.lastUsedAt, sql`v.idle_cutoff`),
+          refreshWindow.room(sql`v.window_cutoff`, sql`v.max_hits`),
         ),
       )
       .returning({

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { AuditLog } from "../audit";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
@@ -6,13 +6,12 @@ import { decrypt, encrypt, keyFromSecret, randomToken, sha256 } from "../crypto"
 import type { Db } from "../db";
 import { type SessionRow, sessions, users } from "../db/schema";
 import { Batcher } from "../batch";
-import { coreError, lostRace } from "../errors";
-import type { RateLimiter } from "../rate-limit";
+import { coreError, errors, lostRace } from "../errors";
 import type { RequestMeta } from "../request";
 import type { TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
 import { type PublicUserRow, publicUserColumns, type Users } from "../users";
-import { type prepareQueries, presentedGeneration, teamOf } from "./queries";
+import { type prepareQueries, presentedGeneration, refreshWindow, teamOf } from "./queries";
 import { formatRefreshToken, parseRefreshToken, type RefreshToken } from "./refresh-token";
 
 /** What an access token says of its session. */
@@ -47,6 +46,9 @@ type RotationInput = {
   next_hash: string;
   next_expires_at: string;
   sealed_next: string | null;
+  /** RATE_LIMIT_REFRESH_SESSION: its window's start, if one is open (now minus the window), and its count. */
+  window_cutoff: string;
+  max_hits: number;
 };
 type RotatedRow = Awaited<ReturnType<ReturnType<typeof prepareQueries>["rotate"]["execute"]>>[number];
 
@@ -57,15 +59,33 @@ const invalidRefresh = () => coreError("INVALID_REFRESH_TOKEN");
 /** The key a successor's secret is sealed with: only the holder of the token it replaced can open it. */
 const sealingKeyOf = (secret: string) => keyFromSecret(secret, "refresh-successor");
 
-/** The session a presented token is live for, with its user: what the claims hook is asked about before a rotation. */
+/**
+ * The session a presented token is live for, with its user: what the claims hook is asked about before a rotation.
+ * One over the refresh limit is not asked about: it goes to `refused`, which answers 429.
+ */
 const prepareLiveSession = (db: Db) =>
   db
     .select(hookSubjectColumns)
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(...presentedGeneration()))
+    .where(and(...presentedGeneration(), refreshWindow.room(sql.placeholder("cutoff"), sql.placeholder("max"))))
     .limit(1)
     .prepare("sessions_refresh_live");
+
+/**
+ * Counts a presentation that did not rotate against its session's refresh limit, and reads the session as it is; no
+ * row when the session is gone or over the limit (which then costs a read, not a write: a holder of one of the
+ * session's tokens cannot make it write more than the limit allows).
+ */
+const prepareCountRefused = (db: Db) => {
+  const cutoff = sql`${sql.placeholder("cutoff")}::timestamptz`;
+  return db
+    .update(sessions)
+    .set(refreshWindow.count(cutoff, sql`${sql.placeholder("now")}::timestamptz`))
+    .where(and(eq(sessions.id, sql.placeholder("sid")), refreshWindow.room(cutoff, sql.placeholder("max"))))
+    .returning()
+    .prepare("sessions_refresh_refused");
+};
 
 /**
  * Each session's chain of refresh tokens: one live generation, rotated by one update (batched with the others in
@@ -74,6 +94,7 @@ const prepareLiveSession = (db: Db) =>
  */
 export class RefreshChains {
   private readonly liveSession: ReturnType<typeof prepareLiveSession>;
+  private readonly countRefused: ReturnType<typeof prepareCountRefused>;
   /** Rotations that arrive while one is in flight gather, and go together as one statement (one commit). */
   private readonly rotations = new Batcher<RotationInput, RotatedRow | undefined>((batch) => this.rotateBatch(batch), {
     // A deadlock is this batch's alone (its calls are retried one by one); anything else is Postgres failing.
@@ -88,13 +109,13 @@ export class RefreshChains {
       secrets: ServerSecrets;
       users: Users;
       audit: AuditLog;
-      rateLimit: RateLimiter;
       clock: Clock;
       /** Ends a session whose chain was broken (theft) or that went idle. */
       revoke(sessionId: string, reason: string): Promise<void>;
     },
   ) {
     this.liveSession = prepareLiveSession(deps.db);
+    this.countRefused = prepareCountRefused(deps.db);
   }
 
   /** The token of a chain's generation. */
@@ -122,10 +143,18 @@ export class RefreshChains {
     const presented = parseRefreshToken(await this.key(), refreshToken);
     if (!presented) throw invalidRefresh();
     // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
-    await this.deps.rateLimit.hit("RATE_LIMIT_REFRESH_SESSION", presented.sessionId);
+    // Every presentation with a valid tag counts against it, on the session's row: a rotation in its own update, any
+    // other in `refused`.
+    const limit = config.RATE_LIMIT_REFRESH_SESSION;
     let extra: Record<string, unknown> | undefined;
     if (extraClaimsOf) {
-      const [live] = await this.liveSession.execute({ sid: presented.sessionId, gen: presented.gen, hash: sha256(presented.secret) });
+      const [live] = await this.liveSession.execute({
+        sid: presented.sessionId,
+        gen: presented.gen,
+        hash: sha256(presented.secret),
+        cutoff: new Date(clock.now().getTime() - limit.windowS * 1000).toISOString(),
+        max: limit.count,
+      });
       // Not the live token of a live session: it cannot rotate, whatever the hook says.
       if (!live) return this.refused(presented, meta, extraClaimsOf);
       extra = await extraClaimsOf(live.user, live.session);
@@ -142,6 +171,8 @@ export class RefreshChains {
       next_hash: link.refreshHash,
       next_expires_at: link.refreshExpiresAt.toISOString(),
       sealed_next: link.refreshSealedNext,
+      window_cutoff: new Date(now.getTime() - limit.windowS * 1000).toISOString(),
+      max_hits: limit.count,
     };
     let rotated: RotatedRow | undefined;
     try {
@@ -159,12 +190,23 @@ export class RefreshChains {
 
   /**
    * Answers a presented token that did not rotate: an ended session, a replay within the grace window, or theft. A
-   * replay writes nothing, so a claims hook that throws on it leaves the successor pair to be reissued again.
+   * replay writes nothing but its count against the refresh limit, so a claims hook that throws on it leaves the
+   * successor pair to be reissued again.
    */
   private async refused(presented: RefreshToken, meta: RequestMeta, extraClaimsOf?: ExtraClaimsOf): Promise<Rotated> {
     const { db, config, clock } = this.deps;
-    const [session] = await db.select().from(sessions).where(eq(sessions.id, presented.sessionId)).limit(1);
+    const { count, windowS } = config.RATE_LIMIT_REFRESH_SESSION;
     const now = clock.now();
+    const [session] = await this.countRefused.execute({
+      sid: presented.sessionId,
+      cutoff: new Date(now.getTime() - windowS * 1000).toISOString(),
+      now: now.toISOString(),
+      max: count,
+    });
+    if (!session) {
+      const [limited] = await db.select({ windowAt: sessions.refreshWindowAt }).from(sessions).where(eq(sessions.id, presented.sessionId));
+      if (limited?.windowAt) throw errors.rateLimited((limited.windowAt.getTime() + windowS * 1000 - now.getTime()) / 1000);
+    }
     if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
     if (now.getTime() - session.lastUsedAt.getTime() > config.SESSION_IDLE_TIMEOUT_S * 1000) {
       await this.deps.revoke(session.id, "idle_timeout");

@@ -10,7 +10,6 @@ import type { AuthEvent, Events } from "../events";
 import type { SessionInfo } from "../hooks";
 import type { KeyValueStore } from "../kv";
 import type { Logger } from "../logger";
-import type { RateLimiter } from "../rate-limit";
 import type { RequestMeta } from "../request";
 import type { AccessTokens, TeamClaim } from "../tokens/access";
 import type { ServerSecrets } from "../tokens/keys";
@@ -46,7 +45,6 @@ export type SessionsDeps = {
   secrets: ServerSecrets;
   users: Users;
   audit: AuditLog;
-  rateLimit: RateLimiter;
   clock: Clock;
   events: Events;
   logger: Logger;

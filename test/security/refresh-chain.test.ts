@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import { decodeJwt } from "jose";
 import { sha256 } from "../../src/crypto";
 import { sessions } from "../../src/db/schema";
+import type { AuthHooks } from "../../src/hooks";
 import { createTestServer, type TestServer } from "../support/server";
 import { createSignedInUser, movableClock } from "../support/users";
 
@@ -167,6 +168,67 @@ describe("refresh token chain", () => {
       expect(res.body.code).toBe("INVALID_REFRESH_TOKEN");
       const [row] = await s.ctx.db.select().from(sessions).where(eq(sessions.id, sidOf(tokens.accessToken)));
       expect(row!.revokedAt).toBeNull();
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("RATE_LIMIT_REFRESH_SESSION, counted on the session's row", () => {
+  test("rotations and replays each count; once over, 429 with Retry-After and nothing rotates; a new window after it", async () => {
+    const local = movableClock();
+    const s = await createTestServer({ AUTH_PLUGINS: "", RATE_LIMIT_REFRESH_SESSION: "4/60" }, { clock: local });
+    const again = (refreshToken: string) => s.request("POST", "/auth/refresh", { body: { refreshToken } });
+    try {
+      const { tokens } = await createSignedInUser(s);
+      const sid = sidOf(tokens.accessToken);
+      const first = await again(tokens.refreshToken);
+      // A replay within the grace window: answered, and counted.
+      const replay = await again(tokens.refreshToken);
+      expect([first.status, replay.status]).toEqual([200, 200]);
+      expect(replay.body.refreshToken).toBe(first.body.refreshToken);
+      const second = await again(first.body.refreshToken);
+      const third = await again(second.body.refreshToken);
+      expect([second.status, third.status]).toEqual([200, 200]);
+      local.advance(30);
+      const limited = await again(third.body.refreshToken);
+      expect(limited.status).toBe(429);
+      expect(limited.body.code).toBe("RATE_LIMITED");
+      expect(Number(limited.headers.get("retry-after"))).toBeWithin(29, 32);
+      // Past the limit, presentations are refused with a read: the row is no longer written, however many come.
+      for (const token of [third.body.refreshToken, tokens.refreshToken, first.body.refreshToken]) expect((await again(token)).status).toBe(429);
+      const [row] = await s.ctx.db.select().from(sessions).where(eq(sessions.id, sid));
+      expect([row!.refreshGen, row!.refreshWindowHits, row!.revokedAt]).toEqual([3, 4, null]);
+      // The refused token was not spent: once the window is over, it rotates, and a new window counts it.
+      local.advance(31);
+      const later = await again(third.body.refreshToken);
+      expect(later.status).toBe(200);
+      const [after] = await s.ctx.db.select().from(sessions).where(eq(sessions.id, sid));
+      expect([after!.refreshGen, after!.refreshWindowHits]).toEqual([4, 1]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("with a claims hook, a presentation over the limit gets 429 and the hook is not asked", async () => {
+    let asked = 0;
+    const hooks: AuthHooks = {
+      async accessTokenClaims() {
+        asked++;
+        return { plan: "pro" };
+      },
+    };
+    const s = await createTestServer({ AUTH_PLUGINS: "", RATE_LIMIT_REFRESH_SESSION: "1/60" }, { hooks });
+    try {
+      const { tokens } = await createSignedInUser(s);
+      const before = asked;
+      const first = await s.request("POST", "/auth/refresh", { body: { refreshToken: tokens.refreshToken } });
+      expect(first.status).toBe(200);
+      expect(decodeJwt(first.body.accessToken).plan).toBe("pro");
+      expect(asked).toBe(before + 1);
+      const limited = await s.request("POST", "/auth/refresh", { body: { refreshToken: first.body.refreshToken } });
+      expect(limited.status).toBe(429);
+      expect(asked).toBe(before + 1);
     } finally {
       await s.close();
     }
