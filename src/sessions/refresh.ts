@@ -46,7 +46,7 @@ type RotationInput = {
   next_hash: string;
   next_expires_at: string;
   sealed_next: string | null;
-  /** RATE_LIMIT_REFRESH_SESSION: its window's start, if one is open (now minus the window), and its count. */
+  /** RATE_LIMIT_REFRESH_SESSION: now minus its window (a window that began after it is open), and its count. */
   window_cutoff: string;
   max_hits: number;
 };
