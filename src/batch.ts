@@ -7,6 +7,9 @@
  * `failsWaiting` says the error is the backend's (a timeout, a lost connection), the calls gathered behind it too:
  * they would meet the same backend, and must not wait for a second timeout.
  */
+/** The most calls one batch carries. */
+const MAX_BATCH = 128;
+
 export class Batcher<In, Out> {
   private pending: Array<{ item: In; resolve(out: Out): void; reject(error: unknown): void }> = [];
   private busy = false;
@@ -15,8 +18,6 @@ export class Batcher<In, Out> {
     /** Runs a batch: one answer per item, in the items' order. */
     private readonly run: (items: In[]) => Promise<Out[]>,
     private readonly options: {
-      /** The most calls one batch carries. */
-      max?: number;
       /** Whether a batch's error also fails the calls waiting behind it. */
       failsWaiting?: (error: unknown) => boolean;
     } = {},
@@ -30,7 +31,7 @@ export class Batcher<In, Out> {
   }
 
   private flush(): void {
-    const batch = this.pending.splice(0, this.options.max ?? 128);
+    const batch = this.pending.splice(0, MAX_BATCH);
     this.busy = true;
     let answers: Promise<Out[]>;
     try {

@@ -10,7 +10,8 @@ import { timingSafeEqual } from "node:crypto";
  *   before any lookup (and before it can count against a session's rate limit), and a token of an old generation
  *   can still be recognised as this session's own, so its reuse is caught as theft with no row kept per token.
  *
- * A session's live token is its generation `refresh_gen`; rotating it is one single-row update of the session.
+ * A session's live token is its generation `refresh_gen`; rotating it is one update of the session's row (batched with
+ * the other rotations in flight, src/sessions/refresh.ts).
  */
 export type RefreshToken = { sessionId: string; gen: number; secret: string };
 

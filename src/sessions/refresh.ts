@@ -145,15 +145,13 @@ export class RefreshChains {
     // The tag proves the server issued this token for this session, so nobody else can spend the session's limit.
     // Every presentation with a valid tag counts against it, on the session's row: a rotation in its own update, any
     // other in `refused`.
-    const limit = config.RATE_LIMIT_REFRESH_SESSION;
     let extra: Record<string, unknown> | undefined;
     if (extraClaimsOf) {
       const [live] = await this.liveSession.execute({
         sid: presented.sessionId,
         gen: presented.gen,
         hash: sha256(presented.secret),
-        cutoff: new Date(clock.now().getTime() - limit.windowS * 1000).toISOString(),
-        max: limit.count,
+        ...this.refreshLimit(clock.now()),
       });
       // Not the live token of a live session: it cannot rotate, whatever the hook says.
       if (!live) return this.refused(presented, meta, extraClaimsOf);
@@ -162,6 +160,7 @@ export class RefreshChains {
     const now = clock.now();
     const successor = randomToken(32);
     const link = this.link(successor, now, encrypt(sealingKeyOf(presented.secret), successor));
+    const limit = this.refreshLimit(now);
     const presentation: RotationInput = {
       sid: presented.sessionId,
       gen: presented.gen,
@@ -171,8 +170,8 @@ export class RefreshChains {
       next_hash: link.refreshHash,
       next_expires_at: link.refreshExpiresAt.toISOString(),
       sealed_next: link.refreshSealedNext,
-      window_cutoff: new Date(now.getTime() - limit.windowS * 1000).toISOString(),
-      max_hits: limit.count,
+      window_cutoff: limit.cutoff,
+      max_hits: limit.max,
     };
     let rotated: RotatedRow | undefined;
     try {
@@ -195,17 +194,12 @@ export class RefreshChains {
    */
   private async refused(presented: RefreshToken, meta: RequestMeta, extraClaimsOf?: ExtraClaimsOf): Promise<Rotated> {
     const { db, config, clock } = this.deps;
-    const { count, windowS } = config.RATE_LIMIT_REFRESH_SESSION;
     const now = clock.now();
-    const [session] = await this.countRefused.execute({
-      sid: presented.sessionId,
-      cutoff: new Date(now.getTime() - windowS * 1000).toISOString(),
-      now: now.toISOString(),
-      max: count,
-    });
+    const [session] = await this.countRefused.execute({ sid: presented.sessionId, now: now.toISOString(), ...this.refreshLimit(now) });
     if (!session) {
       const [limited] = await db.select({ windowAt: sessions.refreshWindowAt }).from(sessions).where(eq(sessions.id, presented.sessionId));
-      if (limited?.windowAt) throw errors.rateLimited((limited.windowAt.getTime() + windowS * 1000 - now.getTime()) / 1000);
+      const windowMs = config.RATE_LIMIT_REFRESH_SESSION.windowS * 1000;
+      if (limited?.windowAt) throw errors.rateLimited((limited.windowAt.getTime() + windowMs - now.getTime()) / 1000);
     }
     if (!session || session.revokedAt || session.expiresAt <= now) throw invalidRefresh();
     if (now.getTime() - session.lastUsedAt.getTime() > config.SESSION_IDLE_TIMEOUT_S * 1000) {
@@ -237,6 +231,12 @@ export class RefreshChains {
     await this.deps.revoke(session.id, "refresh_token_reused");
     await this.deps.audit.record({ type: "refresh_reuse", userId: session.userId, meta, data: { sessionId: session.id } });
     throw coreError("REFRESH_TOKEN_REUSED");
+  }
+
+  /** RATE_LIMIT_REFRESH_SESSION at `now`: its window is open if it began after `cutoff`, and holds `max`. */
+  private refreshLimit(now: Date): { cutoff: string; max: number } {
+    const { count, windowS } = this.deps.config.RATE_LIMIT_REFRESH_SESSION;
+    return { cutoff: new Date(now.getTime() - windowS * 1000).toISOString(), max: count };
   }
 
   /** Rotates a batch of presentations in one statement: each one's row, or undefined for one that did not rotate. */
